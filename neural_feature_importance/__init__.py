@@ -1,0 +1,63 @@
+"""Training-time feature importance for neural networks (VIANN).
+
+While a network trains, the trackers keep the running variance of every weight
+of its first trainable layer; an input whose weights moved a lot and ended large
+is important (de Sá, *Variance-based Feature Importance in Neural Networks*,
+Discovery Science 2019). The cost is a few elementwise operations per epoch.
+
+Importing this package imports no deep-learning framework: the Keras names load
+Keras, and the PyTorch names load torch, the first time they are used.
+
+>>> from neural_feature_importance import VarianceImportanceTorch  # doctest: +SKIP
+>>> from neural_feature_importance import VarianceImportanceKeras  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from neural_feature_importance._lazy import lazy_exports
+from neural_feature_importance.core import (
+    ConvVarianceImportanceBase,
+    EmbeddingVarianceImportanceBase,
+    LayerSelectionError,
+    NonFiniteWeightsError,
+    NotFittedError,
+    StateDictError,
+    VarianceImportanceBase,
+)
+
+try:
+    __version__ = metadata.version("neural-feature-importance")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+_KERAS = "neural_feature_importance.keras"
+_TORCH = "neural_feature_importance.torch"
+_LAZY = {
+    "VarianceImportanceKeras": _KERAS,
+    "ConvVarianceImportanceKeras": _KERAS,
+    "EmbeddingVarianceImportanceKeras": _KERAS,
+    "MetricThreshold": _KERAS,
+    "VarianceImportanceTorch": _TORCH,
+    "ConvVarianceImportanceTorch": _TORCH,
+    "EmbeddingVarianceImportanceTorch": _TORCH,
+    "VarianceImportanceLightning": _TORCH,
+}
+__getattr__, _lazy_dir = lazy_exports(__name__, _LAZY)
+
+__all__ = [
+    "ConvVarianceImportanceBase",
+    "EmbeddingVarianceImportanceBase",
+    "LayerSelectionError",
+    "NonFiniteWeightsError",
+    "NotFittedError",
+    "StateDictError",
+    "VarianceImportanceBase",
+    "__version__",
+    *_LAZY,
+]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,51 @@
+"""The framework-free core: running statistics, weight views and scoring.
+
+Nothing here imports TensorFlow, Keras or PyTorch; the adapters in
+:mod:`neural_feature_importance.keras` and :mod:`neural_feature_importance.torch`
+are thin layers over these classes.
+"""
+
+from neural_feature_importance.core.arrays import NUMPY_OPS, ArrayOps, NumpyArrayOps
+from neural_feature_importance.core.errors import (
+    LayerSelectionError,
+    NonFiniteWeightsError,
+    NotFittedError,
+    StateDictError,
+)
+from neural_feature_importance.core.moments import RunningMoments
+from neural_feature_importance.core.scoring import (
+    normalize_scores,
+    top_features,
+    unit_scores,
+    variance_sum_scores,
+    viann_scores,
+)
+from neural_feature_importance.core.serialization import load_state, save_state
+from neural_feature_importance.core.tracker import (
+    ConvVarianceImportanceBase,
+    EmbeddingVarianceImportanceBase,
+    VarianceImportanceBase,
+)
+from neural_feature_importance.core.views import WeightView
+
+__all__ = [
+    "NUMPY_OPS",
+    "ArrayOps",
+    "ConvVarianceImportanceBase",
+    "EmbeddingVarianceImportanceBase",
+    "LayerSelectionError",
+    "NonFiniteWeightsError",
+    "NotFittedError",
+    "NumpyArrayOps",
+    "RunningMoments",
+    "StateDictError",
+    "VarianceImportanceBase",
+    "WeightView",
+    "load_state",
+    "normalize_scores",
+    "save_state",
+    "top_features",
+    "unit_scores",
+    "variance_sum_scores",
+    "viann_scores",
+]

@@ -1,0 +1,87 @@
+"""The few array operations the running statistics need, per array library.
+
+The running statistics (:mod:`neural_feature_importance.core.moments`) are
+written once, with arithmetic operators only, so the same code updates numpy
+arrays on the host and torch tensors on a GPU. The handful of operations that
+operators cannot express (allocate, copy into a dtype, test finiteness, move
+to numpy) are gathered here behind a small protocol. The core ships the numpy
+implementation; the torch adapter ships its own
+(:class:`neural_feature_importance.torch.arrays.TorchArrayOps`). Nothing in
+this module imports a deep-learning framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+Array = Any
+"""An array of the library an :class:`ArrayOps` serves (numpy array, tensor)."""
+
+SUPPORTED_DTYPES = ("float64", "float32")
+
+
+def check_dtype(dtype: str) -> str:
+    """Return ``dtype`` if the statistics can be kept in it, else raise.
+
+    Parameters
+    ----------
+    dtype : str
+        ``"float64"`` (default everywhere: exact enough for thousands of
+        updates) or ``"float32"`` (half the memory, for very large layers).
+    """
+    if dtype not in SUPPORTED_DTYPES:
+        raise ValueError(
+            f"dtype={dtype!r} is not supported; use one of {SUPPORTED_DTYPES} "
+            "('float64' is the default and recommended)."
+        )
+    return dtype
+
+
+@runtime_checkable
+class ArrayOps(Protocol):
+    """Operations on one array library that the statistics cannot write with
+    operators alone."""
+
+    def copy_as(self, array: Array, dtype: str) -> Array:
+        """Return a new array holding ``array``'s values in ``dtype``.
+
+        The result must never alias ``array`` (a live parameter keeps changing).
+        """
+
+    def zeros_like(self, array: Array) -> Array:
+        """Return zeros of ``array``'s shape, dtype and device."""
+
+    def all_finite(self, array: Array) -> bool:
+        """Return whether every element is finite (may synchronise a device)."""
+
+    def to_numpy(self, array: Array) -> np.ndarray:
+        """Return the values as a float64 numpy array on the host."""
+
+    def from_numpy(self, array: np.ndarray, like: Array | None = None) -> Array:
+        """Return ``array`` as this library's array, on ``like``'s device."""
+
+
+class NumpyArrayOps:
+    """:class:`ArrayOps` for numpy arrays (and anything ``np.asarray`` takes)."""
+
+    def copy_as(self, array: Array, dtype: str) -> np.ndarray:
+        return np.array(array, dtype=dtype, copy=True)
+
+    def zeros_like(self, array: np.ndarray) -> np.ndarray:
+        return np.zeros_like(array)
+
+    def all_finite(self, array: np.ndarray) -> bool:
+        return bool(np.isfinite(array).all())
+
+    def to_numpy(self, array: Array) -> np.ndarray:
+        return np.asarray(array, dtype=np.float64)
+
+    def from_numpy(self, array: np.ndarray, like: Array | None = None) -> np.ndarray:
+        dtype = like.dtype if like is not None else None
+        return np.array(array, dtype=dtype, copy=True)
+
+
+NUMPY_OPS = NumpyArrayOps()
+"""The shared numpy :class:`ArrayOps` (stateless)."""

@@ -1,0 +1,428 @@
+"""Framework-free VIANN trackers: feed weight snapshots, read importances.
+
+:class:`VarianceImportanceBase` is the whole method in one place. It keeps the
+running statistics of one weight array (:class:`~.moments.RunningMoments`),
+a copy of its last value, and turns both into per-feature scores through a
+:class:`~.views.WeightView`. The Keras callbacks, the PyTorch trackers and the
+Lightning callback subclass it and only add *which* layer to read and *when*.
+
+The method names follow the original package (``start``, ``update``,
+``finalize``, ``var_scores``) so existing code keeps working; the learned
+attributes follow scikit-learn (``feature_importances_``, raising
+:class:`~.errors.NotFittedError` until they exist).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps, check_dtype
+from neural_feature_importance.core.errors import (
+    NonFiniteWeightsError,
+    NotFittedError,
+    StateDictError,
+)
+from neural_feature_importance.core.moments import RunningMoments
+from neural_feature_importance.core.serialization import load_state, save_state
+from neural_feature_importance.core.scoring import (
+    Normalize,
+    check_normalize,
+    normalize_scores,
+    top_features,
+    unit_scores,
+    variance_sum_scores,
+    viann_scores,
+)
+from neural_feature_importance.core.views import Kind, Layout, WeightView
+
+logger = logging.getLogger(__name__)
+
+FiniteCheck = Literal["update", "deferred"]
+STATE_FORMAT_VERSION = 1
+
+
+class VarianceImportanceBase:
+    """Variance-based importance (VIANN) of one layer's input features.
+
+    Feed it the weight array after every epoch (or step) with :meth:`update`;
+    read :attr:`feature_importances_` once it has seen two snapshots.
+
+    Parameters
+    ----------
+    normalize : {"minmax", "sum", None}, default="minmax"
+        How :attr:`feature_importances_` is scaled: ``"minmax"`` to [0, 1] as in
+        the paper, ``"sum"`` to sum to 1, ``None`` for raw scores.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the running statistics.
+    include_initial : bool, default=False
+        Count the weights passed to :meth:`start` (the initialisation) as a
+        snapshot. The paper does not: its samples are the weights after each
+        epoch.
+    record_history : bool, default=False
+        Keep the raw scores after every update in :attr:`history_` (one host
+        copy per update; off by default).
+    layout : {"keras", "torch"}, default="keras"
+        Axis order of the weights passed in (see :mod:`.views`).
+    ops : ArrayOps, default=NUMPY_OPS
+        Array library of the weights; the statistics live in it, on its device.
+    finite_check : {"update", "deferred"}, default="update"
+        ``"update"`` rejects a snapshot with NaN/Inf before it touches the
+        statistics (one device sync per update); ``"deferred"`` lets NaN/Inf
+        propagate into the statistics and detects it in :meth:`check_finite`,
+        which adapters call once per epoch. Either way a diverged run raises
+        :class:`NonFiniteWeightsError`, never silent NaN scores.
+
+    Attributes
+    ----------
+    feature_importances_ : ndarray
+        Normalised score of every input feature, shape ``(n_features,)``.
+    raw_importances_ : ndarray
+        The same before normalisation.
+    n_updates_ : int
+        Number of snapshots in the statistics.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tracker = VarianceImportanceBase()
+    >>> rng = np.random.default_rng(0)
+    >>> w = rng.normal(size=(3, 2))             # Keras layout: (in=3, out=2)
+    >>> tracker.start(w)
+    >>> for epoch in range(5):
+    ...     w[0] += rng.normal(scale=1.0, size=2)   # feature 0 keeps moving
+    ...     w[1:] += rng.normal(scale=0.01, size=(2, 2))
+    ...     tracker.update(w)
+    >>> int(np.argmax(tracker.feature_importances_))
+    0
+    """
+
+    kind: ClassVar[Kind] = "dense"
+    """Which :class:`~.views.WeightView` kind this tracker scores."""
+
+    def __init__(
+        self,
+        normalize: Normalize = "minmax",
+        *,
+        dtype: str = "float64",
+        include_initial: bool = False,
+        record_history: bool = False,
+        layout: Layout = "keras",
+        ops: ArrayOps = NUMPY_OPS,
+        finite_check: FiniteCheck = "update",
+    ) -> None:
+        self.normalize = normalize
+        self.dtype = dtype
+        self.include_initial = include_initial
+        self.record_history = record_history
+        self.layout = layout
+        self.ops = ops
+        self.finite_check = finite_check
+        self._clear()
+
+    # ------------------------------------------------------------------ state
+    def _clear(self) -> None:
+        self.view: WeightView | None = None
+        self.layer_name: str | None = None
+        self._moments = RunningMoments(check_dtype(self.dtype), self.ops)
+        self._last: Array | None = None
+        self._history: list[np.ndarray] = []
+        self._checked_updates = 0
+        self._cached_raw: np.ndarray | None = None
+
+    def start(self, weights: Array, layer_name: str | None = None) -> None:
+        """Begin tracking a weight array, forgetting any earlier statistics.
+
+        Parameters
+        ----------
+        weights : array
+            The layer's weight before training, in :attr:`layout`. It fixes the
+            shape (and, with ``include_initial=True``, is the first snapshot).
+        layer_name : str, optional
+            Name used in log messages and errors.
+        """
+        check_normalize(self.normalize)
+        if self.finite_check not in ("update", "deferred"):
+            raise ValueError(
+                f"finite_check={self.finite_check!r}; use 'update' or 'deferred'."
+            )
+        self._clear()
+        self.view = WeightView(self.kind, self.layout, tuple(weights.shape))
+        self.layer_name = layer_name or "weights"
+        logger.info(
+            "%s tracks %r: weight %s, %d input features x %d units",
+            type(self).__name__,
+            self.layer_name,
+            self.view.weight_shape,
+            self.view.n_features,
+            self.view.n_units,
+        )
+        if self.include_initial:
+            self.update(weights)
+
+    def update(self, weights: Array) -> None:
+        """Add one snapshot of the tracked weight (copied, never aliased).
+
+        Raises
+        ------
+        NonFiniteWeightsError
+            If the snapshot holds NaN or Inf (with ``finite_check="update"``).
+        """
+        if self.view is None:
+            self.start(weights)
+            if self.include_initial:
+                return
+        update_number = self._moments.count + 1
+        if self.finite_check == "update" and not self.ops.all_finite(weights):
+            raise NonFiniteWeightsError(
+                f"layer {self.layer_name!r}: weight update {update_number} contains NaN "
+                "or Inf, so training diverged before it. The statistics keep the "
+                f"{update_number - 1} finite updates. Lower the learning rate, clip "
+                "gradients, or check the inputs for NaN."
+            )
+        self._moments.update(weights)
+        self._last = self.ops.copy_as(weights, self.dtype)
+        if self.finite_check == "update":
+            self._checked_updates = self._moments.count
+        self._cached_raw = None
+        if self.record_history and self._moments.count >= 2:
+            self._history.append(self._compute_raw())
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteWeightsError` if an unchecked update held NaN/Inf.
+
+        With ``finite_check="deferred"`` the adapters call this once per epoch:
+        it costs one device sync instead of one per update.
+        """
+        count = self._moments.count
+        if count == self._checked_updates or self._last is None:
+            return
+        state = self._moments.state_dict()
+        finite = all(self.ops.all_finite(state[key]) for key in ("mean", "m2"))
+        if finite and self.ops.all_finite(self._last):
+            self._checked_updates = count
+            return
+        first = self._checked_updates + 1
+        span = f"update {count}" if first == count else f"one of updates {first}-{count}"
+        raise NonFiniteWeightsError(
+            f"layer {self.layer_name!r}: {span} contained NaN or Inf, so training "
+            "diverged. Lower the learning rate, clip gradients, or check the inputs "
+            "for NaN; resume from a checkpoint taken before the divergence."
+        )
+
+    def finalize(self) -> np.ndarray:
+        """Compute the importances now (the original's ``on_train_end`` step).
+
+        Logs the ten most important features and returns
+        :attr:`feature_importances_`.
+        """
+        scores = self.feature_importances_
+        logger.info(
+            "%s: most important features of %r: %s",
+            type(self).__name__,
+            self.layer_name,
+            top_features(scores, 10).tolist(),
+        )
+        return scores
+
+    # ---------------------------------------------------------------- scoring
+    def _require_fitted(self) -> None:
+        count = self._moments.count
+        if count < 2:
+            raise NotFittedError(
+                f"{type(self).__name__} has {count} weight snapshot(s); a variance "
+                "needs at least 2. Call update()/on_epoch_end() after each epoch "
+                "(or use update_every=N for per-step snapshots) and train for at "
+                "least 2 of them before reading importances."
+            )
+        self.check_finite()
+
+    def _matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Variance and last weights as numpy ``(features, units)`` matrices."""
+        assert self.view is not None
+        variance = self.ops.to_numpy(self._moments.variance(ddof=1))
+        last = self.ops.to_numpy(self._last)
+        return self.view.to_matrix(variance), self.view.to_matrix(last)
+
+    def _score_matrices(self, variance: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Raw per-feature scores from the matrices (the method's formula)."""
+        return viann_scores(variance, last)
+
+    def _compute_raw(self) -> np.ndarray:
+        if self._cached_raw is None:
+            self._cached_raw = self._score_matrices(*self._matrices())
+        return self._cached_raw
+
+    @property
+    def raw_importances_(self) -> np.ndarray:
+        """Raw (unnormalised) score of every input feature, ``(n_features,)``."""
+        self._require_fitted()
+        return self._compute_raw().copy()
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Normalised score of every input feature, ``(n_features,)``."""
+        return normalize_scores(self.raw_importances_, self.normalize)
+
+    @property
+    def var_scores(self) -> np.ndarray:
+        """The original package's name for :attr:`feature_importances_`."""
+        return self.feature_importances_
+
+    @property
+    def variance_(self) -> np.ndarray:
+        """Running variance of every tracked weight, in the framework's layout."""
+        self._require_fitted()
+        return self.ops.to_numpy(self._moments.variance(ddof=1))
+
+    @property
+    def n_updates_(self) -> int:
+        """Number of snapshots in the statistics."""
+        return self._moments.count
+
+    @property
+    def history_(self) -> np.ndarray:
+        """Raw scores after each update from the second on, ``(n, n_features)``.
+
+        Only recorded with ``record_history=True``.
+        """
+        if not self.record_history:
+            raise NotFittedError(
+                "no history was recorded; construct the tracker with record_history=True."
+            )
+        if not self._history:
+            raise NotFittedError("history needs at least 2 updates.")
+        return np.stack(self._history)
+
+    # --------------------------------------------------------- state / merge
+    def merge(self, other: VarianceImportanceBase) -> None:
+        """Absorb another tracker's snapshots of the same layer.
+
+        For data-parallel training: each process tracks its replica and the
+        statistics are combined with Chan et al.'s formula. The last weights
+        are taken from ``other`` (the later stream).
+        """
+        if other.view is None:
+            return
+        if self.view is None:
+            self.load_state_dict(other.state_dict())
+            return
+        if other.view != self.view:
+            raise ValueError(f"cannot merge a tracker of {other.view} into one of {self.view}")
+        self._moments.merge(other._moments)
+        self._last = self.ops.copy_as(other._last, self.dtype)
+        self._checked_updates = min(self._checked_updates, other._checked_updates)
+        self._cached_raw = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume tracking, without pickle.
+
+        Values are plain numbers, strings, lists of ints and arrays of
+        :attr:`ops`' library, so a torch tracker's state saves with
+        ``torch.save`` and loads with ``torch.load(..., weights_only=True)``,
+        and a numpy state saves with :func:`~.serialization.save_state`.
+        """
+        state: dict[str, Any] = {
+            "format_version": STATE_FORMAT_VERSION,
+            "kind": self.kind,
+            "layout": self.layout,
+            "layer_name": self.layer_name or "",
+            "weight_shape": list(self.view.weight_shape) if self.view else [],
+            "moments": self._moments.state_dict(),
+            "last": self._last,
+            "checked_updates": int(self._checked_updates),
+        }
+        if self.record_history and self._history:
+            state["history"] = self.ops.from_numpy(np.stack(self._history), like=self._last)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`; tracking then continues."""
+        version = int(state.get("format_version", -1))
+        if version != STATE_FORMAT_VERSION:
+            raise StateDictError(
+                f"state format version {version} is not supported (expected "
+                f"{STATE_FORMAT_VERSION}); was it saved by this library?"
+            )
+        for key, expected in (("kind", self.kind), ("layout", self.layout)):
+            if state[key] != expected:
+                raise StateDictError(
+                    f"state was saved by a tracker with {key}={state[key]!r}, but this "
+                    f"one has {key}={expected!r}; load it into a matching tracker."
+                )
+        shape = tuple(int(s) for s in state["weight_shape"])
+        if self.view is not None and shape and shape != self.view.weight_shape:
+            raise StateDictError(
+                f"state tracks a weight of shape {shape}, but this tracker tracks "
+                f"{self.view.weight_shape} (layer {self.layer_name!r}); is it the "
+                "same model?"
+            )
+        self._clear()
+        if not shape:
+            return
+        self.view = WeightView(self.kind, self.layout, shape)
+        self.layer_name = str(state["layer_name"]) or None
+        self._moments.load_state_dict(state["moments"])
+        self._last = None if state["last"] is None else self.ops.copy_as(state["last"], self.dtype)
+        self._checked_updates = int(state["checked_updates"])
+        if "history" in state:
+            self._history = list(self.ops.to_numpy(state["history"]))
+
+    def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`state_dict` to an ``.npz`` file (no pickle; any framework)."""
+        save_state(self.state_dict(), path, to_numpy=self.ops.to_numpy)
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        """Restore a state written by :meth:`save_state`; arrays move to :attr:`ops`."""
+        self.load_state_dict(load_state(path))
+
+
+class EmbeddingVarianceImportanceBase(VarianceImportanceBase):
+    """VIANN for an embedding table: one score per token, ``sum_j var[token, j]``.
+
+    Rows of the table that no batch touched keep a variance of zero, so unseen
+    tokens score at the bottom.
+    """
+
+    kind: ClassVar[Kind] = "embedding"
+
+    def _score_matrices(self, variance: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return variance_sum_scores(variance)
+
+
+class ConvVarianceImportanceBase(VarianceImportanceBase):
+    """VIANN for a convolution kernel.
+
+    Features are (kernel position, input channel) pairs, flattened in Keras
+    order ``(*kernel, in)``: :attr:`feature_importances_` has one score per
+    pair, :attr:`heatmap_` the same scores shaped ``(*kernel, in)``, and
+    :attr:`filter_importances_` ranks the filters (output channels).
+    """
+
+    kind: ClassVar[Kind] = "conv"
+
+    @property
+    def heatmap_(self) -> np.ndarray:
+        """Normalised importance per kernel position and input channel, ``(*kernel, in)``."""
+        scores = self.feature_importances_
+        return scores.reshape(self.view.feature_shape)
+
+    @property
+    def raw_filter_importances_(self) -> np.ndarray:
+        """Raw score of every filter (output channel), ``(n_filters,)``."""
+        self._require_fitted()
+        return unit_scores(*self._matrices())
+
+    @property
+    def filter_importances_(self) -> np.ndarray:
+        """Normalised score of every filter (output channel), ``(n_filters,)``."""
+        return normalize_scores(self.raw_filter_importances_, self.normalize)
+
+    @property
+    def filter_ranking_(self) -> np.ndarray:
+        """Filter indices from most to least important."""
+        raw = self.raw_filter_importances_
+        return top_features(raw, raw.size)

@@ -1,0 +1,11 @@
+"""The original package's ``utils`` module: :class:`MetricThreshold`, lazily.
+
+``MetricThreshold`` is a Keras callback, so it loads Keras on first use.
+"""
+
+from neural_feature_importance._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, {"MetricThreshold": "neural_feature_importance.keras"}
+)
+__all__ = ["MetricThreshold"]
