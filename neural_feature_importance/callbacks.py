@@ -13,7 +13,6 @@ __getattr__, __dir__ = lazy_exports(
     {
         "VarianceImportanceKeras": "neural_feature_importance.keras",
         "VarianceImportanceTorch": "neural_feature_importance.torch",
-        
     },
 )
 __all__ = ["VarianceImportanceBase", "VarianceImportanceKeras", "VarianceImportanceTorch"]

@@ -10,4 +10,8 @@ __getattr__, __dir__ = lazy_exports(
         "ConvVarianceImportanceBase": "neural_feature_importance.core.tracker",
     },
 )
-__all__ = ["ConvVarianceImportanceBase", "ConvVarianceImportanceKeras", "ConvVarianceImportanceTorch"]
+__all__ = [
+    "ConvVarianceImportanceBase",
+    "ConvVarianceImportanceKeras",
+    "ConvVarianceImportanceTorch",
+]

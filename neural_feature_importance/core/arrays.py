@@ -41,8 +41,7 @@ def check_dtype(dtype: str) -> str:
 
 @runtime_checkable
 class ArrayOps(Protocol):
-    """Operations on one array library that the statistics cannot write with
-    operators alone."""
+    """Operations on one array library that operators alone cannot express."""
 
     def copy_as(self, array: Array, dtype: str) -> Array:
         """Return a new array holding ``array``'s values in ``dtype``.

@@ -140,8 +140,7 @@ class RunningMoments:
     def _require(self, needed: int, what: str) -> None:
         if self.count < needed:
             raise NotFittedError(
-                f"{what} needs at least {needed} update(s), but only {self.count} "
-                "were recorded."
+                f"{what} needs at least {needed} update(s), but only {self.count} were recorded."
             )
 
     def state_dict(self) -> dict[str, Any]:

@@ -65,7 +65,9 @@ def unflatten_state(flat: dict[str, np.ndarray]) -> dict[str, Any]:
     return state
 
 
-def save_state(state: dict[str, Any], path: str | os.PathLike[str], to_numpy: Any = np.asarray) -> None:
+def save_state(
+    state: dict[str, Any], path: str | os.PathLike[str], to_numpy: Any = np.asarray
+) -> None:
     """Write a tracker state to ``path`` (``.npz``); arrays go through ``to_numpy``."""
     with open(path, "wb") as handle:
         np.savez(handle, **flatten_state(state, to_numpy))

@@ -27,7 +27,6 @@ from neural_feature_importance.core.errors import (
     StateDictError,
 )
 from neural_feature_importance.core.moments import RunningMoments
-from neural_feature_importance.core.serialization import load_state, save_state
 from neural_feature_importance.core.scoring import (
     Normalize,
     check_normalize,
@@ -37,6 +36,7 @@ from neural_feature_importance.core.scoring import (
     variance_sum_scores,
     viann_scores,
 )
+from neural_feature_importance.core.serialization import load_state, save_state
 from neural_feature_importance.core.views import Kind, Layout, WeightView
 
 logger = logging.getLogger(__name__)
@@ -146,9 +146,7 @@ class VarianceImportanceBase:
         """
         check_normalize(self.normalize)
         if self.finite_check not in ("update", "deferred"):
-            raise ValueError(
-                f"finite_check={self.finite_check!r}; use 'update' or 'deferred'."
-            )
+            raise ValueError(f"finite_check={self.finite_check!r}; use 'update' or 'deferred'.")
         self._clear()
         self.view = WeightView(self.kind, self.layout, tuple(weights.shape))
         self.layer_name = layer_name or "weights"
@@ -172,7 +170,7 @@ class VarianceImportanceBase:
             If the snapshot holds NaN or Inf (with ``finite_check="update"``).
         """
         if self.view is None:
-            self.start(weights)
+            self.start(weights, self.layer_name)
             if self.include_initial:
                 return
         update_number = self._moments.count + 1

@@ -1,0 +1,124 @@
+"""Choosing which ``nn.Module`` of a model to track.
+
+VIANN reads the *first trainable layer that sees the inputs*: the first
+``nn.Linear``, ``nn.Conv1d/2d/3d`` or ``nn.Embedding`` (in registration order,
+which is forward order for ``nn.Sequential`` and nearly every hand-written
+model) whose weight requires gradients. Normalisation, dropout, activations and
+frozen layers are skipped: their weights are either not per-input or never
+change, which made the original package crash or return zeros.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from neural_feature_importance.core.errors import LayerSelectionError
+from neural_feature_importance.core.views import Kind
+
+MODULE_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
+    "dense": (nn.Linear,),
+    "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
+    "embedding": (nn.Embedding, nn.EmbeddingBag),
+}
+TRACKER_FOR_KIND = {
+    "dense": "VarianceImportanceTorch",
+    "conv": "ConvVarianceImportanceTorch",
+    "embedding": "EmbeddingVarianceImportanceTorch",
+}
+_ALL_TYPES = tuple(t for types in MODULE_TYPES.values() for t in types)
+
+
+def module_kind(module: nn.Module) -> str | None:
+    """Return ``"dense"``, ``"conv"`` or ``"embedding"`` for a trackable module."""
+    for kind, types in MODULE_TYPES.items():
+        if isinstance(module, types):
+            return kind
+    return None
+
+
+def _describe(model: nn.Module) -> str:
+    lines = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        kind = module_kind(module)
+        weight = getattr(module, "weight", None)
+        trainable = isinstance(weight, nn.Parameter) and weight.requires_grad
+        status = f"{kind}, {'trainable' if trainable else 'frozen'}" if kind else "not trackable"
+        lines.append(f"  {name} ({type(module).__name__}: {status})")
+    return "\n".join(lines) or "  (the model has no submodules)"
+
+
+def select_layer(
+    model: nn.Module, layer: str | nn.Module | None, kind: Kind
+) -> tuple[str, nn.Module]:
+    """Return ``(name, module)`` of the layer a ``kind`` tracker should read.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model being trained.
+    layer : str, nn.Module or None
+        A name from ``model.named_modules()``, the module itself, or ``None``
+        for the first trainable Linear/Conv/Embedding.
+    kind : {"dense", "conv", "embedding"}
+        The tracker's kind; the chosen module must be of that type.
+
+    Raises
+    ------
+    LayerSelectionError
+        If the layer does not exist, is not of a trackable type, is frozen, or
+        is of another kind than the tracker's; the message lists the layers.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if layer is None:
+        for name, module in model.named_modules():
+            weight = getattr(module, "weight", None)
+            if module_kind(module) and isinstance(weight, nn.Parameter) and weight.requires_grad:
+                return _checked(model, name, module, kind)
+        raise LayerSelectionError(
+            "the model has no trainable nn.Linear, nn.Conv1d/2d/3d or nn.Embedding "
+            "layer to track. Layers seen:\n" + _describe(model)
+        )
+    if isinstance(layer, str):
+        modules = dict(model.named_modules())
+        if layer not in modules or not layer:
+            raise LayerSelectionError(
+                f"layer={layer!r} is not a submodule name of the model. Layers seen:\n"
+                + _describe(model)
+            )
+        return _checked(model, layer, modules[layer], kind)
+    if isinstance(layer, nn.Module):
+        for name, module in model.named_modules():
+            if module is layer and name:
+                return _checked(model, name, module, kind)
+        raise LayerSelectionError(
+            f"layer {type(layer).__name__} is not a submodule of the model; pass one of:\n"
+            + _describe(model)
+        )
+    raise TypeError(f"layer must be a name, an nn.Module or None, got {type(layer).__name__}")
+
+
+def _checked(model: nn.Module, name: str, module: nn.Module, kind: Kind) -> tuple[str, nn.Module]:
+    found = module_kind(module)
+    if found is None:
+        raise LayerSelectionError(
+            f"layer {name!r} is a {type(module).__name__}, which has no per-input weight "
+            "to track (normalisation, dropout and activation layers are skipped). "
+            "Choose one of these layers:\n" + _describe(model)
+        )
+    if found != kind:
+        raise LayerSelectionError(
+            f"layer {name!r} is a {type(module).__name__} ({found}); track it with "
+            f"{TRACKER_FOR_KIND[found]}, or pass layer= to choose a {kind} layer:\n"
+            + _describe(model)
+        )
+    weight = module.weight
+    if not weight.requires_grad:
+        raise LayerSelectionError(
+            f"layer {name!r} is frozen (weight.requires_grad is False): its weights never "
+            "change, so every importance would be zero. Unfreeze it or choose a "
+            "trainable layer:\n" + _describe(model)
+        )
+    return name, module

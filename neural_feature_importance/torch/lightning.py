@@ -1,0 +1,170 @@
+"""Lightning callback: VIANN importances of a ``LightningModule``'s first layer.
+
+>>> from neural_feature_importance import VarianceImportanceLightning  # doctest: +SKIP
+>>> viann = VarianceImportanceLightning()                               # doctest: +SKIP
+>>> trainer = lightning.Trainer(max_epochs=20, callbacks=[viann])       # doctest: +SKIP
+>>> trainer.fit(module, loader)                                         # doctest: +SKIP
+>>> viann.feature_importances_                                          # doctest: +SKIP
+
+The callback wraps one of the torch trackers (composition, not a third
+implementation) and makes its statistics part of Lightning checkpoints through
+``state_dict``/``load_state_dict``, so ``trainer.fit(..., ckpt_path=...)``
+resumes with the same importances as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from torch import nn
+
+try:
+    from lightning.pytorch import Callback, LightningModule, Trainer
+except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
+    from pytorch_lightning import Callback, LightningModule, Trainer
+
+from neural_feature_importance.core.scoring import Normalize
+from neural_feature_importance.torch.trackers import (
+    ConvVarianceImportanceTorch,
+    EmbeddingVarianceImportanceTorch,
+    VarianceImportanceTorch,
+    _check_update_every,
+)
+
+logger = logging.getLogger(__name__)
+
+TRACKERS: dict[str, type[VarianceImportanceTorch]] = {
+    "dense": VarianceImportanceTorch,
+    "conv": ConvVarianceImportanceTorch,  # type: ignore[dict-item]
+    "embedding": EmbeddingVarianceImportanceTorch,  # type: ignore[dict-item]
+}
+
+
+class VarianceImportanceLightning(Callback):
+    """Track VIANN importances while a Lightning ``Trainer`` fits.
+
+    Parameters
+    ----------
+    layer : str or nn.Module, optional
+        Name (from ``pl_module.named_modules()``) or module to track; by
+        default the first trainable Linear/Conv/Embedding.
+    kind : {"dense", "conv", "embedding"}, default="dense"
+        Which torch tracker to use.
+    update_every : int, optional
+        Snapshot every ``update_every`` optimizer steps instead of per epoch.
+        Steps are counted by ``trainer.global_step``, so gradient accumulation
+        is respected.
+    **tracker_options
+        ``normalize``, ``dtype``, ``include_initial``, ``record_history``,
+        ``finite_check``: passed to the tracker.
+
+    Attributes
+    ----------
+    tracker : VarianceImportanceTorch or subclass
+        The underlying tracker (created at the start of training).
+    """
+
+    def __init__(
+        self,
+        layer: str | nn.Module | None = None,
+        *,
+        kind: str = "dense",
+        update_every: int | None = None,
+        normalize: Normalize = "minmax",
+        **tracker_options: Any,
+    ) -> None:
+        self.layer = layer
+        self.kind = kind
+        self.update_every = update_every
+        self.normalize = normalize
+        self.tracker_options = tracker_options
+        self.tracker: VarianceImportanceTorch | None = None
+        self._pending_state: dict[str, Any] | None = None
+        self._last_global_step = -1
+
+    @property
+    def state_key(self) -> str:
+        """Checkpoint key; distinct for callbacks tracking different layers or kinds."""
+        layer = (
+            self.layer if isinstance(self.layer, str | type(None)) else type(self.layer).__name__
+        )
+        return self._generate_state_key(layer=layer, kind=self.kind)
+
+    def _make_tracker(self, pl_module: LightningModule) -> VarianceImportanceTorch:
+        if self.kind not in TRACKERS:
+            raise ValueError(f"kind={self.kind!r}; use one of {sorted(TRACKERS)}")
+        _check_update_every(self.update_every)
+        return TRACKERS[self.kind](
+            pl_module,
+            self.layer,
+            update_every=self.update_every,
+            normalize=self.normalize,
+            **self.tracker_options,
+        )
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Create the tracker, restoring a checkpointed state if one was loaded."""
+        self.tracker = self._make_tracker(pl_module)
+        if self._pending_state is not None:
+            self.tracker.load_state_dict(self._pending_state)
+            self._pending_state = None
+        self.tracker.on_train_begin()
+        self._last_global_step = trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Count an optimizer step (skipping accumulation-only batches)."""
+        if self.tracker is None or trainer.global_step == self._last_global_step:
+            return
+        self._last_global_step = trainer.global_step
+        self.tracker.on_step_end()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Snapshot (per-epoch mode) and check for NaN/Inf."""
+        if self.tracker is not None:
+            self.tracker.on_epoch_end()
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Log the most important features (when at least two snapshots exist)."""
+        if self.tracker is not None and self.tracker.n_updates_ >= 2:
+            self.tracker.on_train_end()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The tracker's state (tensors and plain values), saved in checkpoints."""
+        if self.tracker is None:
+            return dict(self._pending_state or {})
+        return self.tracker.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keep a checkpointed state; it is applied when training starts."""
+        self._pending_state = dict(state_dict) if state_dict else None
+
+    # ---------------------------------------------------------------- results
+    def _fitted_tracker(self) -> VarianceImportanceTorch:
+        if self.tracker is None:
+            from neural_feature_importance.core.errors import NotFittedError
+
+            raise NotFittedError(
+                "VarianceImportanceLightning has not seen training yet; pass it to "
+                "Trainer(callbacks=[...]) and call trainer.fit() first."
+            )
+        return self.tracker
+
+    @property
+    def feature_importances_(self) -> Any:
+        """Normalised score of every input feature (see the tracker)."""
+        return self._fitted_tracker().feature_importances_
+
+    @property
+    def raw_importances_(self) -> Any:
+        """Raw score of every input feature."""
+        return self._fitted_tracker().raw_importances_
+
+    @property
+    def var_scores(self) -> Any:
+        """The original package's name for :attr:`feature_importances_`."""
+        return self.feature_importances_

@@ -1,0 +1,218 @@
+"""PyTorch trackers: the core's VIANN statistics, kept on the parameter's device.
+
+Call the hooks from your training loop (the original package's names)::
+
+    tracker = VarianceImportanceTorch(model)
+    tracker.on_train_begin()
+    for epoch in range(n_epochs):
+        for x, y in loader:
+            ...
+            optimizer.step()
+            tracker.on_step_end()      # counts steps; updates if update_every=N
+        tracker.on_epoch_end()         # updates (default: one snapshot per epoch)
+    tracker.on_train_end()
+    tracker.feature_importances_       # one score per *input* feature
+
+The statistics are the core's :class:`~neural_feature_importance.core.moments.RunningMoments`
+operating on tensors in place under ``torch.no_grad()``: no host copy per update,
+and the last weights are a copy, never the live parameter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from neural_feature_importance.core.scoring import Normalize
+from neural_feature_importance.core.tracker import (
+    ConvVarianceImportanceBase,
+    EmbeddingVarianceImportanceBase,
+    FiniteCheck,
+    VarianceImportanceBase,
+)
+from neural_feature_importance.torch.arrays import TorchArrayOps
+from neural_feature_importance.torch.layers import select_layer
+
+logger = logging.getLogger(__name__)
+
+
+def _dtype_name(dtype: str | torch.dtype) -> str:
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    return dtype
+
+
+def _check_update_every(update_every: int | None) -> int | None:
+    if update_every is None:
+        return None
+    if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
+        raise ValueError(
+            f"update_every={update_every!r}; use a positive number of optimizer steps "
+            "between snapshots, or None for one snapshot per epoch."
+        )
+    return update_every
+
+
+class _TorchTrackerMixin:
+    """Layer choice and training-loop hooks shared by the three torch trackers."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | nn.Module | None = None,
+        *,
+        update_every: int | None = None,
+        normalize: Normalize = "minmax",
+        dtype: str | torch.dtype = "float64",
+        include_initial: bool = False,
+        record_history: bool = False,
+        finite_check: FiniteCheck | None = None,
+    ) -> None:
+        self.model = model
+        self.layer = layer
+        self.update_every = update_every
+        super().__init__(  # type: ignore[call-arg]
+            normalize,
+            dtype=_dtype_name(dtype),
+            include_initial=include_initial,
+            record_history=record_history,
+            layout="torch",
+            ops=TorchArrayOps(),
+            finite_check=finite_check or ("deferred" if update_every else "update"),
+        )
+        self._param: nn.Parameter | None = None
+        self._steps = 0
+        self._resume_pending = False
+
+    # ------------------------------------------------------------- selection
+    def _resolve_layer(self) -> None:
+        name, module = select_layer(self.model, self.layer, self.kind)  # type: ignore[attr-defined]
+        self._param = module.weight
+        self.ops.device = self._param.device  # type: ignore[attr-defined]
+        self.tracked_layer_name_ = name
+
+    # ----------------------------------------------------------------- hooks
+    def on_train_begin(self) -> None:
+        """Choose the layer and reset the statistics (or resume a loaded state)."""
+        _check_update_every(self.update_every)
+        self._resolve_layer()
+        if self._resume_pending:
+            self._resume_pending = False
+            logger.info(
+                "%s resumes tracking %r from %d loaded snapshots",
+                type(self).__name__,
+                self.tracked_layer_name_,
+                self.n_updates_,  # type: ignore[attr-defined]
+            )
+            return
+        self._steps = 0
+        param = self._param
+        if isinstance(param, nn.parameter.UninitializedParameter):
+            # Lazy modules get their shape at the first forward pass; the core
+            # starts tracking at the first snapshot instead.
+            self._clear()  # type: ignore[attr-defined]
+            self.layer_name = self.tracked_layer_name_
+            return
+        with torch.no_grad():
+            self.start(param.detach(), layer_name=self.tracked_layer_name_)  # type: ignore[attr-defined]
+
+    def on_step_end(self) -> None:
+        """Call after each ``optimizer.step()``; snapshots every ``update_every`` steps."""
+        self._steps += 1
+        if self.update_every and self._steps % self.update_every == 0:
+            self._snapshot()
+
+    def on_epoch_end(self) -> None:
+        """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf."""
+        if self.update_every is None:
+            self._snapshot()
+        self.check_finite()  # type: ignore[attr-defined]
+
+    def on_train_end(self) -> Any:
+        """Compute and log the importances; returns :attr:`feature_importances_`."""
+        return self.finalize()  # type: ignore[attr-defined]
+
+    def _snapshot(self) -> None:
+        if self._param is None:
+            logger.info("%s: on_train_begin() was not called; calling it now", type(self).__name__)
+            self.on_train_begin()
+        with torch.no_grad():
+            self.update(self._param.detach())  # type: ignore[attr-defined,union-attr]
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """The core state plus the step counter; tensors and plain values only."""
+        state = super().state_dict()  # type: ignore[misc]
+        state["steps"] = int(self._steps)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved state; the next :meth:`on_train_begin` resumes from it."""
+        if self._param is None:
+            self._resolve_layer()
+        super().load_state_dict(state)  # type: ignore[misc]
+        self._steps = int(state.get("steps", 0))
+        self._resume_pending = True
+
+
+class VarianceImportanceTorch(_TorchTrackerMixin, VarianceImportanceBase):
+    """VIANN importances of the input features of a PyTorch model's first ``nn.Linear``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model being trained.
+    layer : str or nn.Module, optional
+        The layer to track: a name from ``model.named_modules()`` or the module.
+        By default the first trainable ``nn.Linear``/``ConvNd``/``Embedding``
+        (which must be an ``nn.Linear`` for this class).
+    update_every : int, optional
+        Take a snapshot every ``update_every`` calls of :meth:`on_step_end`
+        instead of at each :meth:`on_epoch_end`.
+    normalize : {"minmax", "sum", None}, default="minmax"
+        Scaling of :attr:`feature_importances_` (see the core).
+    dtype : {"float64", "float32"} or torch.dtype, default="float64"
+        Precision of the statistics, kept on the parameter's device.
+    include_initial : bool, default=False
+        Count the weights at :meth:`on_train_begin` as a snapshot.
+    record_history : bool, default=False
+        Keep the scores after each snapshot in :attr:`history_`.
+    finite_check : {"update", "deferred"}, optional
+        When NaN/Inf weights are detected: at each snapshot (one device sync),
+        or once per epoch. Default: ``"update"`` for per-epoch snapshots and
+        ``"deferred"`` with ``update_every``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    >>> tracker = VarianceImportanceTorch(model)
+    >>> tracker.on_train_begin()
+    >>> for epoch in range(3):
+    ...     with torch.no_grad():
+    ...         model[0].weight[:, 0] += 0.1 * (epoch + 1)    # only input 0 moves
+    ...     tracker.on_epoch_end()
+    >>> tracker.feature_importances_.shape, int(tracker.feature_importances_.argmax())
+    ((4,), 0)
+    """
+
+
+class ConvVarianceImportanceTorch(_TorchTrackerMixin, ConvVarianceImportanceBase):
+    """VIANN for the first ``nn.Conv1d/2d/3d`` of a PyTorch model.
+
+    Same parameters as :class:`VarianceImportanceTorch`. Features are (kernel
+    position, input channel) pairs in Keras order, so :attr:`heatmap_` has shape
+    ``(*kernel_size, in_channels)`` in both frameworks; :attr:`filter_importances_`
+    and :attr:`filter_ranking_` rank the output channels.
+    """
+
+
+class EmbeddingVarianceImportanceTorch(_TorchTrackerMixin, EmbeddingVarianceImportanceBase):
+    """VIANN for the first ``nn.Embedding``/``nn.EmbeddingBag``: one score per token.
+
+    Same parameters as :class:`VarianceImportanceTorch`. Rows never looked up
+    keep zero variance and score lowest.
+    """

@@ -1,0 +1,83 @@
+"""The package's public surface: lazy imports, original module paths, version."""
+
+import subprocess
+import sys
+import textwrap
+from importlib import metadata
+
+import pytest
+
+import neural_feature_importance as nfi
+
+
+def _run(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def test_import_loads_no_framework():
+    out = _run(
+        """
+        import sys
+        import neural_feature_importance
+        import neural_feature_importance.callbacks
+        import neural_feature_importance.conv_callbacks
+        import neural_feature_importance.embedding_callbacks
+        import neural_feature_importance.utils
+        import neural_feature_importance.core
+        frameworks = ("torch", "tensorflow", "keras", "jax", "lightning")
+        print(sorted(m for m in frameworks if m in sys.modules))
+        """
+    )
+    assert out == "[]"
+
+
+def test_torch_names_do_not_load_tensorflow_or_keras():
+    pytest.importorskip("torch")
+    out = _run(
+        """
+        import sys
+        from neural_feature_importance import VarianceImportanceTorch
+        from neural_feature_importance.callbacks import VarianceImportanceTorch as Same
+        from neural_feature_importance.conv_callbacks import ConvVarianceImportanceTorch
+        from neural_feature_importance.embedding_callbacks import EmbeddingVarianceImportanceTorch
+        assert Same is VarianceImportanceTorch
+        print(sorted(m for m in ("tensorflow", "keras", "lightning") if m in sys.modules))
+        """
+    )
+    assert out == "[]"
+
+
+def test_missing_framework_gives_install_hint():
+    out = _run(
+        """
+        import sys
+        sys.modules["torch"] = None  # simulate torch not installed
+        try:
+            from neural_feature_importance import VarianceImportanceTorch
+        except ModuleNotFoundError as error:
+            print(error)
+        """
+    )
+    assert "pip install 'neural-feature-importance[torch]'" in out
+
+
+def test_public_names_and_version():
+    assert nfi.__version__ == metadata.version("neural-feature-importance")
+    for name in (
+        "VarianceImportanceKeras",
+        "VarianceImportanceTorch",
+        "ConvVarianceImportanceKeras",
+        "ConvVarianceImportanceTorch",
+        "EmbeddingVarianceImportanceKeras",
+        "EmbeddingVarianceImportanceTorch",
+        "MetricThreshold",
+        "VarianceImportanceBase",
+        "__version__",
+    ):
+        assert name in nfi.__all__
+        assert name in dir(nfi)
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        _ = nfi.Nope
