@@ -1,0 +1,25 @@
+"""``make demo``'s script: trains on Iris and ranks the petal measurements first."""
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
+
+
+def test_demo_prints_viann_beside_random_forest(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["demo.py", "--epochs", "30"])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if "(cm)" in line]
+    assert len(rows) == 4
+    top_two = {" ".join(row[:2]) for row in rows[:2]}
+    assert top_two == {"petal length", "petal width"}
+    viann = [float(row[-2]) for row in rows]
+    assert viann[0] == 1.0 and min(viann) == 0.0
+    assert "Pearson correlation VIANN vs random forest" in out
