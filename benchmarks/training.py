@@ -1,0 +1,237 @@
+"""The models the benchmarks train, and stopwatches around the trackers' hooks.
+
+Every method in the accuracy benchmark explains the same kind of network: an
+MLP with two hidden layers of 64 ReLU units trained with Adam (learning rate
+1e-3, batches of 32), the network of issue 7's study. PyTorch trains it with a
+plain loop that calls the trackers' hooks; Keras with ``model.fit`` and the
+callbacks.
+
+The time a tracker costs is measured *inside* it: :func:`time_hooks` wraps its
+hook methods with ``time.perf_counter`` on the instance, so the sum is exactly
+the time spent in our code, not a difference of two noisy training runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+TORCH_HOOKS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
+# Keras' batch hook is a property returning ``_count_batch`` (so that Keras can
+# skip the per-batch dispatch when nothing is done per batch); we time what it
+# returns.
+KERAS_HOOKS = ("on_train_begin", "_count_batch", "on_epoch_end", "on_train_end")
+
+
+def limit_threads(n: int = 1) -> None:
+    """Pin BLAS/OpenMP and torch to ``n`` threads (the machine is shared)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a benchmark dependency
+        return
+    torch.set_num_threads(n)
+
+
+@dataclass
+class HookTimer:
+    """Seconds spent in the wrapped methods of one object, and how many calls."""
+
+    seconds: float = 0.0
+    calls: int = 0
+    per_hook: dict[str, float] = field(default_factory=dict)
+
+
+def time_hooks(obj: Any, names: Iterable[str]) -> HookTimer:
+    """Wrap ``obj``'s methods ``names`` (on the instance) with a stopwatch.
+
+    Missing names are skipped, so the same list works for tracker classes with
+    and without a given hook.
+    """
+    timer = HookTimer()
+
+    def wrap(name: str, method: Any) -> Any:
+        @functools.wraps(method)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                timer.seconds += elapsed
+                timer.calls += 1
+                timer.per_hook[name] = timer.per_hook.get(name, 0.0) + elapsed
+
+        return wrapped
+
+    for name in names:
+        method = getattr(obj, name, None)
+        if callable(method):
+            object.__setattr__(obj, name, wrap(name, method))
+    return timer
+
+
+def timed_read(tracker: Any, timer: HookTimer) -> np.ndarray:
+    """Read ``feature_importances_`` and add the time it takes to ``timer``."""
+    start = time.perf_counter()
+    scores = np.asarray(tracker.feature_importances_, dtype=np.float64)
+    timer.seconds += time.perf_counter() - start
+    return scores
+
+
+# ------------------------------------------------------------------ PyTorch
+def torch_mlp(n_features: int, n_outputs: int, hidden: Sequence[int] = (64, 64)) -> Any:
+    """``Linear -> ReLU`` blocks then a linear output layer (logits or a value)."""
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    width = n_features
+    for units in hidden:
+        layers += [nn.Linear(width, units), nn.ReLU()]
+        width = units
+    layers.append(nn.Linear(width, n_outputs))
+    return nn.Sequential(*layers)
+
+
+def n_outputs(task: str, y: np.ndarray) -> int:
+    """Logits per class for classification, one value for regression."""
+    return int(np.max(y)) + 1 if task == "classification" else 1
+
+
+def torch_loss(task: str) -> Any:
+    """Cross-entropy on logits, or mean squared error."""
+    from torch import nn
+
+    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+
+
+def torch_target(task: str, y: np.ndarray) -> Any:
+    """``y`` as the tensor the loss expects (class indices or an ``(n, 1)`` column)."""
+    import torch
+
+    if task == "classification":
+        return torch.as_tensor(np.asarray(y), dtype=torch.long)
+    return torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(-1, 1))
+
+
+def train_torch(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    hooks: Sequence[Any] = (),
+    loss: Any = None,
+) -> float:
+    """Train ``model`` in place with Adam; call each tracker's hooks. Returns seconds.
+
+    The returned wall time includes the hooks (they are part of training); the
+    hooks' own time is in their :class:`HookTimer`.
+    """
+    import torch
+
+    inputs = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    target = torch_target(task, y)
+    loss_fn = loss if loss is not None else torch_loss(task)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(inputs)
+    model.train()
+    start = time.perf_counter()
+    for hook in hooks:
+        hook.on_train_begin()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for begin in range(0, n, batch_size):
+            idx = order[begin : begin + batch_size]
+            optimizer.zero_grad()
+            batch_loss = loss_fn(model(inputs[idx]), target[idx])
+            batch_loss.backward()
+            optimizer.step()
+            for hook in hooks:
+                hook.on_step_end()
+        for hook in hooks:
+            hook.on_epoch_end()
+    for hook in hooks:
+        hook.on_train_end()
+    return time.perf_counter() - start
+
+
+def torch_predict(model: Any, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+    """Outputs of ``model`` on ``X`` in eval mode, as float64 numpy."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        parts = [
+            model(torch.as_tensor(np.asarray(X[i : i + batch_size]), dtype=torch.float32))
+            for i in range(0, len(X), batch_size)
+        ]
+    model.train()
+    return torch.cat(parts).double().numpy()
+
+
+def holdout_score(task: str, outputs: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy (argmax of the outputs) or R^2 of a single-output regression."""
+    if task == "classification":
+        return float(np.mean(outputs.argmax(axis=1) == y))
+    pred = outputs.reshape(len(y), -1)[:, 0]
+    return float(1.0 - np.sum((y - pred) ** 2) / np.sum((y - np.mean(y)) ** 2))
+
+
+# -------------------------------------------------------------------- Keras
+def keras_mlp(n_features: int, n_outputs: int, hidden: Sequence[int] = (64, 64)) -> Any:
+    """The same MLP in Keras (softmax output for classification)."""
+    import keras
+
+    layers: list[Any] = [keras.Input((n_features,))]
+    layers += [keras.layers.Dense(units, activation="relu") for units in hidden]
+    activation = "softmax" if n_outputs > 1 else None
+    layers.append(keras.layers.Dense(n_outputs, activation=activation))
+    return keras.Sequential(layers)
+
+
+def train_keras(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    callbacks: Sequence[Any] = (),
+) -> float:
+    """Compile and fit a Keras model with Adam; returns the seconds ``fit`` took."""
+    import keras
+
+    loss = "sparse_categorical_crossentropy" if task == "classification" else "mse"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss)
+    target = np.asarray(y) if task == "classification" else np.asarray(y, dtype=np.float32)
+    start = time.perf_counter()
+    model.fit(
+        np.asarray(X, dtype=np.float32),
+        target,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
+    return time.perf_counter() - start
+
+
+def keras_predict(model: Any, X: np.ndarray) -> np.ndarray:
+    """Outputs of a Keras model as float64 numpy."""
+    return np.asarray(model.predict(np.asarray(X, dtype=np.float32), verbose=0), dtype=np.float64)
