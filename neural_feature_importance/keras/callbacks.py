@@ -1,0 +1,355 @@
+"""Keras 3 callbacks that track VIANN importances during ``model.fit``.
+
+The callbacks are thin adapters over the framework-free core
+(:mod:`neural_feature_importance.core.tracker`): they choose a layer
+(:mod:`.layers`), read its weight with ``keras.ops.convert_to_numpy`` and pass
+it to the core's ``start`` / ``update``. Nothing here imports TensorFlow, so
+the same callbacks run on the TensorFlow, JAX and PyTorch backends.
+
+Snapshots are taken at the end of every epoch (the paper's choice), or every
+``update_every`` training batches. On the JAX backend Keras keeps the weights
+outside the model during an epoch; per-batch snapshots call
+``model.jax_state_sync()`` first, as Keras's own checkpoint callbacks do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+
+from neural_feature_importance.core.arrays import NUMPY_OPS
+from neural_feature_importance.core.errors import LayerSelectionError, StateDictError
+from neural_feature_importance.core.scoring import Normalize
+from neural_feature_importance.core.tracker import (
+    ConvVarianceImportanceBase,
+    EmbeddingVarianceImportanceBase,
+    FiniteCheck,
+    VarianceImportanceBase,
+)
+from neural_feature_importance.keras.layers import (
+    WEIGHT_ATTRIBUTE,
+    LayerSpec,
+    all_built,
+    describe,
+    select_layer,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ConvVarianceImportanceKeras",
+    "EmbeddingVarianceImportanceKeras",
+    "VarianceImportanceKeras",
+]
+
+
+class _KerasTracker(keras.callbacks.Callback):
+    """The Keras glue shared by the three trackers (hooks, layer, weights).
+
+    Concrete classes also inherit one of the core trackers, which holds the
+    statistics; this class only decides which weight to read and when.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        layer: LayerSpec = None,
+        update_every: int | None = None,
+        normalize: Normalize = "minmax",
+        *,
+        include_initial: bool = False,
+        record_history: bool = False,
+        dtype: str = "float64",
+        finite_check: FiniteCheck = "update",
+        reset_on_train_begin: bool = True,
+    ) -> None:
+        keras.callbacks.Callback.__init__(self)
+        # The core's __init__ (next in the MRO after keras's Callback) stores the
+        # statistics' parameters and clears them; weights are numpy arrays in
+        # Keras's (in, out) layout.
+        super(keras.callbacks.Callback, self).__init__(
+            normalize,
+            dtype=dtype,
+            include_initial=include_initial,
+            record_history=record_history,
+            layout="keras",
+            ops=NUMPY_OPS,
+            finite_check=finite_check,
+        )
+        self.layer = layer
+        self.update_every = update_every
+        self.reset_on_train_begin = reset_on_train_begin
+        self.tracked_layer_: Any = None
+        self._batches_seen = 0
+        self._resume_pending = False
+
+    # ------------------------------------------------------------ configuration
+    def get_config(self) -> dict[str, Any]:
+        """The constructor parameters (a layer object is given by its name)."""
+        layer = self.layer
+        if isinstance(layer, keras.layers.Layer):
+            layer = layer.name
+        return {
+            "layer": layer,
+            "update_every": self.update_every,
+            "normalize": self.normalize,
+            "include_initial": self.include_initial,
+            "record_history": self.record_history,
+            "dtype": self.dtype,
+            "finite_check": self.finite_check,
+            "reset_on_train_begin": self.reset_on_train_begin,
+        }
+
+    def _check_update_every(self) -> None:
+        every = self.update_every
+        if every is None:
+            return
+        if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 1:
+            raise ValueError(
+                f"update_every={every!r} is not supported; use None (one snapshot at the "
+                "end of every epoch, the paper's choice) or a positive int N (one "
+                "snapshot every N training batches)."
+            )
+
+    # ------------------------------------------------------------------- hooks
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Choose the layer; reset the statistics unless continuing them.
+
+        Statistics continue after :meth:`load_state` / :meth:`load_state_dict`
+        (once) and, with ``reset_on_train_begin=False``, across ``fit()`` calls.
+        """
+        self._check_update_every()
+        continuing = self.view is not None and (
+            self._resume_pending or not self.reset_on_train_begin
+        )
+        self._resume_pending = False
+        if not continuing:
+            self._clear()
+            self._batches_seen = 0
+        self.tracked_layer_ = None
+        if all_built(self.model):
+            self._choose_layer(continuing)
+        else:
+            # Only custom training loops get here: fit() builds the model
+            # before on_train_begin. The layer is chosen at the first snapshot.
+            logger.info(
+                "%s: model %r is not built yet; the layer is chosen at the first snapshot.",
+                type(self).__name__,
+                self.model.name,
+            )
+
+    @property
+    def on_train_batch_end(self) -> Callable[..., Any]:  # type: ignore[override]
+        """Keras's batch hook: counts batches when ``update_every`` is set.
+
+        Keras dispatches batch hooks on a background thread (JAX, PyTorch
+        backends) only when no callback overrides them, because an override
+        forces a device sync per batch. Without ``update_every`` there is
+        nothing to do per batch, so Keras is shown its own no-op hook.
+        """
+        if self.update_every is None:
+            return keras.callbacks.Callback.on_train_batch_end.__get__(self)
+        return self._count_batch
+
+    def _count_batch(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Count one training batch; take a snapshot every ``update_every``."""
+        self._batches_seen += 1
+        if self._batches_seen % self.update_every == 0:
+            self._snapshot(sync=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Take the epoch's snapshot (unless ``update_every`` is set)."""
+        if self.update_every is None:
+            self._snapshot(sync=False)
+        self.check_finite()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Compute and log the importances, or say why there are none."""
+        if self.n_updates_ >= 2:
+            self.finalize()
+            return
+        when = "epoch" if self.update_every is None else f"{self.update_every} batches"
+        logger.warning(
+            "%s recorded %d weight snapshot(s) (one per %s); a variance needs at least "
+            "2, so feature_importances_ is not available. Train for more epochs, or "
+            "set update_every=N to take a snapshot every N batches.",
+            type(self).__name__,
+            self.n_updates_,
+            when,
+        )
+
+    # ----------------------------------------------------------------- weights
+    def _choose_layer(self, continuing: bool) -> None:
+        name = type(self).__name__
+        choice = select_layer(self.model, self.layer, self.kind, name)
+        layer = choice.layer
+        weights = self._read(layer)
+        skipped = f"; skipped {', '.join(choice.skipped)}" if choice.skipped else ""
+        logger.info("%s tracks %s (%s%s).", name, describe(layer), choice.reason, skipped)
+        if not layer.trainable:
+            logger.warning(
+                "%s: layer %r is frozen (trainable=False), so its weights will not change "
+                "and every feature will score the same.",
+                name,
+                layer.name,
+            )
+        if continuing:
+            if tuple(weights.shape) != self.view.weight_shape:
+                raise StateDictError(
+                    f"{name} continues a state of a {self.view.weight_shape} weight "
+                    f"(layer {self.layer_name!r}), but layer {layer.name!r} has a "
+                    f"{tuple(weights.shape)} weight; pass layer= naming the same layer, "
+                    "or construct a new callback to start afresh."
+                )
+            logger.info(
+                "%s continues from %d snapshot(s) of %r.", name, self.n_updates_, self.layer_name
+            )
+            self.layer_name = layer.name
+        else:
+            self.start(weights, layer_name=layer.name)
+        self.tracked_layer_ = layer
+
+    def _read(self, layer: Any) -> np.ndarray:
+        attribute = WEIGHT_ATTRIBUTE[self.kind]
+        variable = getattr(layer, attribute, None)
+        if variable is None:
+            raise LayerSelectionError(
+                f"{type(self).__name__}: layer {describe(layer)} has no {attribute!r} yet; "
+                "build the model (call it on a batch, or fit it) before reading weights."
+            )
+        return np.asarray(keras.ops.convert_to_numpy(variable))
+
+    def _snapshot(self, sync: bool) -> None:
+        if sync:
+            # Under JAX, Keras keeps the trained weights outside the model
+            # during an epoch (the layer's variables are even purged); this
+            # puts them back, as ModelCheckpoint(save_freq=N) does.
+            sync_state = getattr(self.model, "jax_state_sync", None)
+            if sync_state is not None:
+                sync_state()
+        if self.tracked_layer_ is None:
+            if self.include_initial:
+                logger.warning(
+                    "%s: the model was not built when training began, so its initial "
+                    "weights are unknown; include_initial uses the first snapshot.",
+                    type(self).__name__,
+                )
+            self._choose_layer(continuing=self.view is not None)
+            if self.include_initial:
+                return
+        self.update(self._read(self.tracked_layer_))
+
+    # ------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """The core's state plus the batch counter used by ``update_every``."""
+        state = super().state_dict()
+        state["batches_seen"] = int(self._batches_seen)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`; the next ``fit()`` continues it.
+
+        Call it before ``fit()`` on a callback tracking the same layer; a
+        resumed run gives the same importances as an uninterrupted one.
+        """
+        super().load_state_dict(state)
+        self._batches_seen = int(state.get("batches_seen", 0))
+        self._resume_pending = True
+
+
+class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
+    """VIANN importances of a Dense layer's inputs, as a Keras 3 callback.
+
+    Works on every Keras backend (TensorFlow, JAX, PyTorch) and with
+    Sequential, functional and subclassed models.
+
+    Parameters
+    ----------
+    layer : str, int, keras.layers.Layer or None, default=None
+        The layer to track: a name, an index into ``model.layers`` or a layer
+        object. ``None`` picks the first trainable Dense layer, skipping input,
+        normalisation, rescaling, dropout, frozen and weightless layers (see
+        :mod:`neural_feature_importance.keras.layers`); the choice is logged.
+    update_every : int or None, default=None
+        ``None`` takes one weight snapshot at the end of every epoch, as in the
+        paper. ``N`` takes one every ``N`` training batches instead (counted
+        across epochs; with ``steps_per_execution=k`` Keras calls batch hooks
+        every ``k`` batches, and those calls are what is counted).
+    normalize : {"minmax", "sum", None}, default="minmax"
+        Scaling of :attr:`feature_importances_`: ``"minmax"`` to [0, 1] as in
+        the paper, ``"sum"`` to sum to 1, ``None`` for raw scores.
+    include_initial : bool, default=False
+        Also count the weights before training as a snapshot.
+    record_history : bool, default=False
+        Keep the raw scores after every snapshot in :attr:`history_`.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the running statistics.
+    finite_check : {"update", "deferred"}, default="update"
+        When to check snapshots for NaN/Inf: at every snapshot, or once per
+        epoch. Either way a diverged run raises
+        :class:`~neural_feature_importance.core.errors.NonFiniteWeightsError`
+        naming the layer and the snapshot, instead of giving NaN scores.
+    reset_on_train_begin : bool, default=True
+        Start new statistics at every ``fit()``, so one instance can be reused
+        for several models; ``False`` keeps accumulating across ``fit()`` calls
+        on the same layer. Either way, the first ``fit()`` after
+        :meth:`load_state` / :meth:`load_state_dict` continues the loaded state.
+
+    Attributes
+    ----------
+    feature_importances_ : ndarray of shape (n_features,)
+        Normalised importance of every input of the tracked layer. Raises
+        :class:`~neural_feature_importance.core.errors.NotFittedError` before
+        two snapshots exist (e.g. after a single epoch).
+    raw_importances_ : ndarray of shape (n_features,)
+        The same before normalisation.
+    var_scores : ndarray of shape (n_features,)
+        The original package's name for :attr:`feature_importances_`.
+    history_ : ndarray of shape (n_snapshots - 1, n_features)
+        Raw scores after every snapshot (with ``record_history=True``).
+    tracked_layer_ : keras.layers.Layer
+        The layer being tracked.
+    n_updates_ : int
+        Number of snapshots taken.
+
+    Examples
+    --------
+    >>> import keras
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+    ...                           keras.layers.Dense(3, activation="softmax")])
+    >>> model.compile("adam", "sparse_categorical_crossentropy")
+    >>> viann = VarianceImportanceKeras()
+    >>> _ = model.fit(X, y, epochs=5, verbose=0, callbacks=[viann])
+    >>> viann.feature_importances_.shape
+    (4,)
+    """
+
+
+class ConvVarianceImportanceKeras(VarianceImportanceKeras, ConvVarianceImportanceBase):
+    """VIANN importances of a convolution's inputs, as a Keras 3 callback.
+
+    Tracks a ``Conv1D``, ``Conv2D`` or ``Conv3D`` kernel ``(*kernel, in, out)``.
+    A feature is a (kernel position, input channel) pair, so besides
+    :attr:`feature_importances_` (flattened in that order) it offers
+    :attr:`heatmap_` of shape ``(*kernel, in)`` and ranks the filters
+    (:attr:`filter_importances_`, :attr:`filter_ranking_`). Parameters are
+    those of :class:`VarianceImportanceKeras`; ``layer=None`` picks the first
+    trainable convolution.
+    """
+
+
+class EmbeddingVarianceImportanceKeras(VarianceImportanceKeras, EmbeddingVarianceImportanceBase):
+    """VIANN importances of the tokens of an Embedding layer, as a Keras 3 callback.
+
+    One score per token: ``sum_j var[token, j]`` over the table's rows. Tokens
+    that no batch contained keep a variance of zero. Parameters are those of
+    :class:`VarianceImportanceKeras`; ``layer=None`` picks the first trainable
+    Embedding layer.
+    """
