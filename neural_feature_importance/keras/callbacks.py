@@ -233,15 +233,16 @@ class _KerasTracker(keras.callbacks.Callback):
             if sync_state is not None:
                 sync_state()
         if self.tracked_layer_ is None:
-            if self.include_initial:
+            # The model was not built at on_train_begin (a custom training loop).
+            continuing = self.view is not None
+            self._choose_layer(continuing)
+            if self.include_initial and not continuing:
                 logger.warning(
                     "%s: the model was not built when training began, so its initial "
-                    "weights are unknown; include_initial uses the first snapshot.",
+                    "weights are unknown; include_initial counted the first snapshot.",
                     type(self).__name__,
                 )
-            self._choose_layer(continuing=self.view is not None)
-            if self.include_initial:
-                return
+                return  # start() already counted these weights
         self.update(self._read(self.tracked_layer_))
 
     # ------------------------------------------------------------------- state

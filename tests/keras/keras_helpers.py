@@ -3,13 +3,6 @@
 import keras
 import numpy as np
 
-# JAX compiles every new model's train step (seconds each on a loaded 2-core
-# machine), while its eager mode compiles each primitive once per process: the
-# small models here train faster eagerly. Fit's loop, and so the JAX state
-# handling the callbacks depend on, is the same in both modes; the tests that
-# need the compiled path pass jit=True.
-EAGER = keras.backend.backend() == "jax"
-
 
 class KernelRecorder(keras.callbacks.Callback):
     """Records a layer's weight after every epoch, or after every training batch."""
@@ -51,7 +44,7 @@ def minmax(scores):
     return (scores - scores.min()) / (scores.max() - scores.min())
 
 
-def iris_mlp(hidden=8, first=None, name="hidden", jit=False):
+def iris_mlp(hidden=8, first=None, name="hidden"):
     """A small Iris classifier: [first layers...] -> Dense(hidden) -> Dense(3)."""
     layers = [
         keras.Input((4,)),
@@ -63,7 +56,6 @@ def iris_mlp(hidden=8, first=None, name="hidden", jit=False):
         keras.optimizers.Adam(0.02),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        run_eagerly=EAGER and not jit,
     )
     return model
 
@@ -77,7 +69,7 @@ def regression_data(n=80, n_features=5, seed=0):
     return x, y
 
 
-def regression_model(n_features=5, hidden=6, lr=0.05, jit=False):
+def regression_model(n_features=5, hidden=6, lr=0.05):
     model = keras.Sequential(
         [
             keras.Input((n_features,)),
@@ -85,13 +77,13 @@ def regression_model(n_features=5, hidden=6, lr=0.05, jit=False):
             keras.layers.Dense(1, name="out"),
         ]
     )
-    model.compile(keras.optimizers.SGD(lr), "mse", run_eagerly=EAGER and not jit)
+    model.compile(keras.optimizers.SGD(lr), "mse")
     return model
 
 
-def twin(model, lr=0.05, jit=False):
+def twin(model, lr=0.05):
     """A second model with the same architecture and the same weights (SGD, fresh)."""
     other = keras.models.clone_model(model)
     other.set_weights(model.get_weights())
-    other.compile(keras.optimizers.SGD(lr), "mse", run_eagerly=EAGER and not jit)
+    other.compile(keras.optimizers.SGD(lr), "mse")
     return other

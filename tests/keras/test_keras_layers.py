@@ -5,7 +5,7 @@ import logging
 import keras
 import numpy as np
 import pytest
-from keras_helpers import EAGER, KernelRecorder, iris_mlp, minmax, viann_by_hand
+from keras_helpers import KernelRecorder, iris_mlp, minmax, viann_by_hand
 
 from neural_feature_importance import (
     ConvVarianceImportanceKeras,
@@ -86,7 +86,7 @@ def test_functional_model_with_a_branch(iris):
         keras.layers.Concatenate()([hidden, side])
     )
     model = keras.Model(inputs, outputs)
-    model.compile("adam", "sparse_categorical_crossentropy", run_eagerly=EAGER)
+    model.compile("adam", "sparse_categorical_crossentropy")
     viann = _fit(model, X, y, VarianceImportanceKeras())
     assert viann.tracked_layer_.name == "hidden"
     assert viann.feature_importances_.shape == (4,)
@@ -109,7 +109,7 @@ def test_subclassed_model_built_at_the_first_batch(iris):
     X, y = iris
     model = SubclassedMLP()
     assert not model.built
-    model.compile("adam", "sparse_categorical_crossentropy", run_eagerly=EAGER)
+    model.compile("adam", "sparse_categorical_crossentropy")
     viann = VarianceImportanceKeras()
     recorder = KernelRecorder("hidden")
     model.fit(X, y, batch_size=32, epochs=3, verbose=0, callbacks=[viann, recorder])
@@ -117,9 +117,10 @@ def test_subclassed_model_built_at_the_first_batch(iris):
     np.testing.assert_allclose(viann.raw_importances_, viann_by_hand(recorder.weights), rtol=1e-10)
 
 
-def test_custom_loop_with_an_unbuilt_model_starts_at_the_first_snapshot():
+@pytest.mark.parametrize("include_initial", [False, True])
+def test_custom_loop_with_an_unbuilt_model_starts_at_the_first_snapshot(include_initial):
     model = SubclassedMLP()
-    viann = _begin(model, VarianceImportanceKeras())
+    viann = _begin(model, VarianceImportanceKeras(include_initial=include_initial))
     assert viann.tracked_layer_ is None and viann.n_updates_ == 0
     model(np.zeros((2, 4), dtype="float32"))  # the first batch builds the layers
     rng = np.random.default_rng(0)
@@ -176,7 +177,7 @@ def test_no_trainable_layer_error_lists_the_layers(iris):
             keras.layers.Dense(3, activation="softmax", name="frozen_out", trainable=False),
         ]
     )
-    model.compile("adam", "sparse_categorical_crossentropy", run_eagerly=EAGER)
+    model.compile("adam", "sparse_categorical_crossentropy")
     with pytest.raises(LayerSelectionError) as error:
         model.fit(X, y, epochs=1, verbose=0, callbacks=[VarianceImportanceKeras()])
     message = str(error.value)

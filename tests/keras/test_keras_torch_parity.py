@@ -7,7 +7,7 @@ torch layer whose tracker is driven through its own hooks.
 import keras
 import numpy as np
 import pytest
-from keras_helpers import EAGER, KernelRecorder, regression_data, regression_model
+from keras_helpers import KernelRecorder, regression_data, regression_model
 
 from neural_feature_importance import ConvVarianceImportanceKeras, VarianceImportanceKeras
 
@@ -66,7 +66,7 @@ def test_conv2d_keras_and_torch_trackers_agree():
             keras.layers.Dense(1),
         ]
     )
-    model.compile(keras.optimizers.SGD(0.1), "mse", run_eagerly=EAGER)
+    model.compile(keras.optimizers.SGD(0.1), "mse")
     initial = _kernel(model.get_layer("conv"))
     viann = ConvVarianceImportanceKeras()
     recorder = KernelRecorder("conv")
