@@ -69,10 +69,10 @@ class _KerasTracker(keras.callbacks.Callback):
         reset_on_train_begin: bool = True,
     ) -> None:
         keras.callbacks.Callback.__init__(self)
-        # The core's __init__ (next in the MRO after keras's Callback) stores the
-        # statistics' parameters and clears them; weights are numpy arrays in
-        # Keras's (in, out) layout.
-        super(keras.callbacks.Callback, self).__init__(
+        # The core tracker (every concrete class's other base) stores the
+        # statistics' parameters; weights arrive as numpy arrays in Keras's layout.
+        VarianceImportanceBase.__init__(
+            self,  # type: ignore[arg-type]
             normalize,
             dtype=dtype,
             include_initial=include_initial,
