@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,21 +49,27 @@ class HookTimer:
     per_hook: dict[str, float] = field(default_factory=dict)
 
 
-def time_hooks(obj: Any, names: Iterable[str]) -> HookTimer:
+def time_hooks(obj: Any, names: Iterable[str], sync: Callable[[], None] | None = None) -> HookTimer:
     """Wrap ``obj``'s methods ``names`` (on the instance) with a stopwatch.
 
     Missing names are skipped, so the same list works for tracker classes with
-    and without a given hook.
+    and without a given hook. ``sync`` (e.g. ``torch.cuda.synchronize``) is
+    called before starting and before stopping the clock, so that work queued
+    on an accelerator is counted where it was launched.
     """
     timer = HookTimer()
 
     def wrap(name: str, method: Any) -> Any:
         @functools.wraps(method)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if sync is not None:
+                sync()
             start = time.perf_counter()
             try:
                 return method(*args, **kwargs)
             finally:
+                if sync is not None:
+                    sync()
                 elapsed = time.perf_counter() - start
                 timer.seconds += elapsed
                 timer.calls += 1
@@ -133,26 +139,35 @@ def train_torch(
     seed: int = 0,
     hooks: Sequence[Any] = (),
     loss: Any = None,
+    device: str = "cpu",
 ) -> float:
     """Train ``model`` in place with Adam; call each tracker's hooks. Returns seconds.
 
     The returned wall time includes the hooks (they are part of training); the
-    hooks' own time is in their :class:`HookTimer`.
+    hooks' own time is in their :class:`HookTimer`. Integer ``X`` (token
+    indices) is passed as ``long``, anything else as ``float32``. With a
+    ``device`` other than the CPU the data is moved there first and the clock
+    stops after ``torch.cuda.synchronize()``.
     """
     import torch
 
-    inputs = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-    target = torch_target(task, y)
+    X = np.asarray(X)
+    dtype = torch.long if np.issubdtype(X.dtype, np.integer) else torch.float32
+    inputs = torch.as_tensor(X, dtype=dtype).to(device)
+    target = torch_target(task, y).to(device)
+    synchronize = torch.cuda.synchronize if str(device).startswith("cuda") else None
     loss_fn = loss if loss is not None else torch_loss(task)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     n = len(inputs)
     model.train()
+    if synchronize is not None:
+        synchronize()
     start = time.perf_counter()
     for hook in hooks:
         hook.on_train_begin()
     for _ in range(epochs):
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator).to(device)
         for begin in range(0, n, batch_size):
             idx = order[begin : begin + batch_size]
             optimizer.zero_grad()
@@ -165,6 +180,8 @@ def train_torch(
             hook.on_epoch_end()
     for hook in hooks:
         hook.on_train_end()
+    if synchronize is not None:
+        synchronize()
     return time.perf_counter() - start
 
 

@@ -304,9 +304,15 @@ def _one_run(
 
 
 # ------------------------------------------------------------------ summary
+def failed(table: pd.DataFrame) -> pd.Series:
+    """Rows whose method raised (an ``error`` message; empty or NaN when read from CSV)."""
+    errors = table["error"]
+    return errors.notna() & (errors.astype(str) != "")
+
+
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds per (data set, method)."""
-    ok = table[table["error"].fillna("") == ""]
+    ok = table[~failed(table)]
     grouped = ok.groupby(["dataset", "method"], sort=False)
     summary = grouped.agg(
         auc_mean=("auc", "mean"),
@@ -343,7 +349,7 @@ def _pivot(table: pd.DataFrame, column: str, methods: list[str], datasets: list[
 
 def markdown(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
     """The Markdown tables of a :func:`run_truth` result."""
-    ok = table[table["error"].fillna("") == ""]
+    ok = table[~failed(table)]
     datasets = list(dict.fromkeys(table["dataset"]))
     methods = list(dict.fromkeys(table["method"]))
     seeds = sorted(table["seed"].unique())
@@ -394,7 +400,7 @@ def markdown(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
             report.markdown_table(["network", *datasets], score_rows),
         ]
     parts += ["", *_cost_markdown(ok, methods, datasets)]
-    errors = table[table["error"].fillna("") != ""]
+    errors = table[failed(table)]
     if not errors.empty:
         parts += ["", "**Failures**", ""]
         for _, row in errors.drop_duplicates(["method", "error"]).iterrows():
@@ -437,12 +443,12 @@ def plot(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = table[table["error"].fillna("") == ""]
+    ok = table[~failed(table)]
     datasets = list(dict.fromkeys(ok["dataset"]))
     methods = list(dict.fromkeys(ok["method"]))
     paths = []
 
-    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(datasets) + 3), 4.5))
+    fig, ax = plt.subplots(figsize=(max(9, 1.3 * len(datasets) + 4), 4.5))
     width = 0.8 / max(len(methods), 1)
     cmap = plt.get_cmap("tab20")
     for i, method in enumerate(methods):
@@ -453,10 +459,11 @@ def plot(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.bar(x, means, width, yerr=stds, label=method, color=cmap(i % 20), capsize=1.5)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(datasets)), datasets, rotation=15)
-    ax.set_ylim(0.3, 1.02)
+    lowest = ok.groupby(["method", "dataset"])["auc"].mean().min()
+    ax.set_ylim(min(0.3, float(np.floor(lowest * 10) / 10)) if np.isfinite(lowest) else 0.3, 1.02)
     ax.set_ylabel("ROC-AUC (informative vs rest)")
     ax.set_title("Recovery of planted informative features (mean ± std over seeds)")
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path = out_dir / "truth_auc.png"
     fig.savefig(path, dpi=110)

@@ -1,0 +1,47 @@
+import numpy as np
+
+from benchmarks.training import holdout_score, time_hooks
+
+
+class _Counter:
+    def __init__(self):
+        self.calls = []
+
+    def hook(self, value, *, scale=1):
+        self.calls.append(value * scale)
+        return value * scale
+
+
+def test_time_hooks_wraps_on_the_instance_and_passes_results_through():
+    obj = _Counter()
+    other = _Counter()
+    timer = time_hooks(obj, ["hook", "missing_hook"])
+    assert obj.hook(2, scale=3) == 6
+    obj.hook(1)
+    other.hook(5)  # another instance is not timed
+    assert obj.calls == [6, 1]
+    assert timer.calls == 2
+    assert timer.seconds >= 0.0 and set(timer.per_hook) == {"hook"}
+    assert obj.hook.__name__ == "hook"
+
+
+def test_time_hooks_counts_a_hook_that_raises():
+    class Boom:
+        def hook(self):
+            raise RuntimeError("x")
+
+    obj = Boom()
+    timer = time_hooks(obj, ["hook"])
+    try:
+        obj.hook()
+    except RuntimeError:
+        pass
+    assert timer.calls == 1
+
+
+def test_holdout_score_accuracy_and_r2():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    assert holdout_score("classification", logits, np.array([0, 1, 0, 0])) == 0.75
+    y = np.array([1.0, 2.0, 3.0])
+    assert holdout_score("regression", y[:, None], y) == 1.0
+    assert holdout_score("regression", np.full((3, 1), 2.0), y) == 0.0
