@@ -26,6 +26,12 @@ from neural_feature_importance.core.errors import (
     NotFittedError,
     StateDictError,
 )
+from neural_feature_importance.core.modes import (
+    RECOMMENDED_SNAPSHOT_MODE,
+    ScoringMode,
+    ViannMode,
+    get_mode,
+)
 from neural_feature_importance.core.moments import RunningMoments
 from neural_feature_importance.core.scoring import (
     Normalize,
@@ -75,6 +81,11 @@ class VarianceImportanceBase:
         propagate into the statistics and detects it in :meth:`check_finite`,
         which adapters call once per epoch. Either way a diverged run raises
         :class:`NonFiniteWeightsError`, never silent NaN scores.
+    scoring : str, default="viann"
+        Which statistic of the run scores the features (:mod:`.modes`):
+        ``"viann"`` is the paper's method, bit for bit; ``"taylor"`` (needs
+        gradients: PyTorch) and ``"growth"`` (snapshots only) do not depend on
+        when training stops. See :data:`~.modes.SCORING_MODES`.
 
     Attributes
     ----------
@@ -103,6 +114,9 @@ class VarianceImportanceBase:
     kind: ClassVar[Kind] = "dense"
     """Which :class:`~.views.WeightView` kind this tracker scores."""
 
+    supports_gradient_modes: ClassVar[bool] = False
+    """Whether this tracker feeds :meth:`update_gradients` (PyTorch trackers do)."""
+
     def __init__(
         self,
         normalize: Normalize = "minmax",
@@ -113,6 +127,7 @@ class VarianceImportanceBase:
         layout: Layout = "keras",
         ops: ArrayOps = NUMPY_OPS,
         finite_check: FiniteCheck = "update",
+        scoring: str = "viann",
     ) -> None:
         self.normalize = normalize
         self.dtype = dtype
@@ -121,6 +136,7 @@ class VarianceImportanceBase:
         self.layout = layout
         self.ops = ops
         self.finite_check = finite_check
+        self.scoring = scoring
         self._clear()
 
     # ------------------------------------------------------------------ state
@@ -132,6 +148,24 @@ class VarianceImportanceBase:
         self._history: list[np.ndarray] = []
         self._checked_updates = 0
         self._cached_raw: np.ndarray | None = None
+        # The scoring mode's own statistics; None for the paper's method.
+        self._mode: ScoringMode | None = None
+
+    def _check_scoring(self) -> type[ScoringMode]:
+        mode = get_mode(self.scoring)
+        if mode.needs_gradients and not self.supports_gradient_modes:
+            raise ValueError(
+                f"scoring={self.scoring!r} needs the tracked layer's gradient at every "
+                f"optimizer step, which {type(self).__name__} cannot see (Keras callbacks "
+                "never get gradients). Use it with the PyTorch trackers "
+                "(VarianceImportanceTorch, the Lightning callback), or pick a snapshot mode "
+                f"here: scoring={RECOMMENDED_SNAPSHOT_MODE!r} is the best of them."
+            )
+        return mode
+
+    def _new_mode(self, mode: type[ScoringMode]) -> ScoringMode | None:
+        assert self.view is not None
+        return None if mode is ViannMode else mode(self.view, self.ops, check_dtype(self.dtype))
 
     def start(self, weights: Array, layer_name: str | None = None) -> None:
         """Begin tracking a weight array, forgetting any earlier statistics.
@@ -147,9 +181,13 @@ class VarianceImportanceBase:
         check_normalize(self.normalize)
         if self.finite_check not in ("update", "deferred"):
             raise ValueError(f"finite_check={self.finite_check!r}; use 'update' or 'deferred'.")
+        mode = self._check_scoring()
         self._clear()
         self.view = WeightView(self.kind, self.layout, tuple(weights.shape))
         self.layer_name = layer_name or "weights"
+        self._mode = self._new_mode(mode)
+        if self._mode is not None:
+            self._mode.start(weights)
         logger.info(
             "%s tracks %r: weight %s, %d input features x %d units",
             type(self).__name__,
@@ -182,12 +220,33 @@ class VarianceImportanceBase:
                 "gradients, or check the inputs for NaN."
             )
         self._moments.update(weights)
+        if self._mode is not None:
+            self._mode.snapshot(weights)
         self._last = self.ops.copy_as(weights, self.dtype)
         if self.finite_check == "update":
             self._checked_updates = self._moments.count
         self._cached_raw = None
-        if self.record_history and self._moments.count >= 2:
+        if self.record_history and self._ready():
             self._history.append(self._compute_raw())
+
+    def update_gradients(self, gradient: Array, weights: Array) -> None:
+        """Add one optimizer step's gradient of the tracked weight (gradient modes).
+
+        Call it after ``optimizer.step()`` and before the gradient is cleared,
+        with the weight after the step; the PyTorch trackers do this in
+        ``on_step_end``. A no-op for snapshot modes (``viann``, ``growth``...).
+        """
+        if self.view is None:
+            self.start(weights, self.layer_name)
+        if self._mode is None or not self._mode.needs_gradients:
+            return
+        if gradient.shape != self.view.weight_shape:
+            raise ValueError(
+                f"gradient of shape {tuple(gradient.shape)} does not match the tracked "
+                f"weight {self.view.weight_shape} (layer {self.layer_name!r})."
+            )
+        self._mode.gradient(gradient, weights)
+        self._cached_raw = None
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteWeightsError` if an unchecked update held NaN/Inf.
@@ -227,7 +286,27 @@ class VarianceImportanceBase:
         return scores
 
     # ---------------------------------------------------------------- scoring
+    def _ready(self) -> bool:
+        """Whether scores can be computed (without raising)."""
+        if self._mode is None:
+            return self._moments.count >= 2
+        try:
+            self._mode.check_ready()
+        except NotFittedError:
+            return False
+        return self._mode.needs_gradients or self._last is not None
+
     def _require_fitted(self) -> None:
+        if self._mode is not None:
+            self._mode.check_ready()
+            self.check_finite()
+            if not self._mode.all_finite():
+                raise NonFiniteWeightsError(
+                    f"layer {self.layer_name!r}: the statistics of scoring={self.scoring!r} "
+                    "contain NaN or Inf, so a gradient or weight diverged. Lower the learning "
+                    "rate, clip gradients, or check the inputs for NaN."
+                )
+            return
         count = self._moments.count
         if count < 2:
             raise NotFittedError(
@@ -251,8 +330,18 @@ class VarianceImportanceBase:
 
     def _compute_raw(self) -> np.ndarray:
         if self._cached_raw is None:
-            self._cached_raw = self._score_matrices(*self._matrices())
+            if self._mode is None:
+                self._cached_raw = self._score_matrices(*self._matrices())
+            else:
+                self._cached_raw = self._mode.feature_scores(self._moments, self._last_matrix())
         return self._cached_raw
+
+    def _last_matrix(self) -> np.ndarray | None:
+        """The last snapshot as a ``(features, units)`` numpy matrix (None before one)."""
+        assert self.view is not None
+        if self._last is None:
+            return None
+        return self.view.to_matrix(self.ops.to_numpy(self._last))
 
     @property
     def raw_importances_(self) -> np.ndarray:
@@ -310,8 +399,16 @@ class VarianceImportanceBase:
             return
         if other.view != self.view:
             raise ValueError(f"cannot merge a tracker of {other.view} into one of {self.view}")
+        if other.scoring != self.scoring:
+            raise ValueError(
+                f"cannot merge a tracker with scoring={other.scoring!r} into one with "
+                f"scoring={self.scoring!r}."
+            )
+        if self._mode is not None and other._mode is not None:
+            self._mode.merge(other._mode)
         self._moments.merge(other._moments)
-        self._last = self.ops.copy_as(other._last, self.dtype)
+        if other._last is not None:
+            self._last = self.ops.copy_as(other._last, self.dtype)
         self._checked_updates = min(self._checked_updates, other._checked_updates)
         self._cached_raw = None
 
@@ -335,6 +432,10 @@ class VarianceImportanceBase:
         }
         if self.record_history and self._history:
             state["history"] = self.ops.from_numpy(np.stack(self._history), like=self._last)
+        if self._mode is not None:
+            # Only non-default modes add keys: the paper's state stays as it was.
+            state["scoring"] = self.scoring
+            state["mode"] = self._mode.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -358,10 +459,22 @@ class VarianceImportanceBase:
                 f"{self.view.weight_shape} (layer {self.layer_name!r}); is it the "
                 "same model?"
             )
+        scoring = str(state.get("scoring", "viann"))
+        if scoring != self.scoring:
+            raise StateDictError(
+                f"state was saved by a tracker with scoring={scoring!r}, but this one has "
+                f"scoring={self.scoring!r}; construct the tracker with scoring={scoring!r}."
+            )
+        mode = self._check_scoring()
         self._clear()
         if not shape:
             return
         self.view = WeightView(self.kind, self.layout, shape)
+        self._mode = self._new_mode(mode)
+        if self._mode is not None:
+            if "mode" not in state:
+                raise StateDictError(f"state of scoring={scoring!r} has no 'mode' statistics.")
+            self._mode.load_state_dict(state["mode"])
         self.layer_name = str(state["layer_name"]) or None
         self._moments.load_state_dict(state["moments"])
         self._last = None if state["last"] is None else self.ops.copy_as(state["last"], self.dtype)
@@ -412,6 +525,8 @@ class ConvVarianceImportanceBase(VarianceImportanceBase):
     def raw_filter_importances_(self) -> np.ndarray:
         """Raw score of every filter (output channel), ``(n_filters,)``."""
         self._require_fitted()
+        if self._mode is not None:
+            return self._mode.unit_scores(self._moments, self._last_matrix())
         return unit_scores(*self._matrices())
 
     @property

@@ -56,8 +56,26 @@ def _check_update_every(update_every: int | None) -> int | None:
     return update_every
 
 
+def _check_gradient_every(gradient_every: int | None) -> int | None:
+    if gradient_every is None:
+        return None
+    if (
+        isinstance(gradient_every, bool)
+        or not isinstance(gradient_every, int)
+        or gradient_every < 1
+    ):
+        raise ValueError(
+            f"gradient_every={gradient_every!r}; use a positive number of optimizer steps "
+            "between gradient reads (1 reads every step), or None for the mode's default."
+        )
+    return gradient_every
+
+
 class _TorchTrackerMixin:
     """Layer choice and training-loop hooks shared by the three torch trackers."""
+
+    supports_gradient_modes = True
+    """``on_step_end`` reads ``param.grad``, so gradient scoring modes work here."""
 
     def __init__(
         self,
@@ -70,10 +88,13 @@ class _TorchTrackerMixin:
         include_initial: bool = False,
         record_history: bool = False,
         finite_check: FiniteCheck | None = None,
+        scoring: str = "viann",
+        gradient_every: int | None = None,
     ) -> None:
         self.model = model
         self.layer = layer
         self.update_every = update_every
+        self.gradient_every = gradient_every
         super().__init__(  # type: ignore[call-arg]
             normalize,
             dtype=_dtype_name(dtype),
@@ -82,6 +103,7 @@ class _TorchTrackerMixin:
             layout="torch",
             ops=TorchArrayOps(),
             finite_check=finite_check or ("deferred" if update_every else "update"),
+            scoring=scoring,
         )
         self._param: nn.Parameter | None = None
         self._steps = 0
@@ -98,6 +120,7 @@ class _TorchTrackerMixin:
     def on_train_begin(self) -> None:
         """Choose the layer and reset the statistics (or resume a loaded state)."""
         _check_update_every(self.update_every)
+        _check_gradient_every(self.gradient_every)
         self._resolve_layer()
         if self._resume_pending:
             self._resume_pending = False
@@ -120,10 +143,34 @@ class _TorchTrackerMixin:
             self.start(param.detach(), layer_name=self.tracked_layer_name_)  # type: ignore[attr-defined]
 
     def on_step_end(self) -> None:
-        """Call after each ``optimizer.step()``; snapshots every ``update_every`` steps."""
+        """Call after each ``optimizer.step()``; snapshots every ``update_every`` steps.
+
+        With a gradient scoring mode (``scoring="taylor"``...) it also reads the
+        tracked weight's gradient, so call it before ``optimizer.zero_grad()``.
+        """
         self._steps += 1
+        mode = self._mode  # type: ignore[attr-defined]
+        if mode is not None and mode.needs_gradients:
+            every = self.gradient_every or mode.gradient_every
+            # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
+            if (self._steps - 1) % every == 0:
+                self._gradient_step()
         if self.update_every and self._steps % self.update_every == 0:
             self._snapshot()
+
+    def _gradient_step(self) -> None:
+        param = self._param
+        grad = None if param is None else param.grad
+        if grad is None:
+            raise ValueError(
+                f"{type(self).__name__}(scoring={self.scoring!r}) reads the gradient of "  # type: ignore[attr-defined]
+                f"{self.tracked_layer_name_!r} in on_step_end(), but it is None. Call "
+                "on_step_end() after optimizer.step() and before optimizer.zero_grad(), "
+                "and make sure the layer is trainable and used in the forward pass."
+            )
+        # No torch.no_grad() needed (it costs a microsecond per step): neither
+        # the gradient nor the detached weight requires grad.
+        self.update_gradients(grad, param.detach())  # type: ignore[attr-defined,union-attr]
 
     def on_epoch_end(self) -> None:
         """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf."""
@@ -184,6 +231,18 @@ class VarianceImportanceTorch(_TorchTrackerMixin, VarianceImportanceBase):
         When NaN/Inf weights are detected: at each snapshot (one device sync),
         or once per epoch. Default: ``"update"`` for per-epoch snapshots and
         ``"deferred"`` with ``update_every``.
+    scoring : str, default="viann"
+        The statistic that scores the features (see
+        :mod:`neural_feature_importance.core.modes`). ``"viann"`` is the
+        paper's method. ``"taylor"`` (recommended when you cannot stop at the
+        right epoch) reads ``param.grad`` in :meth:`on_step_end`, so call that
+        after ``optimizer.step()`` and before ``optimizer.zero_grad()``.
+    gradient_every : int, optional
+        Gradient modes read the gradient on one optimizer step in
+        ``gradient_every`` (steps 1, 1 + k, ...). Default: the mode's own
+        (``taylor``: 4, which keeps its cost near 1 % of training even for a
+        tiny MLP, with the same rankings as reading every step; ``synaptic``:
+        1).
 
     Examples
     --------

@@ -1,0 +1,339 @@
+"""Scoring modes (issue 7): each equals a hand computation from recorded snapshots/gradients."""
+
+import numpy as np
+import pytest
+
+from neural_feature_importance.core import (
+    ConvVarianceImportanceBase,
+    EmbeddingVarianceImportanceBase,
+    NonFiniteWeightsError,
+    NotFittedError,
+    StateDictError,
+    VarianceImportanceBase,
+)
+from neural_feature_importance.core.modes import (
+    EMA_HALFLIFE,
+    RECOMMENDED_MODE,
+    RECOMMENDED_SNAPSHOT_MODE,
+    SCORING_MODES,
+    get_mode,
+)
+
+GRADIENT_MODES = [name for name, mode in SCORING_MODES.items() if mode.needs_gradients]
+SNAPSHOT_MODES = [name for name, mode in SCORING_MODES.items() if not mode.needs_gradients]
+
+
+class GradientTracker(VarianceImportanceBase):
+    """The bare core with gradients fed by hand (as the PyTorch trackers do)."""
+
+    supports_gradient_modes = True
+
+
+class GradientConvTracker(ConvVarianceImportanceBase):
+    supports_gradient_modes = True
+
+
+class GradientEmbeddingTracker(EmbeddingVarianceImportanceBase):
+    supports_gradient_modes = True
+
+
+def _trajectory(shape, n=6, seed=0):
+    """Initial weights, per-epoch snapshots, and per-step (gradient, weight-after) pairs."""
+    rng = np.random.default_rng(seed)
+    start = rng.normal(size=shape)
+    snapshots, steps = [], []
+    weights = start.copy()
+    for _ in range(n):
+        for _ in range(3):
+            grad = rng.normal(size=shape) * np.linspace(0.2, 2.0, shape[0]).reshape(
+                (-1,) + (1,) * (len(shape) - 1)
+            )
+            weights = weights - 0.05 * grad + rng.normal(scale=0.01, size=shape)
+            steps.append((grad, weights.copy()))
+        snapshots.append(weights.copy())
+    return start, snapshots, steps
+
+
+def _feed(tracker, start, snapshots, steps, per_epoch=3):
+    tracker.start(start, layer_name="dense")
+    for epoch, snapshot in enumerate(snapshots):
+        for grad, weights in steps[epoch * per_epoch : (epoch + 1) * per_epoch]:
+            tracker.update_gradients(grad, weights)
+        tracker.update(snapshot)
+    return tracker
+
+
+def _raw(scoring, shape=(5, 3), cls=GradientTracker, **kwargs):
+    start, snaps, steps = _trajectory(shape)
+    tracker = _feed(cls(normalize=None, scoring=scoring, **kwargs), start, snaps, steps)
+    return tracker, start, snaps, steps
+
+
+# --------------------------------------------------------------- hand computations
+def test_growth_is_squared_norm_growth_since_init_clipped_at_zero():
+    tracker, start, snaps, _ = _raw("growth")
+    expected = np.maximum((snaps[-1] ** 2 - start**2).sum(axis=1), 0.0)
+    np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-12)
+    assert (expected > 0).any() and (expected == 0).any()  # the data exercise the clip
+
+
+def test_path_sums_absolute_steps_from_the_initial_weights():
+    tracker, start, snaps, _ = _raw("path")
+    stacked = np.stack([start, *snaps])
+    expected = np.abs(np.diff(stacked, axis=0)).sum(axis=(0, 2))
+    np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-12)
+
+
+def test_ema_variance_equals_the_exponentially_weighted_variance():
+    tracker, _, snaps, _ = _raw("ema_variance")
+    x = np.stack(snaps)
+    n, alpha = len(x), 1 - 0.5 ** (1 / EMA_HALFLIFE)
+    # Closed form of West's recurrence: weight (1-a)^(n-1) on the first snapshot,
+    # a (1-a)^(n-k) on snapshot k >= 2; they sum to one.
+    weights = np.array(
+        [(1 - alpha) ** (n - 1)] + [alpha * (1 - alpha) ** (n - k) for k in range(2, n + 1)]
+    )
+    assert weights.sum() == pytest.approx(1.0)
+    mean = np.tensordot(weights, x, axes=1)
+    variance = np.tensordot(weights, (x - mean) ** 2, axes=1)
+    expected = (variance * np.abs(snaps[-1])).sum(axis=1)
+    np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-10)
+
+
+def test_update_variance_is_viann_on_the_steps():
+    tracker, start, snaps, _ = _raw("update_variance")
+    updates = np.diff(np.stack([start, *snaps]), axis=0)
+    expected = (np.var(updates, axis=0, ddof=1) * np.abs(snaps[-1])).sum(axis=1)
+    np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-12)
+
+
+def test_taylor_is_mean_absolute_group_gradient_times_weight():
+    tracker, _, _, steps = _raw("taylor")
+    per_step = [np.abs((g * w).sum(axis=1)) for g, w in steps]
+    np.testing.assert_allclose(tracker.raw_importances_, np.mean(per_step, axis=0), rtol=1e-12)
+    # The last rows get the largest gradients in _trajectory: the ranking follows.
+    assert tracker.feature_importances_.argmax() == 4
+
+
+def test_taylor_equals_batch_gradient_times_input_of_a_linear_layer():
+    # For y = x W (Keras layout) and loss L, dL/dW = x^T dL/dy, so
+    # sum_j g_ij W_ij = sum_n x_ni (dL/dy_n . W_i) = sum_n x_ni dL/dx_ni.
+    rng = np.random.default_rng(3)
+    x, weight = rng.normal(size=(8, 4)), rng.normal(size=(4, 3))
+    dl_dy = rng.normal(size=(8, 3))
+    grad_w = x.T @ dl_dy
+    grad_x = dl_dy @ weight.T
+    tracker = GradientTracker(normalize=None, scoring="taylor")
+    tracker.start(weight)
+    tracker.update_gradients(grad_w, weight)
+    np.testing.assert_allclose(tracker.raw_importances_, np.abs((x * grad_x).sum(axis=0)))
+
+
+def test_movement_is_minus_summed_gradient_times_weight():
+    tracker, _, _, steps = _raw("movement")
+    total = -sum((g * w).sum(axis=1) for g, w in steps) / len(steps)
+    np.testing.assert_allclose(tracker.raw_importances_, np.maximum(total, 0), rtol=1e-12)
+
+
+def test_synaptic_is_the_path_integral_of_minus_gradient_times_update():
+    tracker, start, _, steps = _raw("synaptic")
+    previous, omega = start, 0.0
+    for g, w in steps:
+        omega = omega - (g * (w - previous)).sum(axis=1)
+        previous = w
+    np.testing.assert_allclose(
+        tracker.raw_importances_, np.maximum(omega / len(steps), 0), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("scoring", [m for m in SCORING_MODES if m != "viann"])
+def test_torch_layout_gives_the_same_scores(scoring):
+    start, snaps, steps = _trajectory((5, 3))
+    keras = _feed(GradientTracker(normalize=None, scoring=scoring), start, snaps, steps)
+    torch_layout = _feed(
+        GradientTracker(normalize=None, scoring=scoring, layout="torch"),
+        start.T,
+        [s.T for s in snaps],
+        [(g.T, w.T) for g, w in steps],
+    )
+    np.testing.assert_allclose(torch_layout.raw_importances_, keras.raw_importances_, rtol=1e-12)
+
+
+def test_conv_taylor_heatmap_and_filters_by_hand():
+    shape = (3, 3, 2, 4)  # Keras Conv2D (kh, kw, in, filters)
+    tracker, _, _, steps = _raw("taylor", shape=shape, cls=GradientConvTracker)
+    heat = np.mean([np.abs((g * w).sum(axis=-1)) for g, w in steps], axis=0)
+    filters = np.mean([np.abs((g * w).sum(axis=(0, 1, 2))) for g, w in steps], axis=0)
+    np.testing.assert_allclose(tracker.heatmap_, heat, rtol=1e-12)
+    np.testing.assert_allclose(tracker.raw_filter_importances_, filters, rtol=1e-12)
+    # PyTorch layout (out, in, kh, kw): same heatmap in Keras order, same filters.
+    start, snaps, steps = _trajectory(shape)
+    to_torch = (3, 2, 0, 1)
+    torch_tracker = _feed(
+        GradientConvTracker(normalize=None, scoring="taylor", layout="torch"),
+        start.transpose(to_torch),
+        [s.transpose(to_torch) for s in snaps],
+        [(g.transpose(to_torch), w.transpose(to_torch)) for g, w in steps],
+    )
+    np.testing.assert_allclose(torch_tracker.heatmap_, heat, rtol=1e-12)
+    np.testing.assert_allclose(torch_tracker.raw_filter_importances_, filters, rtol=1e-12)
+
+
+def test_conv_growth_filters_sum_over_features():
+    tracker, start, snaps, _ = _raw("growth", shape=(3, 2, 4), cls=GradientConvTracker)
+    growth = snaps[-1] ** 2 - start**2
+    np.testing.assert_allclose(
+        tracker.raw_filter_importances_, np.maximum(growth.sum(axis=(0, 1)), 0), rtol=1e-12
+    )
+
+
+def test_embedding_taylor_scores_tokens():
+    tracker, _, _, steps = _raw("taylor", shape=(6, 3), cls=GradientEmbeddingTracker)
+    expected = np.mean([np.abs((g * w).sum(axis=1)) for g, w in steps], axis=0)
+    np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-12)
+
+
+# ------------------------------------------------------------- the default is the paper
+def test_explicit_viann_is_the_default_bit_for_bit():
+    start, snaps, steps = _trajectory((5, 3))
+    default = _feed(VarianceImportanceBase(), start, snaps, steps)
+    explicit = _feed(GradientTracker(scoring="viann"), start, snaps, steps)
+    np.testing.assert_array_equal(explicit.feature_importances_, default.feature_importances_)
+    assert "scoring" not in default.state_dict() and "mode" not in default.state_dict()
+
+
+# -------------------------------------------------------------------- validation
+def test_unknown_scoring_names_the_modes():
+    tracker = VarianceImportanceBase(scoring="variance")
+    with pytest.raises(ValueError, match=r"'taylor'.*recommended") as info:
+        tracker.start(np.zeros((3, 2)))
+    for name in SCORING_MODES:
+        assert repr(name) in str(info.value)
+    assert get_mode(RECOMMENDED_MODE).needs_gradients
+    assert not get_mode(RECOMMENDED_SNAPSHOT_MODE).needs_gradients
+
+
+@pytest.mark.parametrize("scoring", GRADIENT_MODES)
+def test_gradient_modes_refuse_trackers_without_gradients(scoring):
+    tracker = VarianceImportanceBase(scoring=scoring)  # e.g. what a Keras callback is
+    with pytest.raises(ValueError, match=r"PyTorch trackers.*scoring='growth'"):
+        tracker.start(np.zeros((3, 2)))
+
+
+def test_gradient_mode_without_steps_says_to_call_on_step_end():
+    tracker = GradientTracker(scoring="taylor")
+    tracker.start(np.zeros((3, 2)))
+    tracker.update(np.ones((3, 2)))
+    tracker.update(np.ones((3, 2)))
+    with pytest.raises(NotFittedError, match=r"after optimizer.step\(\) and before"):
+        _ = tracker.feature_importances_
+    assert not hasattr(tracker, "feature_importances_")
+
+
+def test_snapshot_mode_with_too_few_snapshots():
+    tracker = GradientTracker(scoring="update_variance")
+    tracker.start(np.zeros((3, 2)))
+    tracker.update(np.ones((3, 2)))
+    with pytest.raises(NotFittedError, match="at least 2 weight snapshot"):
+        _ = tracker.raw_importances_
+    growth = GradientTracker(scoring="growth", normalize=None)
+    growth.start(np.zeros((3, 2)))
+    growth.update(np.array([[1.0, 1.0], [0.0, 2.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(growth.raw_importances_, [2.0, 4.0, 0.0])
+
+
+def test_gradient_of_the_wrong_shape_is_rejected():
+    tracker = GradientTracker(scoring="taylor")
+    tracker.start(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"gradient of shape \(2, 3\)"):
+        tracker.update_gradients(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+def test_nan_gradient_raises_instead_of_nan_scores():
+    tracker = GradientTracker(scoring="taylor")
+    tracker.start(np.zeros((3, 2)))
+    tracker.update_gradients(np.full((3, 2), np.nan), np.ones((3, 2)))
+    with pytest.raises(NonFiniteWeightsError, match="scoring='taylor'"):
+        _ = tracker.feature_importances_
+
+
+def test_snapshot_modes_ignore_gradients():
+    start, snaps, steps = _trajectory((5, 3))
+    fed = _feed(GradientTracker(scoring="growth"), start, snaps, steps)
+    plain = _feed(GradientTracker(scoring="growth"), start, snaps, [])
+    np.testing.assert_array_equal(fed.feature_importances_, plain.feature_importances_)
+
+
+# ------------------------------------------------------------- state, resume, merge
+@pytest.mark.parametrize("scoring", [m for m in SCORING_MODES if m != "viann"])
+def test_resume_from_saved_state_equals_uninterrupted(scoring, tmp_path):
+    start, snaps, steps = _trajectory((5, 3))
+    full = _feed(GradientTracker(normalize=None, scoring=scoring), start, snaps, steps)
+    first = _feed(GradientTracker(normalize=None, scoring=scoring), start, snaps[:3], steps[:9])
+    first.save_state(tmp_path / "state.npz")
+    resumed = GradientTracker(normalize=None, scoring=scoring)
+    resumed.load_state(tmp_path / "state.npz")
+    for epoch in range(3, 6):
+        for grad, weights in steps[epoch * 3 : (epoch + 1) * 3]:
+            resumed.update_gradients(grad, weights)
+        resumed.update(snaps[epoch])
+    np.testing.assert_allclose(resumed.raw_importances_, full.raw_importances_, rtol=1e-12)
+
+
+def test_state_of_another_mode_is_refused():
+    start, snaps, steps = _trajectory((5, 3))
+    state = _feed(GradientTracker(scoring="taylor"), start, snaps, steps).state_dict()
+    assert state["scoring"] == "taylor"
+    with pytest.raises(StateDictError, match="scoring='taylor'"):
+        GradientTracker(scoring="growth").load_state_dict(state)
+    with pytest.raises(StateDictError, match="scoring='taylor'"):
+        VarianceImportanceBase().load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    "scoring", ["taylor", "movement", "synaptic", "path", "growth", "update_variance"]
+)
+def test_merge_of_two_streams_equals_one_stream(scoring):
+    start, snaps, steps = _trajectory((5, 3))
+    full = _feed(GradientTracker(normalize=None, scoring=scoring), start, snaps, steps)
+    first = _feed(GradientTracker(normalize=None, scoring=scoring), start, snaps[:3], steps[:9])
+    # The second stream starts where the first ended (snaps[2] == weights after step 9).
+    second = GradientTracker(normalize=None, scoring=scoring)
+    second.start(snaps[2])
+    for epoch in range(3, 6):
+        for grad, weights in steps[epoch * 3 : (epoch + 1) * 3]:
+            second.update_gradients(grad, weights)
+        second.update(snaps[epoch])
+    first.merge(second)
+    np.testing.assert_allclose(first.raw_importances_, full.raw_importances_, rtol=1e-12)
+
+
+def test_ema_and_mismatched_modes_cannot_merge():
+    start, snaps, steps = _trajectory((5, 3))
+    ema = _feed(GradientTracker(scoring="ema_variance"), start, snaps, steps)
+    with pytest.raises(ValueError, match="cannot be merged"):
+        ema.merge(_feed(GradientTracker(scoring="ema_variance"), start, snaps, steps))
+    with pytest.raises(ValueError, match="scoring='growth'"):
+        ema.merge(_feed(GradientTracker(scoring="growth"), start, snaps, steps))
+
+
+def test_history_records_mode_scores():
+    start, snaps, steps = _trajectory((5, 3))
+    tracker = _feed(GradientTracker(scoring="taylor", record_history=True), start, snaps, steps)
+    assert tracker.history_.shape == (6, 5)
+    np.testing.assert_allclose(tracker.history_[-1], tracker.raw_importances_)
+
+
+def test_taylor_sums_float32_gradients_accurately_over_many_steps():
+    # Per-step sums are kept in the gradient's precision for at most FLUSH_EVERY
+    # steps, then added to the float64 accumulator.
+    rng = np.random.default_rng(5)
+    weights = rng.normal(size=(6, 4)).astype(np.float32)
+    grads = rng.normal(size=(1000, 6, 4)).astype(np.float32)
+    tracker = GradientTracker(normalize=None, scoring="taylor")
+    tracker.start(weights)
+    for grad in grads:
+        tracker.update_gradients(grad, weights)
+    exact = np.abs((grads.astype(np.float64) * weights).sum(axis=2)).mean(axis=0)
+    np.testing.assert_allclose(tracker.raw_importances_, exact, rtol=1e-5)
+    assert tracker.raw_importances_.dtype == np.float64
