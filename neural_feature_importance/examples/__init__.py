@@ -2,8 +2,9 @@
 
 :mod:`.conv` trains small Conv2D classifiers and checks their filter ranking by
 ablation; :mod:`.tokens` trains small text CNNs and scores their token ranking
-against planted truth (recall@k). Both import their framework only inside the
-functions that need it.
+against planted truth (recall@k). Both train through the same loops (one per
+framework, in :mod:`._training`) and import their framework only inside the
+functions that need it. The helpers below write the scripts' tables and figures.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def write_csv(rows: Sequence[Mapping[str, object]], path: str | os.PathLike[str]) -> None:
@@ -35,3 +41,23 @@ def markdown_table(rows: Sequence[Mapping[str, object]], digits: int = 3) -> str
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(row[key]) for key in header) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_figures(
+    figures: Mapping[str, Figure], output: Path, prefix: str, *, show: bool = False
+) -> list[Path]:
+    """Save each figure as ``output / f"{prefix}_{key}.png"``; show them if asked; close them all.
+
+    Returns the paths written, in the order of ``figures``.
+    """
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for key, fig in figures.items():
+        path = output / f"{prefix}_{key}.png"
+        fig.savefig(path, dpi=110)
+        paths.append(path)
+    if show:
+        plt.show()
+    plt.close("all")
+    return paths

@@ -18,7 +18,6 @@ and reshapes.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +26,14 @@ import numpy as np
 
 from neural_feature_importance.core.scoring import viann_scores
 from neural_feature_importance.datasets.images import ImageDataset
+from neural_feature_importance.examples._training import FRAMEWORKS as FRAMEWORKS
+from neural_feature_importance.examples._training import (
+    FitOptions,
+    check_framework,
+    fit_keras,
+    fit_torch,
+)
 
-logger = logging.getLogger(__name__)
-
-FRAMEWORKS: tuple[str, ...] = ("keras", "torch")
 DEFAULT_KERNEL = {"digits": 3, "mnist": 8}
 
 
@@ -139,18 +142,11 @@ def build_torch_model(
     )
 
 
-def train_torch(
+def _train_torch(
     data: ImageDataset,
-    *,
-    n_filters: int = 16,
-    kernel_size: int = 3,
-    epochs: int = 10,
-    batch_size: int = 32,
-    learning_rate: float = 3e-3,
-    update_every: int | None = None,
-    include_initial: bool = False,
-    record_history: bool = True,
-    seed: int = 0,
+    model_options: dict[str, int],
+    fit: FitOptions,
+    tracker_options: dict[str, Any],
 ) -> ConvRun:
     """Train the PyTorch model with a :class:`ConvVarianceImportanceTorch` tracker."""
     import torch
@@ -158,49 +154,21 @@ def train_torch(
 
     from neural_feature_importance import ConvVarianceImportanceTorch
 
-    torch.manual_seed(seed)
+    torch.manual_seed(fit.seed)
     first = data.channels_first()
-    x_train = torch.from_numpy(first.x_train)
-    y_train = torch.from_numpy(first.y_train)
     x_test = torch.from_numpy(first.x_test)
-    model = build_torch_model(data.image_shape, n_filters, kernel_size, data.n_classes)
+    model = build_torch_model(data.image_shape, n_classes=data.n_classes, **model_options)
     conv = model[0]
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    loss_fn = nn.CrossEntropyLoss()
-    tracker = ConvVarianceImportanceTorch(
+    tracker = ConvVarianceImportanceTorch(model, **tracker_options)
+    metrics = fit_torch(
         model,
-        update_every=update_every,
-        include_initial=include_initial,
-        record_history=record_history,
+        first.x_train,
+        first.y_train,
+        tracker,
+        fit,
+        loss_fn=nn.CrossEntropyLoss(),
+        n_correct=lambda logits, y: int((logits.argmax(1) == y).sum()),
     )
-    generator = torch.Generator().manual_seed(seed)
-    metrics: list[dict[str, float]] = []
-    tracker.on_train_begin()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(y_train), generator=generator)
-        total_loss, correct = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            optimizer.zero_grad()
-            logits = model(x_train[index])
-            loss = loss_fn(logits, y_train[index])
-            loss.backward()
-            optimizer.step()
-            tracker.on_step_end()
-            total_loss += float(loss.detach()) * len(index)
-            correct += int((logits.argmax(1) == y_train[index]).sum())
-        tracker.on_epoch_end()
-        metrics.append(
-            {
-                "epoch": epoch + 1,
-                "loss": total_loss / len(order),
-                "train_accuracy": correct / len(order),
-            }
-        )
-        logger.info("torch epoch %d: %s", epoch + 1, metrics[-1])
-    tracker.on_train_end()
-    model.eval()
     y_test = first.y_test
 
     def predict_accuracy() -> float:
@@ -262,50 +230,28 @@ def build_keras_model(
     )
 
 
-def train_keras(
+def _train_keras(
     data: ImageDataset,
-    *,
-    n_filters: int = 16,
-    kernel_size: int = 3,
-    epochs: int = 10,
-    batch_size: int = 32,
-    learning_rate: float = 3e-3,
-    update_every: int | None = None,
-    include_initial: bool = False,
-    record_history: bool = True,
-    seed: int = 0,
+    model_options: dict[str, int],
+    fit: FitOptions,
+    tracker_options: dict[str, Any],
 ) -> ConvRun:
     """Train the Keras model with a :class:`ConvVarianceImportanceKeras` callback."""
     import keras
 
     from neural_feature_importance import ConvVarianceImportanceKeras
 
-    keras.utils.set_random_seed(seed)
-    model = build_keras_model(data.image_shape, n_filters, kernel_size, data.n_classes)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    tracker = ConvVarianceImportanceKeras(
-        update_every=update_every,
-        include_initial=include_initial,
-        record_history=record_history,
-    )
-    fit = model.fit(
+    keras.utils.set_random_seed(fit.seed)
+    model = build_keras_model(data.image_shape, n_classes=data.n_classes, **model_options)
+    tracker = ConvVarianceImportanceKeras(**tracker_options)
+    metrics = fit_keras(
+        model,
         data.x_train,
         data.y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        callbacks=[tracker],
-        verbose=0,
+        tracker,
+        fit,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    metrics = [
-        {"epoch": i + 1, "loss": float(loss), "train_accuracy": float(acc)}
-        for i, (loss, acc) in enumerate(
-            zip(fit.history["loss"], fit.history["accuracy"], strict=True)
-        )
-    ]
     conv = model.get_layer("conv")
     feature_model = keras.Model(model.inputs[0], conv.output)
 
@@ -340,13 +286,77 @@ def train_keras(
     )
 
 
-def train_conv(framework: str, data: ImageDataset, **kwargs: Any) -> ConvRun:
-    """Train with ``"keras"`` or ``"torch"``; keyword arguments go to the trainer."""
-    if framework == "torch":
-        return train_torch(data, **kwargs)
-    if framework == "keras":
-        return train_keras(data, **kwargs)
-    raise ValueError(f"framework={framework!r} is not known; use one of {FRAMEWORKS}.")
+# ------------------------------------------------------------------ training
+def train_conv(
+    framework: str,
+    data: ImageDataset,
+    *,
+    n_filters: int = 16,
+    kernel_size: int = 3,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 3e-3,
+    update_every: int | None = None,
+    include_initial: bool = False,
+    record_history: bool = True,
+    seed: int = 0,
+) -> ConvRun:
+    """Train the model in ``framework`` while a VIANN tracker watches its convolution.
+
+    Parameters
+    ----------
+    framework : {"keras", "torch"}
+        ``"keras"`` trains with a :class:`ConvVarianceImportanceKeras` callback,
+        ``"torch"`` with a :class:`ConvVarianceImportanceTorch` tracker.
+    data : ImageDataset
+        Channels-last images (PyTorch gets them channels first).
+    n_filters : int, default=16
+        Convolution filters.
+    kernel_size : int, default=3
+        Side of the square kernels.
+    epochs : int, default=10
+        Passes over the training images.
+    batch_size : int, default=32
+        Images per Adam step.
+    learning_rate : float, default=3e-3
+        Adam's learning rate.
+    update_every, include_initial, record_history
+        The tracker's options (default: one snapshot per epoch, history kept).
+    seed : int, default=0
+        Seed of the initial weights and of the batch order.
+
+    Returns
+    -------
+    ConvRun
+
+    Examples
+    --------
+    >>> from neural_feature_importance.datasets.images import load_digits_images  # doctest: +SKIP
+    >>> run = train_conv("torch", load_digits_images(), n_filters=8)  # doctest: +SKIP
+    >>> run.tracker.filter_ranking_  # doctest: +SKIP
+    """
+    check_framework(framework)
+    trainer = _train_torch if framework == "torch" else _train_keras
+    return trainer(
+        data,
+        {"n_filters": n_filters, "kernel_size": kernel_size},
+        FitOptions(epochs, batch_size, learning_rate, seed),
+        {
+            "update_every": update_every,
+            "include_initial": include_initial,
+            "record_history": record_history,
+        },
+    )
+
+
+def train_torch(data: ImageDataset, **kwargs: Any) -> ConvRun:
+    """:func:`train_conv` with PyTorch; the keyword arguments are :func:`train_conv`'s."""
+    return train_conv("torch", data, **kwargs)
+
+
+def train_keras(data: ImageDataset, **kwargs: Any) -> ConvRun:
+    """:func:`train_conv` with Keras; the keyword arguments are :func:`train_conv`'s."""
+    return train_conv("keras", data, **kwargs)
 
 
 # ------------------------------------------------------------------ ablation

@@ -15,7 +15,6 @@ the ranking puts on top, next to a frequency ranking and to chance.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +22,13 @@ from typing import Any
 import numpy as np
 
 from neural_feature_importance.datasets.text import TextDataset
-
-logger = logging.getLogger(__name__)
-
-FRAMEWORKS: tuple[str, ...] = ("keras", "torch")
+from neural_feature_importance.examples._training import FRAMEWORKS as FRAMEWORKS
+from neural_feature_importance.examples._training import (
+    FitOptions,
+    check_framework,
+    fit_keras,
+    fit_torch,
+)
 
 
 @dataclass
@@ -63,6 +65,19 @@ class TokenRun:
         return self._predict(np.asarray(sequences, dtype=np.int32))
 
 
+def _token_run(
+    framework: str,
+    model: Any,
+    tracker: Any,
+    data: TextDataset,
+    metrics: list[dict[str, float]],
+    predict: Callable[[np.ndarray], np.ndarray],
+) -> TokenRun:
+    """A trained model's :class:`TokenRun`, with its test accuracy at the 0.5 threshold."""
+    accuracy = float(((predict(data.x_test) > 0.5) == data.y_test).mean())
+    return TokenRun(framework, model, tracker, data, accuracy, metrics, predict)
+
+
 # ------------------------------------------------------------------- PyTorch
 def build_torch_model(vocab_size: int, embedding_dim: int, n_filters: int, kernel_size: int) -> Any:
     """``Embedding -> Conv1d -> ReLU -> max over time -> Linear(1)`` (logits)."""
@@ -84,18 +99,11 @@ def build_torch_model(vocab_size: int, embedding_dim: int, n_filters: int, kerne
     return TextCNN()
 
 
-def train_torch(
+def _train_torch(
     data: TextDataset,
-    *,
-    embedding_dim: int = 16,
-    n_filters: int = 32,
-    kernel_size: int = 3,
-    epochs: int = 5,
-    batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    update_every: int | None = None,
-    record_history: bool = True,
-    seed: int = 0,
+    model_options: dict[str, int],
+    fit: FitOptions,
+    tracker_options: dict[str, Any],
 ) -> TokenRun:
     """Train the PyTorch model with an :class:`EmbeddingVarianceImportanceTorch` tracker."""
     import torch
@@ -103,50 +111,24 @@ def train_torch(
 
     from neural_feature_importance import EmbeddingVarianceImportanceTorch
 
-    torch.manual_seed(seed)
-    x_train = torch.from_numpy(data.x_train.astype(np.int64))
-    y_train = torch.from_numpy(data.y_train.astype(np.float32))
-    model = build_torch_model(data.vocab_size, embedding_dim, n_filters, kernel_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    loss_fn = nn.BCEWithLogitsLoss()
-    tracker = EmbeddingVarianceImportanceTorch(
-        model, update_every=update_every, record_history=record_history
+    torch.manual_seed(fit.seed)
+    model = build_torch_model(data.vocab_size, **model_options)
+    tracker = EmbeddingVarianceImportanceTorch(model, **tracker_options)
+    metrics = fit_torch(
+        model,
+        data.x_train.astype(np.int64),
+        data.y_train.astype(np.float32),
+        tracker,
+        fit,
+        loss_fn=nn.BCEWithLogitsLoss(),
+        n_correct=lambda logits, y: int(((logits > 0).float() == y).sum()),
     )
-    generator = torch.Generator().manual_seed(seed)
-    metrics: list[dict[str, float]] = []
-    tracker.on_train_begin()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(y_train), generator=generator)
-        total_loss, correct = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            optimizer.zero_grad()
-            logits = model(x_train[index])
-            loss = loss_fn(logits, y_train[index])
-            loss.backward()
-            optimizer.step()
-            tracker.on_step_end()
-            total_loss += float(loss.detach()) * len(index)
-            correct += int(((logits > 0).float() == y_train[index]).sum())
-        tracker.on_epoch_end()
-        metrics.append(
-            {
-                "epoch": epoch + 1,
-                "loss": total_loss / len(order),
-                "train_accuracy": correct / len(order),
-            }
-        )
-        logger.info("torch epoch %d: %s", epoch + 1, metrics[-1])
-    tracker.on_train_end()
-    model.eval()
 
     def predict(sequences: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return torch.sigmoid(model(torch.from_numpy(sequences.astype(np.int64)))).numpy()
 
-    accuracy = float(((predict(data.x_test) > 0.5) == data.y_test).mean())
-    return TokenRun("torch", model, tracker, data, accuracy, metrics, predict)
+    return _token_run("torch", model, tracker, data, metrics, predict)
 
 
 # --------------------------------------------------------------------- Keras
@@ -167,7 +149,38 @@ def build_keras_model(
     )
 
 
-def train_keras(
+def _train_keras(
+    data: TextDataset,
+    model_options: dict[str, int],
+    fit: FitOptions,
+    tracker_options: dict[str, Any],
+) -> TokenRun:
+    """Train the Keras model with an :class:`EmbeddingVarianceImportanceKeras` callback."""
+    import keras
+
+    from neural_feature_importance import EmbeddingVarianceImportanceKeras
+
+    keras.utils.set_random_seed(fit.seed)
+    model = build_keras_model(data.vocab_size, data.maxlen, **model_options)
+    tracker = EmbeddingVarianceImportanceKeras(**tracker_options)
+    metrics = fit_keras(
+        model,
+        data.x_train,
+        data.y_train.astype(np.float32),
+        tracker,
+        fit,
+        loss="binary_crossentropy",
+    )
+
+    def predict(sequences: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(sequences, batch_size=1024, verbose=0)).reshape(-1)
+
+    return _token_run("keras", model, tracker, data, metrics, predict)
+
+
+# ------------------------------------------------------------------ training
+def train_tokens(
+    framework: str,
     data: TextDataset,
     *,
     embedding_dim: int = 16,
@@ -180,50 +193,61 @@ def train_keras(
     record_history: bool = True,
     seed: int = 0,
 ) -> TokenRun:
-    """Train the Keras model with an :class:`EmbeddingVarianceImportanceKeras` callback."""
-    import keras
+    """Train the text CNN in ``framework`` while a VIANN tracker watches its embedding.
 
-    from neural_feature_importance import EmbeddingVarianceImportanceKeras
+    Parameters
+    ----------
+    framework : {"keras", "torch"}
+        ``"keras"`` trains with an :class:`EmbeddingVarianceImportanceKeras`
+        callback, ``"torch"`` with an :class:`EmbeddingVarianceImportanceTorch`
+        tracker.
+    data : TextDataset
+        Padded token sequences and binary labels.
+    embedding_dim : int, default=16
+        Width of the embedding table.
+    n_filters : int, default=32
+        Conv1D filters.
+    kernel_size : int, default=3
+        Tokens per Conv1D window.
+    epochs : int, default=5
+        Passes over the training documents.
+    batch_size : int, default=32
+        Documents per Adam step.
+    learning_rate : float, default=1e-3
+        Adam's learning rate.
+    update_every, record_history
+        The tracker's options (default: one snapshot per epoch, history kept).
+    seed : int, default=0
+        Seed of the initial weights and of the batch order.
 
-    keras.utils.set_random_seed(seed)
-    model = build_keras_model(data.vocab_size, data.maxlen, embedding_dim, n_filters, kernel_size)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
+    Returns
+    -------
+    TokenRun
+
+    Examples
+    --------
+    >>> from neural_feature_importance.datasets.text import make_sentiment_corpus  # doctest: +SKIP
+    >>> run = train_tokens("torch", make_sentiment_corpus(1000), epochs=8)  # doctest: +SKIP
+    >>> planted_recall(run).to_text()  # doctest: +SKIP
+    """
+    check_framework(framework)
+    trainer = _train_torch if framework == "torch" else _train_keras
+    return trainer(
+        data,
+        {"embedding_dim": embedding_dim, "n_filters": n_filters, "kernel_size": kernel_size},
+        FitOptions(epochs, batch_size, learning_rate, seed),
+        {"update_every": update_every, "record_history": record_history},
     )
-    tracker = EmbeddingVarianceImportanceKeras(
-        update_every=update_every, record_history=record_history
-    )
-    fit = model.fit(
-        data.x_train,
-        data.y_train.astype(np.float32),
-        epochs=epochs,
-        batch_size=batch_size,
-        callbacks=[tracker],
-        verbose=0,
-    )
-    metrics = [
-        {"epoch": i + 1, "loss": float(loss), "train_accuracy": float(acc)}
-        for i, (loss, acc) in enumerate(
-            zip(fit.history["loss"], fit.history["accuracy"], strict=True)
-        )
-    ]
-
-    def predict(sequences: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(sequences, batch_size=1024, verbose=0)).reshape(-1)
-
-    accuracy = float(((predict(data.x_test) > 0.5) == data.y_test).mean())
-    return TokenRun("keras", model, tracker, data, accuracy, metrics, predict)
 
 
-def train_tokens(framework: str, data: TextDataset, **kwargs: Any) -> TokenRun:
-    """Train with ``"keras"`` or ``"torch"``; keyword arguments go to the trainer."""
-    if framework == "torch":
-        return train_torch(data, **kwargs)
-    if framework == "keras":
-        return train_keras(data, **kwargs)
-    raise ValueError(f"framework={framework!r} is not known; use one of {FRAMEWORKS}.")
+def train_torch(data: TextDataset, **kwargs: Any) -> TokenRun:
+    """:func:`train_tokens` with PyTorch; the keyword arguments are :func:`train_tokens`'s."""
+    return train_tokens("torch", data, **kwargs)
+
+
+def train_keras(data: TextDataset, **kwargs: Any) -> TokenRun:
+    """:func:`train_tokens` with Keras; the keyword arguments are :func:`train_tokens`'s."""
+    return train_tokens("keras", data, **kwargs)
 
 
 # ------------------------------------------------------------------- ranking
