@@ -52,6 +52,15 @@ class ArrayOps(Protocol):
     def zeros_like(self, array: Array) -> Array:
         """Return zeros of ``array``'s shape, dtype and device."""
 
+    def copy_into(self, destination: Array, source: Array) -> None:
+        """Overwrite ``destination`` with ``source``'s values (cast to its dtype)."""
+
+    def add_scaled(self, destination: Array, source: Array, scale: float) -> None:
+        """``destination += scale * source``, in place (without a temporary if possible)."""
+
+    def add_scaled_product(self, destination: Array, a: Array, b: Array, scale: float) -> None:
+        """``destination += scale * a * b``, in place (without a temporary if possible)."""
+
     def all_finite(self, array: Array) -> bool:
         """Return whether every element is finite (may synchronise a device)."""
 
@@ -71,8 +80,21 @@ class NumpyArrayOps:
     def zeros_like(self, array: np.ndarray) -> np.ndarray:
         return np.zeros_like(array)
 
+    def copy_into(self, destination: np.ndarray, source: Array) -> None:
+        np.copyto(destination, source, casting="unsafe")
+
+    def add_scaled(self, destination: np.ndarray, source: np.ndarray, scale: float) -> None:
+        destination += scale * source
+
+    def add_scaled_product(
+        self, destination: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float
+    ) -> None:
+        destination += scale * a * b
+
     def all_finite(self, array: np.ndarray) -> bool:
-        return bool(np.isfinite(array).all())
+        # One reduction, no boolean temporary: a float64 sum is NaN/Inf exactly when
+        # an element is (finite float32 weights cannot overflow it).
+        return bool(np.isfinite(np.sum(array, dtype=np.float64)))
 
     def to_numpy(self, array: Array) -> np.ndarray:
         return np.asarray(array, dtype=np.float64)

@@ -63,6 +63,8 @@ class RunningMoments:
         self._shift: Array | None = None
         self._mean_shifted: Array | None = None
         self._m2: Array | None = None
+        # Scratch for the update's delta: reused so that an update allocates nothing.
+        self._delta: Array | None = None
 
     @property
     def shape(self) -> tuple[int, ...] | None:
@@ -82,14 +84,16 @@ class RunningMoments:
                 f"update of shape {tuple(x.shape)} does not match the tracked shape "
                 f"{self.shape}; call reset() before tracking another array."
             )
-        shifted = self.ops.copy_as(x, self.dtype)
-        shifted -= self._shift
+        if self._delta is None:
+            self._delta = self.ops.zeros_like(self._shift)
+        delta = self._delta
+        self.ops.copy_into(delta, x)
+        delta -= self._shift  # exact for nearby floats (Sterbenz)
+        delta -= self._mean_shifted
         self.count += 1
-        delta = shifted - self._mean_shifted
-        self._mean_shifted += delta / self.count
-        shifted -= self._mean_shifted
-        delta *= shifted
-        self._m2 += delta
+        # Welford: mean += delta / n;  M2 += delta * (x - new_mean) = delta^2 * (n - 1) / n
+        self.ops.add_scaled(self._mean_shifted, delta, 1.0 / self.count)
+        self.ops.add_scaled_product(self._m2, delta, delta, (self.count - 1) / self.count)
 
     def merge(self, other: RunningMoments) -> None:
         """Absorb ``other``'s snapshots, as if they had been passed to ``update``.
@@ -169,6 +173,7 @@ class RunningMoments:
         self._shift = self.ops.copy_as(state["shift"], self.dtype)
         self._mean_shifted = self.ops.copy_as(state["mean"], self.dtype)
         self._m2 = self.ops.copy_as(state["m2"], self.dtype)
+        self._delta = None
         self.count = count
 
     def to_numpy(self) -> dict[str, np.ndarray | int]:

@@ -222,7 +222,10 @@ class VarianceImportanceBase:
         self._moments.update(weights)
         if self._mode is not None:
             self._mode.snapshot(weights)
-        self._last = self.ops.copy_as(weights, self.dtype)
+        if self._last is None:
+            self._last = self.ops.copy_as(weights, self.dtype)
+        else:
+            self.ops.copy_into(self._last, weights)
         if self.finite_check == "update":
             self._checked_updates = self._moments.count
         self._cached_raw = None

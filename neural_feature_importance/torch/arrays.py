@@ -37,8 +37,23 @@ class TorchArrayOps:
     def zeros_like(self, array: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(array)
 
+    def copy_into(self, destination: torch.Tensor, source: Any) -> None:
+        if not isinstance(source, torch.Tensor):
+            source = torch.as_tensor(np.asarray(source))
+        destination.copy_(source.detach())
+
+    def add_scaled(self, destination: torch.Tensor, source: torch.Tensor, scale: float) -> None:
+        destination.add_(source, alpha=scale)
+
+    def add_scaled_product(
+        self, destination: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scale: float
+    ) -> None:
+        destination.addcmul_(a, b, value=scale)
+
     def all_finite(self, array: torch.Tensor) -> bool:
-        return bool(torch.isfinite(array).all())
+        # One reduction, no boolean temporary: a float64 sum is NaN/Inf exactly when
+        # an element is (finite float32 weights cannot overflow it).
+        return bool(torch.isfinite(array.sum(dtype=torch.float64)))
 
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, torch.Tensor):

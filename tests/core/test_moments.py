@@ -120,3 +120,13 @@ def test_state_dict_roundtrip_resumes_exactly():
     np.testing.assert_array_equal(restored.variance(), _feed(snapshots).variance())
     with pytest.raises(StateDictError, match="missing"):
         restored.load_state_dict({"count": 1})
+
+
+def test_loading_a_state_of_another_shape_then_updating():
+    moments = _feed([np.zeros(3), np.ones(3)])
+    other = _feed([np.zeros((2, 2)), np.full((2, 2), 2.0)])
+    moments.load_state_dict(other.state_dict())
+    moments.update(np.full((2, 2), 4.0))
+    np.testing.assert_allclose(
+        moments.variance(), np.var([0.0, 2.0, 4.0], ddof=1) * np.ones((2, 2))
+    )
