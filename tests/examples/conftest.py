@@ -1,13 +1,5 @@
 """Example tests: one thread per framework (the test machine is shared), Agg backend."""
 
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
-
 import importlib.util
 from pathlib import Path
 
@@ -32,6 +24,16 @@ def conv_script():
 @pytest.fixture(scope="session")
 def token_script():
     return _load_script("token_importance_topk_example")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_single_threaded_env(monkeypatch):
+    # Scoped to each test: a process-wide os.environ change would leak into later tests'
+    # subprocesses (a notebook kernel started with MPLBACKEND=Agg shows no figures).
+    for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,7 @@ def test_paper_notebook_runs_in_quick_mode(monkeypatch):
     for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         monkeypatch.setenv(var, "1")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend shows figures
     try:
         import torch  # noqa: F401
 
