@@ -1,0 +1,321 @@
+r"""Issue 7's table: every scoring mode on the planted-truth suite at 15, 60 and 200 epochs.
+
+Runs the benchmark suite's own runner (:func:`benchmarks.truth.run_truth`,
+issue 6) with one VIANN tracker per scoring mode attached to the *same*
+training run, so every mode scores the same trajectory, plus the strongest
+post-hoc references explaining that network. Each epoch count is its own set
+of training runs. ``report`` then writes the tables into ``research/issue7/RESULTS.md``
+(between its ``tables`` markers; the text around them is kept).
+
+Usage (from the repository root; one core, a few minutes per epoch count)::
+
+    OMP_NUM_THREADS=1 .venv/bin/python research/issue7_modes.py run --epochs 15 60 200
+    OMP_NUM_THREADS=1 .venv/bin/python research/issue7_modes.py run --framework keras \\
+        --modes viann growth path --seeds 3 --no-reference
+    .venv/bin/python research/issue7_modes.py report
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.methods import viann_variant  # noqa: E402
+from benchmarks.training import limit_threads  # noqa: E402
+from neural_feature_importance.core.modes import SCORING_MODES  # noqa: E402
+from neural_feature_importance.datasets.synthetic import SYNTHETIC_DATASETS  # noqa: E402
+
+OUT = ROOT / "research" / "issue7"
+REFERENCE = ("permutation", "integrated_gradients", "random_forest")
+GOAL_AUC, GOAL_PK, GOAL_COST = 0.99, 0.95, 2.0
+START, END = "<!-- tables:start -->", "<!-- tables:end -->"
+
+
+def _keras_class():
+    """The Keras callback, taking ``scoring=`` (a stop-gap subclass until it does)."""
+    from neural_feature_importance.keras import VarianceImportanceKeras
+
+    if "scoring" in inspect.signature(VarianceImportanceKeras.__init__).parameters:
+        return None
+
+    class ScoringKeras(VarianceImportanceKeras):
+        def __init__(self, *args, scoring="viann", **kwargs):
+            super().__init__(*args, **kwargs)
+            self.scoring = scoring  # the core reads it at on_train_begin
+
+    return ScoringKeras
+
+
+def methods(framework: str, modes: list[str]) -> list:
+    """One VIANN variant per scoring mode, for ``run_truth``."""
+    cls = _keras_class() if framework == "keras" else None
+    return [
+        viann_variant(
+            f"{mode}_{framework}",
+            framework=framework,
+            scoring=mode,
+            tracker_cls=cls,
+            description=f"scoring={mode!r} ({framework}, one snapshot per epoch)",
+        )
+        for mode in modes
+    ] + (
+        # The cost/accuracy check of reading the gradient at every step (taylor's
+        # default reads one step in 4).
+        [
+            viann_variant(
+                f"taylor_every_step_{framework}",
+                framework=framework,
+                scoring="taylor",
+                gradient_every=1,
+                description="scoring='taylor', gradient_every=1 (torch)",
+            )
+        ]
+        if framework == "torch" and "taylor" in modes
+        else []
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train and score: one CSV per (framework, epochs) in research/issue7/."""
+    from benchmarks.truth import run_truth
+
+    limit_threads(1)
+    modes = args.modes or list(SCORING_MODES)
+    if args.framework == "keras":
+        modes = [m for m in modes if not SCORING_MODES[m].needs_gradients]
+    chosen = methods(args.framework, modes)
+    if args.framework == "torch" and not args.no_reference:
+        chosen += list(REFERENCE)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for epochs in args.epochs:
+        start = time.perf_counter()
+        table = run_truth(
+            args.datasets or SYNTHETIC_DATASETS,
+            chosen,
+            seeds=range(args.seeds),
+            epochs=epochs,
+            progress=lambda line, e=epochs: print(f"[{e} epochs] {line}", flush=True),
+        )
+        table["wall_minutes"] = (time.perf_counter() - start) / 60
+        path = OUT / f"truth_{args.framework}_{epochs}.csv"
+        table.to_csv(path, index=False)
+        print(f"wrote {path} ({table['wall_minutes'].iloc[0]:.1f} min)", flush=True)
+
+
+# ------------------------------------------------------------------- report
+def _mean_std(values: np.ndarray, digits: int = 2) -> str:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return "n/a"
+    spread = values.std(ddof=1) if values.size > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {spread:.{digits}f}"
+
+
+def _md(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def load() -> pd.DataFrame:
+    """All result rows without errors."""
+    frames = [pd.read_csv(p) for p in sorted(OUT.glob("truth_*.csv"))]
+    if not frames:
+        raise SystemExit("no research/issue7/truth_*.csv yet; run `issue7_modes.py run` first.")
+    table = pd.concat(frames, ignore_index=True)
+    return table[table["error"].fillna("") == ""]
+
+
+def headline(table: pd.DataFrame) -> list[list[str]]:
+    """One row per (method, epochs): suite means, worst data set, cost, goal."""
+    rows = []
+    for (method, epochs), sub in table.groupby(["method", "epochs"], sort=False):
+        per_dataset = sub.groupby("dataset")
+        auc = per_dataset["auc"].mean()
+        pk = per_dataset["precision_at_k"].mean()
+        # Suite mean per seed, then mean ± std over seeds.
+        suite_auc = sub.groupby("seed")["auc"].mean().to_numpy()
+        suite_pk = sub.groupby("seed")["precision_at_k"].mean().to_numpy()
+        cost = sub["overhead_pct"].median()
+        family = sub["family"].iloc[0]
+        cost_text = (
+            f"{cost:.2f} %" if family == "viann" else f"{sub['method_seconds'].median():.2f} s"
+        )
+        meets = (
+            auc.mean() >= GOAL_AUC
+            and pk.mean() >= GOAL_PK
+            and (family != "viann" or cost <= GOAL_COST)
+        )
+        rows.append(
+            [
+                method,
+                int(epochs),
+                _mean_std(suite_auc, 3),
+                _mean_std(suite_pk, 3),
+                f"{auc.min():.3f} ({auc.idxmin()})",
+                cost_text,
+                "**yes**" if meets else "no",
+                len(sub["seed"].unique()),
+            ]
+        )
+    return rows
+
+
+def per_dataset(table: pd.DataFrame, column: str) -> str:
+    """Mean ± std over seeds per data set, one block per epoch count."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    parts = []
+    for epochs, block in table.groupby("epochs"):
+        rows = []
+        for method, sub in block.groupby("method", sort=False):
+            cells = [method]
+            for dataset in datasets:
+                cells.append(_mean_std(sub.loc[sub["dataset"] == dataset, column].to_numpy(float)))
+            cells.append(f"{sub.groupby('dataset')[column].mean().mean():.3f}")
+            rows.append(cells)
+        parts += [f"*{int(epochs)} epochs*", "", _md(["method", *datasets, "mean"], rows), ""]
+    return "\n".join(parts)
+
+
+def cost_table(table: pd.DataFrame) -> str:
+    """Median tracker overhead per data set."""
+    viann = table[table["family"] == "viann"]
+    datasets = list(dict.fromkeys(table["dataset"]))
+    rows = []
+    for method, sub in viann.groupby("method", sort=False):
+        cells = [method]
+        for dataset in datasets:
+            cells.append(f"{sub.loc[sub['dataset'] == dataset, 'overhead_pct'].median():.2f}")
+        cells.append(f"{sub['overhead_pct'].median():.2f}")
+        cells.append(f"{sub['overhead_pct'].quantile(0.9):.2f}")
+        rows.append(cells)
+    train = ["(training s, median)"]
+    for dataset in datasets:
+        train.append(f"{viann.loc[viann['dataset'] == dataset, 'train_seconds'].median():.1f} s")
+    rows.append([*train, "", ""])
+    return _md(["method", *datasets, "median %", "90th pct %"], rows)
+
+
+def report(args: argparse.Namespace) -> None:
+    """Write the tables into research/issue7/RESULTS.md, between its markers."""
+    table = load()
+    order = {m: i for i, m in enumerate(dict.fromkeys(table["method"]))}
+    table = table.sort_values(
+        ["epochs", "method"], key=lambda c: c.map(order) if c.name == "method" else c
+    )
+    torch_table = table[table["framework"].isin(["torch", "none"])]
+    keras_table = table[table["framework"] == "keras"]
+    text = [
+        "## Table: every scoring mode on the planted-truth suite",
+        "",
+        "Made with `OMP_NUM_THREADS=1 .venv/bin/python research/issue7_modes.py run --epochs 15 60 "
+        "200` (PyTorch, 5 seeds; 11 min) and `KERAS_BACKEND=tensorflow ... run --framework keras "
+        "--modes viann growth path ema_variance update_variance --seeds 3` (TensorFlow backend), "
+        "then `... report`. Runner: the benchmark suite's "
+        "`benchmarks.truth.run_truth` (issue 6): MLP 64-64 (ReLU, Adam 1e-3, batch 32), "
+        "75/25 split, each epoch count its own training runs; every mode is a tracker "
+        "attached to the same run (`scoring=` of `VarianceImportanceTorch`), the references "
+        "explain that network afterwards. Raw rows: `research/issue7/truth_*.csv`.",
+        "",
+        f"Goal (issue 7): suite-mean ROC-AUC >= {GOAL_AUC}, precision@k >= {GOAL_PK}, tracker "
+        f"cost <= {GOAL_COST:.0f} % of training, at every number of epochs. Suite mean = mean "
+        "over the 6 data sets (per seed, then mean ± std over seeds). Cost = time inside the "
+        "tracker's hooks (and reading the scores) / training time without them, median over "
+        "runs; for the post-hoc references, seconds after training.",
+        "",
+        _md(
+            [
+                "method",
+                "epochs",
+                "ROC-AUC",
+                "precision@k",
+                "worst data set (AUC)",
+                "cost",
+                "meets goal",
+                "seeds",
+            ],
+            headline(torch_table),
+        ),
+        "",
+    ]
+    if not keras_table.empty:
+        text += [
+            "**Keras** (snapshot modes only: callbacks cannot see gradients)",
+            "",
+            _md(
+                [
+                    "method",
+                    "epochs",
+                    "ROC-AUC",
+                    "precision@k",
+                    "worst data set (AUC)",
+                    "cost",
+                    "meets goal",
+                    "seeds",
+                ],
+                headline(keras_table),
+            ),
+            "",
+        ]
+    text += [
+        "### ROC-AUC per data set (mean ± std over seeds)",
+        "",
+        per_dataset(torch_table, "auc"),
+        "### Precision@k per data set",
+        "",
+        per_dataset(torch_table, "precision_at_k"),
+        "### Informative vs correlated decoys only (ROC-AUC)",
+        "",
+        per_dataset(torch_table[torch_table["auc_vs_decoys"].notna()], "auc_vs_decoys"),
+        "### Tracker cost, % of training time (median over seeds and epoch counts)",
+        "",
+        cost_table(torch_table),
+        "",
+    ]
+    if not keras_table.empty:
+        text += [
+            "### Keras: ROC-AUC per data set",
+            "",
+            per_dataset(keras_table, "auc"),
+            "### Keras: precision@k per data set",
+            "",
+            per_dataset(keras_table, "precision_at_k"),
+        ]
+    tables = "\n".join(text)
+    out = OUT / "RESULTS.md"
+    body = out.read_text(encoding="utf-8") if out.exists() else f"{START}\n{END}\n"
+    if START not in body or END not in body:
+        raise SystemExit(f"{out} lacks the {START} / {END} markers; restore them.")
+    head, rest = body.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    out.write_text(f"{head}{START}\n{tables}\n{END}{tail}", encoding="utf-8")
+    print(f"wrote the tables into {out}")
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--epochs", type=int, nargs="+", default=[15, 60, 200])
+    r.add_argument("--seeds", type=int, default=5)
+    r.add_argument("--framework", choices=["torch", "keras"], default="torch")
+    r.add_argument("--modes", nargs="+", choices=list(SCORING_MODES))
+    r.add_argument("--datasets", nargs="+")
+    r.add_argument("--no-reference", action="store_true", help="skip the post-hoc references")
+    sub.add_parser("report")
+    args = parser.parse_args()
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()
