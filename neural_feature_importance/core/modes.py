@@ -29,11 +29,14 @@ mode                needs      raw score of feature ``i``                      s
                                                                                weight saliency
 ``path``            snapshots  ``sum_t sum_j |w_ij(t) - w_ij(t-1)|``           issue 7 (path length)
 ``ema_variance``    snapshots  VIANN with an exponentially decayed variance    West 1979
-``update_variance`` snapshots  ``sum_j var_t(w_ij(t) - w_ij(t-1)) * |w_ij(T)|``  issue 7
+``update_variance`` snapshots  ``sum_j var_t(dw_ij(t)) * |w_ij(T)|``           issue 7
 ``taylor``          gradients  ``mean_steps |sum_j g_ij * w_ij|``              Molchanov 2017/2019
 ``movement``        gradients  ``max(0, -sum_steps sum_j g_ij * w_ij)``        Sanh et al. 2020
 ``synaptic``        gradients  ``max(0, -sum_steps sum_j g_ij * dw_ij)``       Zenke et al. 2017
 ==================  =========  ==============================================  ====================
+
+``dw(t) = w(t) - w(t-1)`` is the step between consecutive snapshots in the
+snapshot modes and one optimizer step's update in ``synaptic``.
 
 ``taylor`` is the recommended mode where gradients are available: for a
 dense layer ``sum_j g_ij * w_ij`` equals the batch's summed *gradient x input*
