@@ -417,7 +417,7 @@ class TaylorMode(ScoringMode):
     filter criterion ``mean_steps |sum_(k, c) g * w|``.
 
     By default one step in :attr:`gradient_every` (4) is read: each read is a
-    few small tensor operations (about 15 microseconds on a CPU, 5 % of a step
+    few small tensor operations (about 15 microseconds on a CPU, 3 % of a step
     of the suite's 64-64 MLP), and reading every step, every other, 4th or 8th
     step gave the same rankings on the whole suite (issue 7).
     """
