@@ -18,7 +18,6 @@ Usage (from the repository root; one core, a few minutes per epoch count)::
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import time
 from pathlib import Path
@@ -40,30 +39,13 @@ GOAL_AUC, GOAL_PK, GOAL_COST = 0.99, 0.95, 2.0
 START, END = "<!-- tables:start -->", "<!-- tables:end -->"
 
 
-def _keras_class():
-    """The Keras callback, taking ``scoring=`` (a stop-gap subclass until it does)."""
-    from neural_feature_importance.keras import VarianceImportanceKeras
-
-    if "scoring" in inspect.signature(VarianceImportanceKeras.__init__).parameters:
-        return None
-
-    class ScoringKeras(VarianceImportanceKeras):
-        def __init__(self, *args, scoring="viann", **kwargs):
-            super().__init__(*args, **kwargs)
-            self.scoring = scoring  # the core reads it at on_train_begin
-
-    return ScoringKeras
-
-
 def methods(framework: str, modes: list[str]) -> list:
     """One VIANN variant per scoring mode, for ``run_truth``."""
-    cls = _keras_class() if framework == "keras" else None
     return [
         viann_variant(
             f"{mode}_{framework}",
             framework=framework,
             scoring=mode,
-            tracker_cls=cls,
             description=f"scoring={mode!r} ({framework}, one snapshot per epoch)",
         )
         for mode in modes

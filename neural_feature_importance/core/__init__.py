@@ -12,6 +12,11 @@ from neural_feature_importance.core.errors import (
     NotFittedError,
     StateDictError,
 )
+from neural_feature_importance.core.modes import (
+    RECOMMENDED_MODE,
+    RECOMMENDED_SNAPSHOT_MODE,
+    SCORING_MODES,
+)
 from neural_feature_importance.core.moments import RunningMoments
 from neural_feature_importance.core.scoring import (
     normalize_scores,
@@ -37,6 +42,9 @@ __all__ = [
     "NonFiniteWeightsError",
     "NotFittedError",
     "NumpyArrayOps",
+    "RECOMMENDED_MODE",
+    "RECOMMENDED_SNAPSHOT_MODE",
+    "SCORING_MODES",
     "RunningMoments",
     "StateDictError",
     "VarianceImportanceBase",

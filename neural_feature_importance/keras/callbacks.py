@@ -67,6 +67,7 @@ class _KerasTracker(keras.callbacks.Callback):
         dtype: str = "float64",
         finite_check: FiniteCheck = "update",
         reset_on_train_begin: bool = True,
+        scoring: str = "viann",
     ) -> None:
         keras.callbacks.Callback.__init__(self)
         # The core tracker (every concrete class's other base) stores the
@@ -80,6 +81,7 @@ class _KerasTracker(keras.callbacks.Callback):
             layout="keras",
             ops=NUMPY_OPS,
             finite_check=finite_check,
+            scoring=scoring,
         )
         self.layer = layer
         self.update_every = update_every
@@ -103,6 +105,7 @@ class _KerasTracker(keras.callbacks.Callback):
             "dtype": self.dtype,
             "finite_check": self.finite_check,
             "reset_on_train_begin": self.reset_on_train_begin,
+            "scoring": self.scoring,
         }
 
     def _check_update_every(self) -> None:
@@ -300,6 +303,13 @@ class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
         for several models; ``False`` keeps accumulating across ``fit()`` calls
         on the same layer. Either way, the first ``fit()`` after
         :meth:`load_state` / :meth:`load_state_dict` continues the loaded state.
+    scoring : str, default="viann"
+        The statistic that scores the features (see
+        :mod:`neural_feature_importance.core.modes`): ``"viann"`` is the paper's
+        method; ``"growth"`` is the best mode that needs only weight snapshots and
+        does not depend on stopping at the right epoch. Gradient modes such as
+        ``"taylor"`` need the gradients, which Keras callbacks never see: they
+        raise when training starts.
 
     Attributes
     ----------

@@ -56,8 +56,9 @@ class VarianceImportanceLightning(Callback):
         Steps are counted by ``trainer.global_step``, so gradient accumulation
         is respected.
     **tracker_options
-        ``normalize``, ``dtype``, ``include_initial``, ``record_history``,
-        ``finite_check``: passed to the tracker.
+        ``dtype``, ``include_initial``, ``record_history``, ``finite_check``,
+        ``scoring`` (e.g. ``"taylor"``, see :mod:`neural_feature_importance.core.modes`)
+        and ``gradient_every``: passed to the tracker.
 
     Attributes
     ----------

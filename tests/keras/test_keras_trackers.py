@@ -192,7 +192,9 @@ def test_diverged_weights_raise_naming_layer_and_update(finite_check):
 
 def test_get_config_returns_the_constructor_parameters():
     layer = keras.layers.Dense(2, name="chosen")
-    viann = VarianceImportanceKeras(layer=layer, update_every=4, normalize="sum", dtype="float32")
+    viann = VarianceImportanceKeras(
+        layer=layer, update_every=4, normalize="sum", dtype="float32", scoring="growth"
+    )
     assert viann.get_config() == {
         "layer": "chosen",
         "update_every": 4,
@@ -202,7 +204,9 @@ def test_get_config_returns_the_constructor_parameters():
         "dtype": "float32",
         "finite_check": "update",
         "reset_on_train_begin": True,
+        "scoring": "growth",
     }
+    assert VarianceImportanceKeras(**viann.get_config()).get_config() == viann.get_config()
     assert MetricThreshold(monitor="loss", threshold=0.2).get_config() == {
         "monitor": "loss",
         "threshold": 0.2,

@@ -5,8 +5,6 @@ best snapshot mode (``growth``); ``taylor`` must fail at once with a message
 that names the PyTorch trackers.
 """
 
-import inspect
-
 import keras
 import numpy as np
 import pytest
@@ -21,14 +19,7 @@ from neural_feature_importance.datasets.synthetic import make_synthetic  # noqa:
 
 
 def _callback(scoring):
-    cls = callbacks.VarianceImportanceKeras
-    if "scoring" in inspect.signature(cls.__init__).parameters:
-        return cls(scoring=scoring)
-    # Until the callback takes scoring= itself: the core reads the attribute
-    # when training begins, so this exercises the same code path.
-    callback = cls()
-    callback.scoring = scoring
-    return callback
+    return callbacks.VarianceImportanceKeras(scoring=scoring)
 
 
 def _mlp(n_features):
