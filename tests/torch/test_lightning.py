@@ -1,31 +1,11 @@
-import logging
-
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 lightning = pytest.importorskip("lightning")
-from lightning.pytorch import LightningModule, Trainer  # noqa: E402
+from lightning_helpers import Regressor, quiet_trainer  # noqa: E402
 
 from neural_feature_importance import VarianceImportanceLightning, VarianceImportanceTorch  # noqa: E402
-
-
-class Regressor(LightningModule):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(7)
-        self.net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1))
-
-    def forward(self, x):
-        return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        return nn.functional.mse_loss(self(x), y)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
 def _loader():
@@ -36,23 +16,9 @@ def _loader():
     return torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False)
 
 
-def _trainer(tmp_path, epochs, callbacks):
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    return Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        enable_checkpointing=False,
-    )
-
-
 def test_lightning_callback_tracks_input_features(tmp_path):
     viann = VarianceImportanceLightning()
-    _trainer(tmp_path, 6, [viann]).fit(Regressor(), _loader())
+    quiet_trainer(tmp_path, 6, [viann]).fit(Regressor(), _loader())
     scores = viann.feature_importances_
     assert scores.shape == (8,)
     assert set(np.argsort(scores)[::-1][:2]) == {0, 1}
@@ -63,7 +29,7 @@ def test_lightning_callback_tracks_input_features(tmp_path):
 def test_lightning_equals_manual_loop(tmp_path):
     viann = VarianceImportanceLightning(update_every=2)
     module = Regressor()
-    _trainer(tmp_path, 3, [viann]).fit(module, _loader())
+    quiet_trainer(tmp_path, 3, [viann]).fit(module, _loader())
 
     manual_module = Regressor()
     tracker = VarianceImportanceTorch(manual_module, update_every=2)
@@ -82,10 +48,10 @@ def test_lightning_equals_manual_loop(tmp_path):
 
 def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     whole = VarianceImportanceLightning()
-    _trainer(tmp_path / "a", 6, [whole]).fit(Regressor(), _loader())
+    quiet_trainer(tmp_path / "a", 6, [whole]).fit(Regressor(), _loader())
 
     first = VarianceImportanceLightning()
-    trainer = _trainer(tmp_path / "b", 3, [first])
+    trainer = quiet_trainer(tmp_path / "b", 3, [first])
     trainer.fit(Regressor(), _loader())
     ckpt = tmp_path / "half.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -93,7 +59,7 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     assert first.state_key in checkpoint["callbacks"]
 
     resumed = VarianceImportanceLightning()
-    _trainer(tmp_path / "c", 6, [resumed]).fit(Regressor(), _loader(), ckpt_path=ckpt)
+    quiet_trainer(tmp_path / "c", 6, [resumed]).fit(Regressor(), _loader(), ckpt_path=ckpt)
     assert resumed.tracker.n_updates_ == 6
     np.testing.assert_allclose(resumed.feature_importances_, whole.feature_importances_, rtol=1e-10)
 

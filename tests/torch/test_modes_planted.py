@@ -127,43 +127,17 @@ def test_taylor_state_resumes_through_torch_save(tmp_path):
 
 
 def test_lightning_passes_scoring_and_sees_gradients(tmp_path):
-    lightning = pytest.importorskip("lightning")
-    import logging
+    pytest.importorskip("lightning")
+    from lightning_helpers import Regressor, quiet_trainer
 
     from neural_feature_importance import VarianceImportanceLightning
-
-    class Regressor(lightning.pytorch.LightningModule):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(7)
-            self.net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1))
-
-        def forward(self, x):
-            return self.net(x)
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            return nn.functional.mse_loss(self(x), y)
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.05)
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(256, 8, generator=generator)
     y = (3 * x[:, 0] - 2 * x[:, 1] + x[:, 2] * x[:, 3]).unsqueeze(1)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     callback = VarianceImportanceLightning(scoring="taylor")
-    lightning.pytorch.Trainer(
-        max_epochs=4,
-        callbacks=[callback],
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    ).fit(Regressor(), loader)
+    quiet_trainer(tmp_path, 4, [callback]).fit(Regressor(lr=0.05), loader)
     scores = callback.feature_importances_
     assert callback.tracker.state_dict()["mode"]["n_steps"] == 4 * 8 // 4  # one step in 4
     assert _top_k(scores, 4) == {0, 1, 2, 3}
