@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from neural_feature_importance._optional import install_hint
+
 
 def lazy_exports(
     module_name: str, exports: dict[str, str]
@@ -34,14 +36,11 @@ def lazy_exports(
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as error:
-            extra = {"torch": "torch", "keras": "keras", "lightning": "lightning"}.get(
-                (error.name or "").split(".")[0], None
-            )
-            if extra is None:
+            hint = install_hint(error.name or "")
+            if hint is None:
                 raise
             raise ModuleNotFoundError(
-                f"{name} needs {error.name}, which is not installed; install it with "
-                f"pip install 'neural-feature-importance[{extra}]'",
+                f"{name} needs {error.name}, which is not installed; install it with {hint}",
                 name=error.name,
             ) from error
         return getattr(module, name)

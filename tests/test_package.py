@@ -81,3 +81,31 @@ def test_public_names_and_version():
         assert name in dir(nfi)
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         _ = nfi.Nope
+
+
+def test_missing_optional_dependency_names_the_extra():
+    out = _run(
+        """
+        import sys
+        sys.modules["sklearn"] = None  # simulate scikit-learn not installed
+        import numpy as np
+        from neural_feature_importance.baselines import random_forest_importance
+        try:
+            random_forest_importance(np.zeros((4, 2)), np.array([0, 1, 0, 1]))
+        except ImportError as error:
+            print(error)
+        """
+    )
+    assert out == (
+        "random_forest_importance needs scikit-learn, which is not installed; "
+        "install it with pip install 'neural-feature-importance[experiments]'"
+    )
+
+
+def test_import_optional_unknown_package_suggests_pip():
+    from neural_feature_importance._optional import import_optional
+
+    with pytest.raises(
+        ImportError, match=r"^demo needs no_such_pkg_x, .* pip install no_such_pkg_x$"
+    ):
+        import_optional("no_such_pkg_x.sub", "demo")

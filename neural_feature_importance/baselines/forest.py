@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from neural_feature_importance._optional import import_optional
+
 TaskArg = Literal["auto", "classification", "regression"]
 
 
@@ -68,12 +70,11 @@ def random_forest_importance(
     ndarray of shape (n_features,)
         ``feature_importances_``: non-negative, sums to 1.
     """
-    try:
-        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "random_forest_importance needs scikit-learn: `pip install scikit-learn`."
-        ) from exc
+    ensemble = import_optional("sklearn.ensemble", "random_forest_importance")
+    RandomForestClassifier, RandomForestRegressor = (
+        ensemble.RandomForestClassifier,
+        ensemble.RandomForestRegressor,
+    )
     X = np.asarray(X)
     y = np.asarray(y)
     if task == "auto":

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from neural_feature_importance._optional import import_optional
 from neural_feature_importance.baselines._models import (
     framework_of,
     loss_function,
@@ -30,14 +31,14 @@ TaskArg = Literal["auto", "classification", "regression"]
 
 
 def _import_sklearn() -> tuple[Any, Any, Any, Any]:
-    try:
-        from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-        from sklearn.inspection import permutation_importance as sk_permutation_importance
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "permutation_importance uses scikit-learn's implementation: `pip install scikit-learn`."
-        ) from exc
-    return BaseEstimator, ClassifierMixin, RegressorMixin, sk_permutation_importance
+    base = import_optional("sklearn.base", "permutation_importance")
+    inspection = import_optional("sklearn.inspection", "permutation_importance")
+    return (
+        base.BaseEstimator,
+        base.ClassifierMixin,
+        base.RegressorMixin,
+        inspection.permutation_importance,
+    )
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

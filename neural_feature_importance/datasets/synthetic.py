@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from neural_feature_importance._optional import import_optional
+
 logger = logging.getLogger(__name__)
 
 SYNTHETIC_DATASETS: tuple[str, ...] = (
@@ -72,15 +74,9 @@ _Generated = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]
 
 
 def _import_sklearn() -> Any:
-    try:
-        import sklearn.datasets
-        import sklearn.utils
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "make_synthetic needs scikit-learn: `pip install scikit-learn` "
-            "(or `pip install neural-feature-importance[experiments]`)."
-        ) from exc
-    return sklearn
+    import_optional("sklearn.datasets", "make_synthetic")  # loads the submodules used as
+    import_optional("sklearn.utils", "make_synthetic")  # sklearn.datasets / sklearn.utils
+    return import_optional("sklearn", "make_synthetic")
 
 
 def _masks(n_features: int, n_informative: int, n_decoys: int = 0) -> tuple[np.ndarray, ...]:
@@ -151,14 +147,8 @@ def _correlated_decoys(n: int, rng: np.random.Generator) -> _Generated:
 
 
 def _multiplexer(n: int, rng: np.random.Generator) -> _Generated:
-    try:
-        from mlxtend.data import make_multiplexer_dataset
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the multiplexer data set comes from mlxtend: `pip install mlxtend` "
-            "(or `pip install neural-feature-importance[experiments]`)."
-        ) from exc
-    bits, y = make_multiplexer_dataset(
+    mlxtend_data = import_optional("mlxtend.data", "the multiplexer data set")
+    bits, y = mlxtend_data.make_multiplexer_dataset(
         address_bits=2,
         sample_size=n,
         positive_class_ratio=0.5,

@@ -40,6 +40,8 @@ from typing import Literal
 
 import numpy as np
 
+from neural_feature_importance._optional import import_optional
+
 logger = logging.getLogger(__name__)
 
 Task = Literal["classification", "regression"]
@@ -144,14 +146,7 @@ class TabularDataset:
 
 
 def _import_sklearn_datasets() -> ModuleType:
-    try:
-        from sklearn import datasets
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the paper's data sets are loaded with scikit-learn; install it with "
-            "`pip install scikit-learn` or `pip install neural-feature-importance[experiments]`."
-        ) from exc
-    return datasets
+    return import_optional("sklearn.datasets", "loading the paper's data sets")
 
 
 def _from_sklearn(loader_name: str) -> Callable[[], tuple]:
@@ -170,15 +165,9 @@ def _from_sklearn(loader_name: str) -> Callable[[], tuple]:
 
 
 def _load_boston() -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...], str]:
-    try:
-        from mlxtend.data import boston_housing_data
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the Boston housing data is read from mlxtend's bundled copy (scikit-learn "
-            "removed load_boston in 1.2); install it with `pip install mlxtend` or "
-            "`pip install neural-feature-importance[experiments]`."
-        ) from exc
-    data, target = boston_housing_data()
+    # scikit-learn removed load_boston in 1.2; mlxtend bundles the same UCI table.
+    mlxtend_data = import_optional("mlxtend.data", "the Boston housing data (mlxtend's copy)")
+    data, target = mlxtend_data.boston_housing_data()
     return data, target, BOSTON_FEATURE_NAMES, ("MEDV",), "mlxtend.data.boston_housing_data"
 
 
@@ -221,14 +210,8 @@ def standardize(values: np.ndarray) -> np.ndarray:
     >>> standardize(np.array([1.0, 2.0, 3.0])).round(4).tolist()
     [-1.2247, 0.0, 1.2247]
     """
-    try:
-        from sklearn.preprocessing import scale
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "standardize uses scikit-learn's scale (as the paper did); install it with "
-            "`pip install scikit-learn`."
-        ) from exc
-    return scale(np.asarray(values, dtype=np.float64))
+    preprocessing = import_optional("sklearn.preprocessing", "standardize (the paper's scale)")
+    return preprocessing.scale(np.asarray(values, dtype=np.float64))
 
 
 def one_hot(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
