@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps, check_dtype
 from neural_feature_importance.core.errors import NotFittedError, StateDictError
 
@@ -175,11 +173,3 @@ class RunningMoments:
         self._m2 = self.ops.copy_as(state["m2"], self.dtype)
         self._delta = None
         self.count = count
-
-    def to_numpy(self) -> dict[str, np.ndarray | int]:
-        """The state as host numpy arrays (for saving with ``numpy.savez``)."""
-        state = self.state_dict()
-        return {
-            key: value if key == "count" or value is None else self.ops.to_numpy(value)
-            for key, value in state.items()
-        }
