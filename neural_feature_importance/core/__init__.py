@@ -9,6 +9,7 @@ from neural_feature_importance.core.arrays import NUMPY_OPS, ArrayOps, NumpyArra
 from neural_feature_importance.core.errors import (
     LayerSelectionError,
     NonFiniteWeightsError,
+    NoSignalError,
     NotFittedError,
     StateDictError,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "EmbeddingVarianceImportanceBase",
     "LayerSelectionError",
     "NonFiniteWeightsError",
+    "NoSignalError",
     "NotFittedError",
     "NumpyArrayOps",
     "RECOMMENDED_MODE",

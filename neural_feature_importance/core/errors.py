@@ -27,3 +27,13 @@ class LayerSelectionError(ValueError):
 
 class StateDictError(ValueError):
     """A saved tracker state does not fit the tracker it is loaded into."""
+
+
+class NoSignalError(ValueError):
+    """Every raw score is exactly zero: the run recorded no signal at all.
+
+    Normalising such scores would give every feature the same importance,
+    which reads as "every feature matters". The message lists the likely
+    causes (a gradient cleared before it was read, a frozen layer or one
+    outside the forward pass, a learning rate of 0).
+    """

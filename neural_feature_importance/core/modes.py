@@ -16,7 +16,10 @@ signal. The modes below are the alternatives we measured (see
     one optimizer step: the loss gradient of the tracked weight and the
     weight after the step. Only *gradient modes* use it, and only adapters that
     can see gradients feed it (PyTorch: ``param.grad`` in ``on_step_end``).
-    Keras callbacks cannot, so gradient modes are PyTorch-only there.
+    Keras callbacks cannot, so gradient modes are PyTorch-only there. A
+    gradient holding NaN or Inf is skipped and counted (``n_skipped``), as
+    mixed precision's loss scaler skips that optimizer step: one overflowed
+    fp16 step must not poison the statistics of the whole run.
 
 Every quantity is summed over the units ``j`` a feature ``i`` feeds, in the
 tracked layer's ``(features, units)`` view (:mod:`.views`):
@@ -130,6 +133,7 @@ class ScoringMode:
         self.dtype = dtype
         self.n_snapshots = 0
         self.n_steps = 0
+        self.n_skipped = 0
         self.arrays: dict[str, Array | None] = dict.fromkeys(self.merge_rules)
 
     # ------------------------------------------------------------------ hooks
@@ -140,14 +144,43 @@ class ScoringMode:
         """Absorb one weight snapshot (counted; nothing else by default)."""
         self.n_snapshots += 1
 
-    def gradient(self, gradient: Array, weights: Array) -> None:
-        """Absorb one optimizer step's gradient (gradient modes only)."""
+    def gradient(self, gradient: Array, weights: Array) -> bool:
+        """Absorb one optimizer step's gradient (gradient modes only).
+
+        Returns
+        -------
+        bool
+            ``False`` if the step was skipped because its contribution held
+            NaN or Inf (counted in :attr:`n_skipped`), else ``True``.
+        """
         raise NotImplementedError(f"scoring={self.name!r} does not use gradients")
+
+    def _finite_step(self, contribution: Array) -> bool:
+        """Whether one step's contribution is finite; counts it in ``n_skipped`` if not.
+
+        Mixed-precision training (``torch.amp.GradScaler``, Lightning's
+        ``precision="16-mixed"``) leaves an overflowed gradient in
+        ``param.grad`` and skips that optimizer step, so the weights stay
+        finite; the statistics skip the step too. Costs one device sync per
+        gradient read, on the smallest array the mode forms.
+        """
+        if self.ops.all_finite(contribution):
+            return True
+        self.n_skipped += 1
+        return False
 
     # ---------------------------------------------------------------- scoring
     def check_ready(self) -> None:
         """Raise :class:`NotFittedError` unless scores can be computed."""
         if self.needs_gradients:
+            if self.n_steps < 1 and self.n_skipped:
+                raise NotFittedError(
+                    f"scoring={self.name!r} read {self.n_skipped} gradient(s), and every "
+                    "one held NaN or Inf, so none was recorded. Under mixed precision the "
+                    "loss scaler skips such steps while it lowers its scale: train for "
+                    "more steps. Otherwise training diverged: lower the learning rate or "
+                    "clip gradients."
+                )
             if self.n_steps < 1:
                 raise NotFittedError(
                     f"scoring={self.name!r} reads the tracked layer's gradient after every "
@@ -195,7 +228,12 @@ class ScoringMode:
 
     def state_dict(self) -> dict[str, Any]:
         """Counts and arrays (the accumulators themselves, not copies)."""
-        return {"n_snapshots": self.n_snapshots, "n_steps": self.n_steps, **self.arrays}
+        return {
+            "n_snapshots": self.n_snapshots,
+            "n_steps": self.n_steps,
+            "n_skipped": self.n_skipped,
+            **self.arrays,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (arrays are copied into :attr:`ops`)."""
@@ -207,6 +245,8 @@ class ScoringMode:
             )
         self.n_snapshots = int(state["n_snapshots"])
         self.n_steps = int(state["n_steps"])
+        # States written before skipped steps were counted have no "n_skipped".
+        self.n_skipped = int(state.get("n_skipped", 0))
         for key in self.arrays:
             value = state[key]
             self.arrays[key] = None if value is None else self.ops.copy_as(value, self.dtype)
@@ -223,6 +263,7 @@ class ScoringMode:
                 self.arrays[key] = mine + theirs
         self.n_snapshots += other.n_snapshots
         self.n_steps += other.n_steps
+        self.n_skipped += other.n_skipped
 
 
 # ------------------------------------------------------------ snapshot modes
@@ -439,15 +480,21 @@ class TaylorMode(ScoringMode):
         self._pending: dict[str, Array] = {}
         self._unflushed = 0
 
-    def gradient(self, gradient: Array, weights: Array) -> None:
+    def gradient(self, gradient: Array, weights: Array) -> bool:
         product = gradient * weights
-        self._accumulate("features", abs(product.sum(self._unit_axis)))
+        features = abs(product.sum(self._unit_axis))
+        # A feature sum is finite exactly when every product in it is (NaN and
+        # Inf propagate through sums), so checking this small vector suffices.
+        if not self._finite_step(features):
+            return False
+        self._accumulate("features", features)
         if self._track_units:
             self._accumulate("units", abs(product.sum(self._other_axes)))
         self.n_steps += 1
         self._unflushed += 1
         if self._unflushed >= FLUSH_EVERY:
             self.flush()
+        return True
 
     def _accumulate(self, key: str, value: Array) -> None:
         pending = self._pending.get(key)
@@ -516,9 +563,13 @@ class MovementMode(ScoringMode):
     min_snapshots = 0
     merge_rules: ClassVar[dict[str, str]] = {"score": "sum"}
 
-    def gradient(self, gradient: Array, weights: Array) -> None:
-        self._add("score", -(gradient * weights))
+    def gradient(self, gradient: Array, weights: Array) -> bool:
+        contribution = -(gradient * weights)
+        if not self._finite_step(contribution):
+            return False
+        self._add("score", contribution)
         self.n_steps += 1
+        return True
 
     def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
         return self._matrix("score") / self.n_steps
@@ -546,14 +597,20 @@ class SynapticMode(ScoringMode):
     def start(self, weights: Array) -> None:
         self.arrays["previous"] = self.ops.copy_as(weights, self.dtype)
 
-    def gradient(self, gradient: Array, weights: Array) -> None:
+    def gradient(self, gradient: Array, weights: Array) -> bool:
         previous = self.arrays["previous"]
         if previous is None:
             self.arrays["previous"] = self.ops.copy_as(weights, self.dtype)
-            return
-        self._add("omega", -(gradient * (weights - previous)))
+            return True
+        contribution = -(gradient * (weights - previous))
+        # A skipped optimizer step left the weights as they were, so the next
+        # step's update still starts from ``weights``.
         previous[...] = weights
+        if not self._finite_step(contribution):
+            return False
+        self._add("omega", contribution)
         self.n_steps += 1
+        return True
 
     def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
         return self._matrix("omega") / self.n_steps

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps, check_dtype
 from neural_feature_importance.core.errors import (
     NonFiniteWeightsError,
+    NoSignalError,
     NotFittedError,
     StateDictError,
 )
@@ -33,6 +34,7 @@ from neural_feature_importance.core.modes import (
     get_mode,
 )
 from neural_feature_importance.core.moments import RunningMoments
+from neural_feature_importance.core.options import FiniteCheck, check_finite_check
 from neural_feature_importance.core.scoring import (
     Normalize,
     check_normalize,
@@ -47,8 +49,9 @@ from neural_feature_importance.core.views import Kind, Layout, WeightView
 
 logger = logging.getLogger(__name__)
 
-FiniteCheck = Literal["update", "deferred"]
 STATE_FORMAT_VERSION = 1
+_STATE_KEYS = ("kind", "layout", "layer_name", "weight_shape", "moments", "last")
+"""Keys every saved state has (see :meth:`VarianceImportanceBase.state_dict`)."""
 
 
 class VarianceImportanceBase:
@@ -95,6 +98,16 @@ class VarianceImportanceBase:
         The same before normalisation.
     n_updates_ : int
         Number of snapshots in the statistics.
+    skipped_gradient_steps_ : int
+        Gradient modes: reads skipped because the gradient held NaN or Inf
+        (mixed precision's overflowed steps).
+
+    Raises
+    ------
+    ValueError
+        From the constructor, for an option it does not accept.
+    NoSignalError
+        When importances are read and every raw score is exactly 0.
 
     Examples
     --------
@@ -129,14 +142,16 @@ class VarianceImportanceBase:
         finite_check: FiniteCheck = "update",
         scoring: str = "viann",
     ) -> None:
-        self.normalize = normalize
-        self.dtype = dtype
+        # Checked here, not at the first snapshot: a typo fails on the line that made it.
+        self.normalize = check_normalize(normalize)
+        self.dtype = check_dtype(dtype)
         self.include_initial = include_initial
         self.record_history = record_history
         self.layout = layout
         self.ops = ops
-        self.finite_check = finite_check
+        self.finite_check = check_finite_check(finite_check)
         self.scoring = scoring
+        self._check_scoring()
         self._clear()
 
     # ------------------------------------------------------------------ state
@@ -150,6 +165,16 @@ class VarianceImportanceBase:
         self._cached_raw: np.ndarray | None = None
         # The scoring mode's own statistics; None for the paper's method.
         self._mode: ScoringMode | None = None
+        # Gradient reads already reported by end_epoch() (read = absorbed + skipped).
+        self._reads_reported = 0
+        self._skipped_reported = 0
+
+    def reset(self) -> None:
+        """Forget every statistic, keeping the options; the next snapshot starts afresh.
+
+        Use it to track another layer (or another model) with the same tracker.
+        """
+        self._clear()
 
     def _check_scoring(self) -> type[ScoringMode]:
         mode = get_mode(self.scoring)
@@ -163,9 +188,8 @@ class VarianceImportanceBase:
             )
         return mode
 
-    def _new_mode(self, mode: type[ScoringMode]) -> ScoringMode | None:
-        assert self.view is not None
-        return None if mode is ViannMode else mode(self.view, self.ops, check_dtype(self.dtype))
+    def _new_mode(self, mode: type[ScoringMode], view: WeightView) -> ScoringMode | None:
+        return None if mode is ViannMode else mode(view, self.ops, check_dtype(self.dtype))
 
     def start(self, weights: Array, layer_name: str | None = None) -> None:
         """Begin tracking a weight array, forgetting any earlier statistics.
@@ -179,13 +203,12 @@ class VarianceImportanceBase:
             Name used in log messages and errors.
         """
         check_normalize(self.normalize)
-        if self.finite_check not in ("update", "deferred"):
-            raise ValueError(f"finite_check={self.finite_check!r}; use 'update' or 'deferred'.")
+        check_finite_check(self.finite_check)
         mode = self._check_scoring()
         self._clear()
         self.view = WeightView(self.kind, self.layout, tuple(weights.shape))
         self.layer_name = layer_name or "weights"
-        self._mode = self._new_mode(mode)
+        self._mode = self._new_mode(mode, self.view)
         if self._mode is not None:
             self._mode.start(weights)
         logger.info(
@@ -211,6 +234,13 @@ class VarianceImportanceBase:
             self.start(weights, self.layer_name)
             if self.include_initial:
                 return
+        if tuple(weights.shape) != self.view.weight_shape:
+            raise ValueError(
+                f"layer {self.layer_name!r}: a weight of shape {tuple(weights.shape)} was "
+                f"passed, but this tracker tracks a {self.view.weight_shape} weight. To "
+                "track another layer, call reset() first (the torch trackers and Keras "
+                "callbacks do this when training begins)."
+            )
         update_number = self._moments.count + 1
         if self.finite_check == "update" and not self.ops.all_finite(weights):
             raise NonFiniteWeightsError(
@@ -238,18 +268,56 @@ class VarianceImportanceBase:
         Call it after ``optimizer.step()`` and before the gradient is cleared,
         with the weight after the step; the PyTorch trackers do this in
         ``on_step_end``. A no-op for snapshot modes (``viann``, ``growth``...).
+
+        A gradient holding NaN or Inf is skipped and counted in
+        :attr:`skipped_gradient_steps_`: a mixed-precision loss scaler
+        (``torch.amp.GradScaler``) skips that optimizer step too, and the
+        weights stay finite. :meth:`end_epoch` reports the skipped reads once
+        per epoch; weights that really diverge are still caught by the
+        snapshots' NaN/Inf check.
         """
         if self.view is None:
             self.start(weights, self.layer_name)
         if self._mode is None or not self._mode.needs_gradients:
             return
-        if gradient.shape != self.view.weight_shape:
+        if tuple(gradient.shape) != self.view.weight_shape:
             raise ValueError(
                 f"gradient of shape {tuple(gradient.shape)} does not match the tracked "
                 f"weight {self.view.weight_shape} (layer {self.layer_name!r})."
             )
-        self._mode.gradient(gradient, weights)
-        self._cached_raw = None
+        if self._mode.gradient(gradient, weights):
+            self._cached_raw = None
+
+    @property
+    def skipped_gradient_steps_(self) -> int:
+        """Gradient reads skipped because the gradient held NaN or Inf (0 for snapshot modes)."""
+        return 0 if self._mode is None else self._mode.n_skipped
+
+    def end_epoch(self) -> None:
+        """Once per epoch: report skipped gradient reads, then check for NaN/Inf.
+
+        The adapters call it at every epoch's end. Skipped reads are logged at
+        INFO (a loss scaler's overflowed steps are normal early in fp16
+        training), or at WARNING when every read of the epoch was skipped.
+        """
+        if self._mode is not None and self._mode.needs_gradients:
+            skipped = self._mode.n_skipped - self._skipped_reported
+            reads = self._mode.n_steps + self._mode.n_skipped - self._reads_reported
+            if skipped:
+                logger.log(
+                    logging.WARNING if skipped == reads else logging.INFO,
+                    "%s: skipped %d of this epoch's %d gradient reads of %r because the "
+                    "gradient held NaN or Inf (a mixed-precision loss scaler skips those "
+                    "optimizer steps too); %d skipped in all.",
+                    type(self).__name__,
+                    skipped,
+                    reads,
+                    self.layer_name,
+                    self._mode.n_skipped,
+                )
+            self._skipped_reported = self._mode.n_skipped
+            self._reads_reported = self._mode.n_steps + self._mode.n_skipped
+        self.check_finite()
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteWeightsError` if an unchecked update held NaN/Inf.
@@ -346,11 +414,50 @@ class VarianceImportanceBase:
             return None
         return self.view.to_matrix(self.ops.to_numpy(self._last))
 
+    def _check_signal(self, raw: np.ndarray, what: str) -> np.ndarray:
+        """Return ``raw``, or raise :class:`NoSignalError` if every score is exactly 0.
+
+        All-zero scores would normalise to equal importances, which read as
+        "every feature matters" when in truth nothing was measured.
+        """
+        if raw.size and not np.any(raw):
+            if self._mode is not None and self._mode.needs_gradients:
+                measured = (
+                    f"every gradient x weight product of the {self._mode.n_steps} recorded "
+                    "optimizer steps was 0"
+                )
+                causes = (
+                    "the gradient was cleared before on_step_end() (call it after "
+                    "optimizer.step() and before optimizer.zero_grad(); "
+                    "zero_grad(set_to_none=False) leaves zeros behind)"
+                )
+            else:
+                measured = f"the weights did not change over the {self.n_updates_} snapshots"
+                causes = "too few snapshots of a layer that does not learn"
+                if self.scoring == "growth":
+                    measured = "no feature's weights grew since initialisation"
+                    causes = "strong weight decay"
+            raise NoSignalError(
+                f"{type(self).__name__}: every raw {what} score of layer {self.layer_name!r} "
+                f"is 0 ({measured}), so there is no importance to report. Likely causes: "
+                f"{causes}; the layer is frozen or not used in the forward pass; or the "
+                "learning rate is 0."
+            )
+        return raw
+
     @property
     def raw_importances_(self) -> np.ndarray:
-        """Raw (unnormalised) score of every input feature, ``(n_features,)``."""
+        """Raw (unnormalised) score of every input feature, ``(n_features,)``.
+
+        Raises
+        ------
+        NotFittedError
+            Before enough snapshots (or gradient reads) were recorded.
+        NoSignalError
+            If every raw score is exactly 0 (nothing was measured).
+        """
         self._require_fitted()
-        return self._compute_raw().copy()
+        return self._check_signal(self._compute_raw(), "feature").copy()
 
     @property
     def feature_importances_(self) -> np.ndarray:
@@ -441,47 +548,105 @@ class VarianceImportanceBase:
             state["mode"] = self._mode.state_dict()
         return state
 
+    def _expected_weight_shape(self) -> tuple[int, ...] | None:
+        """Shape of the weight this tracker will track, if known before tracking starts.
+
+        Adapters that know their layer before the first snapshot (the torch
+        trackers) return its weight's shape, so that :meth:`load_state_dict`
+        rejects a state of another model at once.
+        """
+        return None
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`; tracking then continues."""
-        version = int(state.get("format_version", -1))
-        if version != STATE_FORMAT_VERSION:
+        """Restore a state from :meth:`state_dict`; tracking then continues.
+
+        The state is checked against this tracker (format, kind, layout,
+        scoring, and the tracked weight's shape where it is known) before
+        anything changes: a rejected state leaves the tracker as it was.
+
+        Raises
+        ------
+        StateDictError
+            If the state is not a tracker state, or belongs to another kind of
+            tracker, scoring mode or weight shape. The message names both sides
+            and what to do.
+        """
+        if not isinstance(state, dict):
             raise StateDictError(
-                f"state format version {version} is not supported (expected "
-                f"{STATE_FORMAT_VERSION}); was it saved by this library?"
+                f"a tracker state is a dict from state_dict(), not {type(state).__name__}."
+            )
+        version = state.get("format_version")
+        if version is None:
+            raise StateDictError(
+                "the state has no 'format_version', so it was not written by a tracker's "
+                "state_dict()/save_state(); pass the tracker's own state (in a Lightning or "
+                "torch checkpoint it is the entry you saved it under)."
+            )
+        if int(version) != STATE_FORMAT_VERSION:
+            raise StateDictError(
+                f"state format version {int(version)} is not supported (expected "
+                f"{STATE_FORMAT_VERSION}); save it again with this version of the library."
+            )
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise StateDictError(
+                f"the state is missing {missing}; it is incomplete or was edited. Load an "
+                "unmodified state from state_dict()/save_state()."
             )
         for key, expected in (("kind", self.kind), ("layout", self.layout)):
             if state[key] != expected:
                 raise StateDictError(
-                    f"state was saved by a tracker with {key}={state[key]!r}, but this "
-                    f"one has {key}={expected!r}; load it into a matching tracker."
+                    f"state was saved by a tracker with {key}={state[key]!r}, but "
+                    f"{type(self).__name__} has {key}={expected!r}; load it into a tracker "
+                    f"of the same {key}."
                 )
-        shape = tuple(int(s) for s in state["weight_shape"])
-        if self.view is not None and shape and shape != self.view.weight_shape:
-            raise StateDictError(
-                f"state tracks a weight of shape {shape}, but this tracker tracks "
-                f"{self.view.weight_shape} (layer {self.layer_name!r}); is it the "
-                "same model?"
-            )
         scoring = str(state.get("scoring", "viann"))
         if scoring != self.scoring:
             raise StateDictError(
                 f"state was saved by a tracker with scoring={scoring!r}, but this one has "
                 f"scoring={self.scoring!r}; construct the tracker with scoring={scoring!r}."
             )
-        mode = self._check_scoring()
-        self._clear()
+        shape = tuple(int(s) for s in state["weight_shape"])
+        tracked = self.view.weight_shape if self.view is not None else self._expected_weight_shape()
+        if shape and tracked is not None and shape != tracked:
+            raise StateDictError(
+                f"the state tracks a weight of shape {shape} (layer "
+                f"{str(state['layer_name'])!r}), but this tracker's layer "
+                f"{self.layer_name or getattr(self, 'tracked_layer_name_', None)!r} has a "
+                f"weight of shape {tracked}. Load the state into a tracker of the model it "
+                "was saved from (pass layer= naming the same layer), or start afresh "
+                "without loading it."
+            )
+        mode_class = self._check_scoring()
         if not shape:
+            self._clear()
             return
-        self.view = WeightView(self.kind, self.layout, shape)
-        self._mode = self._new_mode(mode)
-        if self._mode is not None:
+        # Build the new statistics aside, so that a failure leaves this tracker intact.
+        view = WeightView(self.kind, self.layout, shape)
+        moments = RunningMoments(check_dtype(self.dtype), self.ops)
+        moments.load_state_dict(state["moments"])
+        last = None if state["last"] is None else self.ops.copy_as(state["last"], self.dtype)
+        for name, array in (("moments", moments.state_dict()["shift"]), ("last", last)):
+            if array is not None and tuple(array.shape) != shape:
+                raise StateDictError(
+                    f"the state's {name!r} array has shape {tuple(array.shape)}, not the "
+                    f"weight shape {shape} it declares; the state is corrupted."
+                )
+        mode = self._new_mode(mode_class, view)
+        if mode is not None:
             if "mode" not in state:
                 raise StateDictError(f"state of scoring={scoring!r} has no 'mode' statistics.")
-            self._mode.load_state_dict(state["mode"])
+            mode.load_state_dict(state["mode"])
+        self._clear()
+        self.view = view
+        self._mode = mode
         self.layer_name = str(state["layer_name"]) or None
-        self._moments.load_state_dict(state["moments"])
-        self._last = None if state["last"] is None else self.ops.copy_as(state["last"], self.dtype)
-        self._checked_updates = int(state["checked_updates"])
+        self._moments = moments
+        self._last = last
+        self._checked_updates = int(state.get("checked_updates", moments.count))
+        if mode is not None:
+            self._skipped_reported = mode.n_skipped
+            self._reads_reported = mode.n_steps + mode.n_skipped
         if "history" in state:
             self._history = list(self.ops.to_numpy(state["history"]))
 
@@ -529,8 +694,10 @@ class ConvVarianceImportanceBase(VarianceImportanceBase):
         """Raw score of every filter (output channel), ``(n_filters,)``."""
         self._require_fitted()
         if self._mode is not None:
-            return self._mode.unit_scores(self._moments, self._last_matrix())
-        return unit_scores(*self._matrices())
+            raw = self._mode.unit_scores(self._moments, self._last_matrix())
+        else:
+            raw = unit_scores(*self._matrices())
+        return self._check_signal(raw, "filter")
 
     @property
     def filter_importances_(self) -> np.ndarray:

@@ -22,18 +22,23 @@ import keras
 import numpy as np
 
 from neural_feature_importance.core.arrays import NUMPY_OPS
-from neural_feature_importance.core.errors import LayerSelectionError, StateDictError
+from neural_feature_importance.core.errors import (
+    LayerSelectionError,
+    NoSignalError,
+    StateDictError,
+)
+from neural_feature_importance.core.options import FiniteCheck, check_update_every
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.tracker import (
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
-    FiniteCheck,
     VarianceImportanceBase,
 )
 from neural_feature_importance.keras.layers import (
     WEIGHT_ATTRIBUTE,
     LayerSpec,
     all_built,
+    check_layer_spec,
     describe,
     select_layer,
 )
@@ -70,6 +75,9 @@ class _KerasTracker(keras.callbacks.Callback):
         scoring: str = "viann",
     ) -> None:
         keras.callbacks.Callback.__init__(self)
+        # Checked now (the model is not known yet, so a layer name is checked at fit()).
+        check_update_every(update_every)
+        check_layer_spec(layer, type(self).__name__)
         # The core tracker (every concrete class's other base) stores the
         # statistics' parameters; weights arrive as numpy arrays in Keras's layout.
         VarianceImportanceBase.__init__(
@@ -108,17 +116,6 @@ class _KerasTracker(keras.callbacks.Callback):
             "scoring": self.scoring,
         }
 
-    def _check_update_every(self) -> None:
-        every = self.update_every
-        if every is None:
-            return
-        if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 1:
-            raise ValueError(
-                f"update_every={every!r} is not supported; use None (one snapshot at the "
-                "end of every epoch, the paper's choice) or a positive int N (one "
-                "snapshot every N training batches)."
-            )
-
     # ------------------------------------------------------------------- hooks
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Choose the layer; reset the statistics unless continuing them.
@@ -126,7 +123,7 @@ class _KerasTracker(keras.callbacks.Callback):
         Statistics continue after :meth:`load_state` / :meth:`load_state_dict`
         (once) and, with ``reset_on_train_begin=False``, across ``fit()`` calls.
         """
-        self._check_update_every()
+        check_update_every(self.update_every)
         continuing = self.view is not None and (
             self._resume_pending or not self.reset_on_train_begin
         )
@@ -169,12 +166,16 @@ class _KerasTracker(keras.callbacks.Callback):
         """Take the epoch's snapshot (unless ``update_every`` is set)."""
         if self.update_every is None:
             self._snapshot(sync=False)
-        self.check_finite()
+        self.end_epoch()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Compute and log the importances, or say why there are none."""
         if self.n_updates_ >= 2:
-            self.finalize()
+            try:
+                self.finalize()
+            except NoSignalError as error:
+                # fit() itself succeeded; reading feature_importances_ raises the same error.
+                logger.warning("%s", error)
             return
         when = "epoch" if self.update_every is None else f"{self.update_every} batches"
         logger.warning(

@@ -147,6 +147,22 @@ def _skip_reason(layer: Any) -> str | None:
     return None
 
 
+def check_layer_spec(layer: object, tracker: str) -> None:
+    """Raise :class:`LayerSelectionError` unless ``layer`` is a valid ``layer=`` value.
+
+    The callbacks call it in their constructor, before the model is known.
+    """
+    if layer is None or isinstance(layer, str | keras.layers.Layer):
+        return
+    if isinstance(layer, int) and not isinstance(layer, bool):
+        return
+    raise LayerSelectionError(
+        f"{tracker}: layer={layer!r} is not supported; pass a layer name (str), an index "
+        "into model.layers (int), a keras layer object, or None for the first trainable "
+        "layer."
+    )
+
+
 def select_layer(model: Any, layer: LayerSpec, kind: str, tracker: str) -> LayerChoice:
     """Find the layer a tracker of ``kind`` should track in ``model``.
 
@@ -253,8 +269,5 @@ def _explicit_layer(model: Any, layer: LayerSpec, tracker: str) -> Any:
                 f"{model.name!r}; pass one of its layers (model.layers) or a layer name."
             )
         return layer
-    raise LayerSelectionError(
-        f"{tracker}: layer={layer!r} is not supported; pass a layer name (str), an index "
-        "into model.layers (int), a keras layer object, or None for the first trainable "
-        "layer."
-    )
+    check_layer_spec(layer, tracker)
+    raise AssertionError("unreachable: check_layer_spec accepts only the types above")

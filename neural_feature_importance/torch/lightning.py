@@ -24,12 +24,12 @@ try:
 except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
     from pytorch_lightning import Callback, LightningModule, Trainer
 
+from neural_feature_importance.core.errors import NoSignalError, NotFittedError
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.torch.trackers import (
     ConvVarianceImportanceTorch,
     EmbeddingVarianceImportanceTorch,
     VarianceImportanceTorch,
-    _check_update_every,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,15 @@ class VarianceImportanceLightning(Callback):
         normalize: Normalize = "minmax",
         **tracker_options: Any,
     ) -> None:
+        if kind not in TRACKERS:
+            raise ValueError(
+                f"kind={kind!r} is not supported; use one of {sorted(TRACKERS)} (the tracked "
+                "layer is an nn.Linear, an nn.ConvNd or an nn.Embedding)."
+            )
+        # Checked now, although the tracker is made when training starts.
+        TRACKERS[kind].check_options(
+            update_every=update_every, normalize=normalize, **tracker_options
+        )
         self.layer = layer
         self.kind = kind
         self.update_every = update_every
@@ -86,16 +95,19 @@ class VarianceImportanceLightning(Callback):
 
     @property
     def state_key(self) -> str:
-        """Checkpoint key; distinct for callbacks tracking different layers or kinds."""
+        """Checkpoint key: kind, layer and scoring, so several such callbacks coexist.
+
+        Two callbacks that differ in any of these (say ``scoring="taylor"`` and
+        the default ``"viann"`` on the same layer) each save and resume their
+        own state in a checkpoint.
+        """
         layer = (
             self.layer if isinstance(self.layer, str | type(None)) else type(self.layer).__name__
         )
-        return self._generate_state_key(layer=layer, kind=self.kind)
+        scoring = self.tracker_options.get("scoring", "viann")
+        return self._generate_state_key(layer=layer, kind=self.kind, scoring=scoring)
 
     def _make_tracker(self, pl_module: LightningModule) -> VarianceImportanceTorch:
-        if self.kind not in TRACKERS:
-            raise ValueError(f"kind={self.kind!r}; use one of {sorted(TRACKERS)}")
-        _check_update_every(self.update_every)
         return TRACKERS[self.kind](
             pl_module,
             self.layer,
@@ -130,8 +142,13 @@ class VarianceImportanceLightning(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Log the most important features (when at least two snapshots exist)."""
-        if self.tracker is not None and self.tracker.n_updates_ >= 2:
+        if self.tracker is None or self.tracker.n_updates_ < 2:
+            return
+        try:
             self.tracker.on_train_end()
+        except NoSignalError as error:
+            # Training itself succeeded; reading feature_importances_ raises the same error.
+            logger.warning("%s", error)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -147,8 +164,6 @@ class VarianceImportanceLightning(Callback):
     # ---------------------------------------------------------------- results
     def _fitted_tracker(self) -> VarianceImportanceTorch:
         if self.tracker is None:
-            from neural_feature_importance.core.errors import NotFittedError
-
             raise NotFittedError(
                 "VarianceImportanceLightning has not seen training yet; pass it to "
                 "Trainer(callbacks=[...]) and call trainer.fit() first."

@@ -20,17 +20,26 @@ and the last weights are a copy, never the live parameter.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 import torch
 from torch import nn
 
-from neural_feature_importance.core.scoring import Normalize
+from neural_feature_importance.core.arrays import check_dtype
+from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.modes import get_mode
+from neural_feature_importance.core.options import (
+    FiniteCheck,
+    check_finite_check,
+    check_gradient_every,
+    check_update_every,
+)
+from neural_feature_importance.core.scoring import Normalize, check_normalize
 from neural_feature_importance.core.tracker import (
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
-    FiniteCheck,
     VarianceImportanceBase,
 )
 from neural_feature_importance.torch.arrays import TorchArrayOps
@@ -45,30 +54,22 @@ def _dtype_name(dtype: str | torch.dtype) -> str:
     return dtype
 
 
-def _check_update_every(update_every: int | None) -> int | None:
-    if update_every is None:
-        return None
-    if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
-        raise ValueError(
-            f"update_every={update_every!r}; use a positive number of optimizer steps "
-            "between snapshots, or None for one snapshot per epoch."
-        )
-    return update_every
-
-
-def _check_gradient_every(gradient_every: int | None) -> int | None:
-    if gradient_every is None:
-        return None
-    if (
-        isinstance(gradient_every, bool)
-        or not isinstance(gradient_every, int)
-        or gradient_every < 1
-    ):
-        raise ValueError(
-            f"gradient_every={gradient_every!r}; use a positive number of optimizer steps "
-            "between gradient reads (1 reads every step), or None for the mode's default."
-        )
-    return gradient_every
+def _check_options(
+    update_every: int | None,
+    gradient_every: int | None,
+    normalize: Normalize,
+    dtype: str | torch.dtype,
+    finite_check: FiniteCheck | None,
+    scoring: str,
+) -> None:
+    """Check every option a torch tracker takes, without a model (see the core checks)."""
+    check_update_every(update_every)
+    check_gradient_every(gradient_every)
+    check_normalize(normalize)
+    check_dtype(_dtype_name(dtype))
+    if finite_check is not None:
+        check_finite_check(finite_check)
+    get_mode(scoring)
 
 
 class _TorchTrackerMixin:
@@ -91,6 +92,10 @@ class _TorchTrackerMixin:
         scoring: str = "viann",
         gradient_every: int | None = None,
     ) -> None:
+        _check_options(update_every, gradient_every, normalize, dtype, finite_check, scoring)
+        if layer is not None:
+            # The model is known: a wrong layer fails here, not when training begins.
+            select_layer(model, layer, self.kind)  # type: ignore[attr-defined]
         self.model = model
         self.layer = layer
         self.update_every = update_every
@@ -109,6 +114,35 @@ class _TorchTrackerMixin:
         self._steps = 0
         self._resume_pending = False
 
+    @classmethod
+    def check_options(cls, **options: Any) -> None:
+        """Check tracker options before the model exists (the Lightning callback does).
+
+        Raises
+        ------
+        TypeError
+            If an option is not a parameter of the tracker (the message lists them).
+        ValueError
+            If an option's value is not accepted.
+        """
+        parameters = inspect.signature(_TorchTrackerMixin.__init__).parameters
+        known = [name for name in parameters if name not in ("self", "model")]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__} has no option {', '.join(map(repr, unknown))}; its options "
+                f"are {', '.join(known)}."
+            )
+        values = {name: parameters[name].default for name in known} | options
+        _check_options(
+            values["update_every"],
+            values["gradient_every"],
+            values["normalize"],
+            values["dtype"],
+            values["finite_check"],
+            values["scoring"],
+        )
+
     # ------------------------------------------------------------- selection
     def _resolve_layer(self) -> None:
         name, module = select_layer(self.model, self.layer, self.kind)  # type: ignore[attr-defined]
@@ -117,13 +151,30 @@ class _TorchTrackerMixin:
         self.tracked_layer_name_ = name
 
     # ----------------------------------------------------------------- hooks
+    def _expected_weight_shape(self) -> tuple[int, ...] | None:
+        if self._param is None:
+            self._resolve_layer()
+        param = self._param
+        if param is None or isinstance(param, nn.parameter.UninitializedParameter):
+            return None  # a lazy module: checked at the first snapshot
+        return tuple(param.shape)
+
     def on_train_begin(self) -> None:
         """Choose the layer and reset the statistics (or resume a loaded state)."""
-        _check_update_every(self.update_every)
-        _check_gradient_every(self.gradient_every)
+        check_update_every(self.update_every)
+        check_gradient_every(self.gradient_every)
         self._resolve_layer()
         if self._resume_pending:
             self._resume_pending = False
+            expected = self._expected_weight_shape()
+            view = self.view  # type: ignore[attr-defined]
+            if view is not None and expected is not None and view.weight_shape != expected:
+                raise StateDictError(
+                    f"{type(self).__name__} resumes a state of a {view.weight_shape} weight, "
+                    f"but layer {self.tracked_layer_name_!r} now has a {expected} weight. "
+                    "Resume with the model the state was saved from, or call reset() to "
+                    "start afresh."
+                )
             logger.info(
                 "%s resumes tracking %r from %d loaded snapshots",
                 type(self).__name__,
@@ -176,7 +227,7 @@ class _TorchTrackerMixin:
         """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf."""
         if self.update_every is None:
             self._snapshot()
-        self.check_finite()  # type: ignore[attr-defined]
+        self.end_epoch()  # type: ignore[attr-defined]
 
     def on_train_end(self) -> Any:
         """Compute and log the importances; returns :attr:`feature_importances_`."""
@@ -197,10 +248,26 @@ class _TorchTrackerMixin:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a saved state; the next :meth:`on_train_begin` resumes from it."""
+        """Restore a saved state; the next :meth:`on_train_begin` resumes from it.
+
+        The state is checked against the tracked layer at once (kind, layout,
+        scoring and weight shape), so a state of another model raises
+        :class:`~neural_feature_importance.core.errors.StateDictError` here.
+        """
         if self._param is None:
             self._resolve_layer()
         super().load_state_dict(state)  # type: ignore[misc]
+        saved_name = str(state.get("layer_name", ""))
+        if saved_name and saved_name != self.tracked_layer_name_:
+            logger.warning(
+                "%s: the loaded state was saved while tracking layer %r; it now continues "
+                "on layer %r (same weight shape). Pass layer=%r if that is not intended.",
+                type(self).__name__,
+                saved_name,
+                self.tracked_layer_name_,
+                saved_name,
+            )
+            self.layer_name = self.tracked_layer_name_
         self._steps = int(state.get("steps", 0))
         self._resume_pending = True
 
@@ -243,6 +310,22 @@ class VarianceImportanceTorch(_TorchTrackerMixin, VarianceImportanceBase):
         (``taylor``: 4, which keeps its cost near 1 % of training even for a
         tiny MLP, with the same rankings as reading every step; ``synaptic``:
         1).
+
+    Attributes
+    ----------
+    feature_importances_, raw_importances_ : ndarray of shape (n_features,)
+        Normalised and raw score of every input feature of the tracked layer.
+    skipped_gradient_steps_ : int
+        Gradient modes: reads skipped because ``param.grad`` held NaN or Inf,
+        as ``torch.amp.GradScaler`` skips an overflowed step.
+    tracked_layer_name_ : str
+        Name of the tracked layer (from ``model.named_modules()``).
+
+    Raises
+    ------
+    ValueError, LayerSelectionError
+        From the constructor, for an option it does not accept or a ``layer=``
+        the model does not have (or that is of another kind, or frozen).
 
     Examples
     --------

@@ -1,5 +1,7 @@
 """Scoring modes (issue 7): each equals a hand computation from recorded snapshots/gradients."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -203,10 +205,9 @@ def test_explicit_viann_is_the_default_bit_for_bit():
 
 
 # -------------------------------------------------------------------- validation
-def test_unknown_scoring_names_the_modes():
-    tracker = VarianceImportanceBase(scoring="variance")
+def test_unknown_scoring_names_the_modes_at_construction():
     with pytest.raises(ValueError, match=r"'taylor'.*recommended") as info:
-        tracker.start(np.zeros((3, 2)))
+        VarianceImportanceBase(scoring="variance")
     for name in SCORING_MODES:
         assert repr(name) in str(info.value)
     assert get_mode(RECOMMENDED_MODE).needs_gradients
@@ -215,9 +216,8 @@ def test_unknown_scoring_names_the_modes():
 
 @pytest.mark.parametrize("scoring", GRADIENT_MODES)
 def test_gradient_modes_refuse_trackers_without_gradients(scoring):
-    tracker = VarianceImportanceBase(scoring=scoring)  # e.g. what a Keras callback is
     with pytest.raises(ValueError, match=r"PyTorch trackers.*scoring='growth'"):
-        tracker.start(np.zeros((3, 2)))
+        VarianceImportanceBase(scoring=scoring)  # e.g. what a Keras callback is
 
 
 def test_gradient_mode_without_steps_says_to_call_on_step_end():
@@ -249,12 +249,81 @@ def test_gradient_of_the_wrong_shape_is_rejected():
         tracker.update_gradients(np.zeros((2, 3)), np.zeros((3, 2)))
 
 
-def test_nan_gradient_raises_instead_of_nan_scores():
+@pytest.mark.parametrize("scoring", GRADIENT_MODES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_gradient_steps_are_skipped_and_counted(scoring, bad):
+    """An overflowed step (as GradScaler leaves it) is skipped, not absorbed as NaN."""
+    start, snaps, steps = _trajectory((5, 3))
+    clean = _feed(GradientTracker(normalize=None, scoring=scoring), start, snaps, steps)
+    poisoned = GradientTracker(normalize=None, scoring=scoring)
+    poisoned.start(start, layer_name="dense")
+    for epoch, snapshot in enumerate(snaps):
+        for index in range(epoch * 3, epoch * 3 + 3):
+            if index in (0, 7):  # the very first read (fp16's first steps) and a later one
+                overflowed = steps[index][0].copy()
+                overflowed[index % 5, 1] = bad
+                # The scaler skipped that optimizer step: the weights stayed as they were.
+                before = steps[index - 1][1] if index else start
+                poisoned.update_gradients(overflowed, before)
+            poisoned.update_gradients(*steps[index])
+        poisoned.update(snapshot)
+    assert poisoned.skipped_gradient_steps_ == 2
+    assert clean.skipped_gradient_steps_ == 0
+    np.testing.assert_array_equal(poisoned.raw_importances_, clean.raw_importances_)
+
+
+def test_only_non_finite_gradients_say_so_instead_of_nan_scores():
     tracker = GradientTracker(scoring="taylor")
     tracker.start(np.zeros((3, 2)))
     tracker.update_gradients(np.full((3, 2), np.nan), np.ones((3, 2)))
-    with pytest.raises(NonFiniteWeightsError, match="scoring='taylor'"):
+    with pytest.raises(NotFittedError, match=r"read 1 gradient\(s\), and every one held NaN"):
         _ = tracker.feature_importances_
+
+
+def test_diverged_weights_still_raise_in_gradient_modes():
+    tracker = GradientTracker(scoring="taylor")
+    tracker.start(np.zeros((3, 2)))
+    tracker.update_gradients(np.ones((3, 2)), np.ones((3, 2)))
+    tracker.update(np.ones((3, 2)))
+    with pytest.raises(NonFiniteWeightsError, match="weight update 2 contains NaN"):
+        tracker.update(np.full((3, 2), np.nan))
+
+
+def test_skipped_reads_are_logged_once_per_epoch(caplog):
+    tracker = GradientTracker(scoring="taylor", finite_check="deferred")
+    tracker.start(np.zeros((3, 2)), layer_name="fc")
+    with caplog.at_level(logging.INFO, logger="neural_feature_importance"):
+        for _ in range(3):
+            tracker.update_gradients(np.full((3, 2), np.inf), np.ones((3, 2)))
+        tracker.update_gradients(np.ones((3, 2)), np.ones((3, 2)))
+        tracker.update(np.ones((3, 2)))
+        tracker.end_epoch()
+        tracker.update_gradients(np.ones((3, 2)), np.ones((3, 2)))
+        tracker.update(np.ones((3, 2)))
+        tracker.end_epoch()  # nothing skipped in this epoch: nothing logged
+    records = [r for r in caplog.records if "gradient reads" in r.getMessage()]
+    assert len(records) == 1
+    assert records[0].levelno == logging.INFO
+    assert "skipped 3 of this epoch's 4 gradient reads of 'fc'" in records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="neural_feature_importance"):
+        tracker.update_gradients(np.full((3, 2), np.nan), np.ones((3, 2)))
+        tracker.end_epoch()
+    (record,) = [r for r in caplog.records if "gradient reads" in r.getMessage()]
+    assert record.levelno == logging.WARNING  # every read of that epoch was skipped
+    assert "4 skipped in all" in record.getMessage()
+
+
+def test_skipped_count_survives_save_and_resume(tmp_path):
+    tracker = GradientTracker(scoring="taylor")
+    tracker.start(np.zeros((3, 2)))
+    tracker.update_gradients(np.full((3, 2), np.inf), np.ones((3, 2)))
+    tracker.update_gradients(np.ones((3, 2)), np.ones((3, 2)))
+    tracker.save_state(tmp_path / "state.npz")
+    resumed = GradientTracker(scoring="taylor")
+    resumed.load_state(tmp_path / "state.npz")
+    assert resumed.skipped_gradient_steps_ == 1
+    np.testing.assert_array_equal(resumed.raw_importances_, tracker.raw_importances_)
 
 
 def test_snapshot_modes_ignore_gradients():

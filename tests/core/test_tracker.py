@@ -7,6 +7,7 @@ from neural_feature_importance.core import (
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
     NonFiniteWeightsError,
+    NoSignalError,
     NotFittedError,
     StateDictError,
     VarianceImportanceBase,
@@ -141,15 +142,41 @@ def test_deferred_check_reports_the_span_of_updates():
         _ = tracker.feature_importances_
 
 
-def test_constant_weights_give_equal_scores_not_nan(caplog):
+def test_constant_weights_are_no_signal_not_equal_scores():
+    tracker = VarianceImportanceBase()
+    tracker.start(np.ones((3, 2)), layer_name="fc")
+    tracker.update(np.ones((3, 2)))
+    tracker.update(np.ones((3, 2)))
+    message = r"every raw feature score of layer 'fc' is 0 \(the weights did not change"
+    with pytest.raises(NoSignalError, match=message) as info:
+        _ = tracker.feature_importances_
+    for cause in ("frozen", "not used in the forward pass", "learning rate is 0"):
+        assert cause in str(info.value)
+    with pytest.raises(NoSignalError):
+        _ = tracker.raw_importances_
+    with pytest.raises(NoSignalError):
+        tracker.finalize()
+
+
+def test_equal_nonzero_scores_stay_equal(caplog):
     tracker = VarianceImportanceBase()
     tracker.start(np.ones((3, 2)))
     tracker.update(np.ones((3, 2)))
-    tracker.update(np.ones((3, 2)))
+    tracker.update(np.full((3, 2), 2.0))  # every weight moved by the same amount
     with caplog.at_level(logging.WARNING):
         scores = tracker.feature_importances_
     np.testing.assert_array_equal(scores, np.ones(3))
+    np.testing.assert_allclose(tracker.raw_importances_, np.full(3, 2 * 0.5 * 2.0))
     assert "did the tracked weights change" in caplog.text
+
+
+def test_conv_filters_without_signal_raise():
+    tracker = ConvVarianceImportanceBase()
+    tracker.start(np.zeros((3, 3, 2, 4)))
+    tracker.update(np.zeros((3, 3, 2, 4)))
+    tracker.update(np.zeros((3, 3, 2, 4)))
+    with pytest.raises(NoSignalError, match="every raw filter score"):
+        _ = tracker.filter_importances_
 
 
 def test_history_records_scores_after_each_update():
@@ -199,3 +226,58 @@ def test_merge_of_two_trackers_equals_one_stream():
     right = _run(VarianceImportanceBase(normalize=None), start, snaps[4:])
     left.merge(right)
     np.testing.assert_allclose(left.raw_importances_, whole.raw_importances_, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"normalize": "max"}, r"normalize='max' is not supported; use 'minmax'"),
+        ({"dtype": "float16"}, r"dtype='float16' is not supported; use one of"),
+        ({"finite_check": "never"}, r"finite_check='never' is not supported; use 'update'"),
+        ({"scoring": "tayler"}, r"scoring='tayler' is not a scoring mode"),
+    ],
+)
+def test_options_are_checked_at_construction(options, message):
+    with pytest.raises(ValueError, match=message):
+        VarianceImportanceBase(**options)
+
+
+def test_reset_forgets_statistics_so_another_layer_can_be_tracked():
+    start, snaps = _snapshots((4, 3))
+    tracker = _run(VarianceImportanceBase(), start, snaps)
+    with pytest.raises(ValueError, match=r"shape \(5, 3\) was passed.*call reset\(\) first"):
+        tracker.update(np.ones((5, 3)))
+    assert tracker.n_updates_ == len(snaps)  # the rejected snapshot changed nothing
+    tracker.reset()
+    assert tracker.n_updates_ == 0
+    start, snaps = _snapshots((5, 3))
+    _run(tracker, start, snaps)
+    assert tracker.feature_importances_.shape == (5,)
+
+
+def test_rejected_state_leaves_the_tracker_as_it_was():
+    start, snaps = _snapshots((4, 3))
+    tracker = _run(VarianceImportanceBase(), start, snaps)
+    before = tracker.raw_importances_
+    other = _run(VarianceImportanceBase(), np.zeros((5, 3)), [np.ones((5, 3)), np.zeros((5, 3))])
+    with pytest.raises(StateDictError, match=r"shape \(5, 3\).*shape \(4, 3\)"):
+        tracker.load_state_dict(other.state_dict())
+    corrupted = tracker.state_dict()
+    corrupted["last"] = np.ones((2, 2))
+    with pytest.raises(StateDictError, match="'last' array has shape"):
+        VarianceImportanceBase().load_state_dict(corrupted)
+    np.testing.assert_array_equal(tracker.raw_importances_, before)
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"a": np.arange(3)}, "no 'format_version'"),
+        ({"format_version": 99}, "format version 99 is not supported"),
+        ({"format_version": 1, "kind": "dense"}, r"missing \['layout'"),
+        ([1, 2], "not list"),
+    ],
+)
+def test_states_that_are_not_tracker_states_are_rejected(state, message):
+    with pytest.raises(StateDictError, match=message):
+        VarianceImportanceBase().load_state_dict(state)

@@ -25,6 +25,7 @@ from neural_feature_importance import (
     EmbeddingVarianceImportanceKeras,
     MetricThreshold,
     NonFiniteWeightsError,
+    NoSignalError,
     NotFittedError,
     VarianceImportanceKeras,
 )
@@ -130,11 +131,46 @@ def test_epoch_mode_leaves_keras_batch_hook_untouched():
 
 
 @pytest.mark.parametrize("update_every", [0, -1, 2.5, True, "2"])
-def test_bad_update_every_is_rejected_with_the_options(update_every):
-    viann = VarianceImportanceKeras(update_every=update_every)
-    viann.set_model(regression_model())
+def test_bad_update_every_is_rejected_at_construction(update_every):
     with pytest.raises(ValueError, match=r"update_every=.*positive int N"):
-        viann.on_train_begin()
+        VarianceImportanceKeras(update_every=update_every)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"scoring": "tayler"}, r"scoring='tayler' is not a scoring mode"),
+        ({"scoring": "taylor"}, r"needs the tracked layer's gradient"),
+        ({"normalize": "max"}, r"normalize='max' is not supported"),
+        ({"dtype": "float16"}, r"dtype='float16' is not supported"),
+        ({"finite_check": "always"}, r"finite_check='always' is not supported"),
+        ({"layer": 2.5}, r"layer=2.5 is not supported; pass a layer name"),
+    ],
+)
+def test_options_are_checked_at_construction(options, message):
+    with pytest.raises(ValueError, match=message):
+        VarianceImportanceKeras(**options)
+
+
+def test_layer_name_is_checked_when_fit_knows_the_model():
+    with pytest.raises(ValueError, match="has no layer named 'does_not_exist'"):
+        regression_model().fit(
+            np.ones((8, 5)),
+            np.ones((8, 1)),
+            epochs=1,
+            verbose=0,
+            callbacks=[VarianceImportanceKeras(layer="does_not_exist")],
+        )
+
+
+def test_frozen_weights_warn_at_fit_end_and_raise_on_reading(caplog):
+    model = regression_model(lr=0.0)
+    viann = VarianceImportanceKeras()
+    with caplog.at_level("WARNING", logger="neural_feature_importance"):
+        model.fit(np.ones((8, 5)), np.ones((8, 1)), epochs=3, verbose=0, callbacks=[viann])
+    assert "every raw feature score" in caplog.text and "learning rate is 0" in caplog.text
+    with pytest.raises(NoSignalError, match="the weights did not change over the 3 snapshots"):
+        _ = viann.feature_importances_
 
 
 def test_one_epoch_warns_and_importances_raise(caplog):

@@ -69,3 +69,27 @@ def test_unfitted_callback_raises():
 
     with pytest.raises(NotFittedError, match=r"call trainer\.fit"):
         _ = VarianceImportanceLightning().feature_importances_
+
+
+def test_two_callbacks_coexist_and_each_resumes_its_own_state(tmp_path):
+    def pair():
+        return VarianceImportanceLightning(scoring="taylor"), VarianceImportanceLightning()
+
+    whole = pair()
+    quiet_trainer(tmp_path / "a", 6, list(whole)).fit(Regressor(), _loader())
+
+    first = pair()
+    assert first[0].state_key != first[1].state_key
+    trainer = quiet_trainer(tmp_path / "b", 3, list(first))
+    trainer.fit(Regressor(), _loader())
+    ckpt = tmp_path / "half.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=True)["callbacks"]
+    assert saved[first[0].state_key]["scoring"] == "taylor"
+    assert "scoring" not in saved[first[1].state_key]  # viann's state is the paper's
+
+    resumed = pair()
+    quiet_trainer(tmp_path / "c", 6, list(resumed)).fit(Regressor(), _loader(), ckpt_path=ckpt)
+    for done, again in zip(whole, resumed, strict=True):
+        assert again.tracker.n_updates_ == 6
+        np.testing.assert_allclose(again.raw_importances_, done.raw_importances_, rtol=1e-12)
