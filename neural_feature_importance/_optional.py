@@ -19,6 +19,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "sklearn": ("scikit-learn", "experiments"),
     "mlxtend": ("mlxtend", "experiments"),
     "matplotlib": ("matplotlib", "plot"),
+    "pandas": ("pandas", "experiments"),
 }
 
 

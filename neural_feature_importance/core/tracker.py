@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps, check_dtype
+from neural_feature_importance.core.columns import FeatureColumns, Member, ResolvedColumns
 from neural_feature_importance.core.errors import (
     NonFiniteWeightsError,
     NoSignalError,
@@ -35,6 +37,7 @@ from neural_feature_importance.core.modes import (
 )
 from neural_feature_importance.core.moments import RunningMoments
 from neural_feature_importance.core.options import FiniteCheck, check_finite_check
+from neural_feature_importance.core.result import FeatureImportances
 from neural_feature_importance.core.scoring import (
     Normalize,
     check_normalize,
@@ -89,13 +92,30 @@ class VarianceImportanceBase:
         ``"viann"`` is the paper's method, bit for bit; ``"taylor"`` (needs
         gradients: PyTorch) and ``"growth"`` (snapshots only) do not depend on
         when training stops. See :data:`~.modes.SCORING_MODES`.
+    feature_names : sequence of str, optional
+        One name per tracked input (default ``x0, x1, ...``), e.g. the
+        columns of the DataFrame the model reads.
+    groups : mapping of str to sequence of (int or str), optional
+        Column name -> the tracked inputs that encode it (indices, or names
+        from ``feature_names``): a one-hot column's levels, an embedded
+        categorical's dimensions inside a concatenation. The result then has
+        one score per group plus one per input no group covers, ordered by
+        the first input each covers; a group's raw score is the sum of its
+        inputs' raw scores. See :mod:`.columns`.
 
     Attributes
     ----------
     feature_importances_ : ndarray
-        Normalised score of every input feature, shape ``(n_features,)``.
+        Normalised score of every column, shape ``(n_columns,)``, in the
+        order of :attr:`feature_names_in_` (without ``groups``: one column
+        per input feature).
     raw_importances_ : ndarray
         The same before normalisation.
+    feature_names_in_ : ndarray of str
+        Name of every column of the result.
+    importances_ : FeatureImportances
+        Names, normalised and raw scores together, with ``to_frame()`` and
+        ``plot()``.
     n_updates_ : int
         Number of snapshots in the statistics.
     skipped_gradient_steps_ : int
@@ -141,6 +161,8 @@ class VarianceImportanceBase:
         ops: ArrayOps = NUMPY_OPS,
         finite_check: FiniteCheck = "update",
         scoring: str = "viann",
+        feature_names: Sequence[str] | None = None,
+        groups: Mapping[str, Sequence[Member]] | None = None,
     ) -> None:
         # Checked here, not at the first snapshot: a typo fails on the line that made it.
         self.normalize = check_normalize(normalize)
@@ -152,12 +174,16 @@ class VarianceImportanceBase:
         self.finite_check = check_finite_check(finite_check)
         self.scoring = scoring
         self._check_scoring()
+        self.feature_names = feature_names
+        self.groups = groups
+        self._feature_columns = FeatureColumns(feature_names, groups)
         self._clear()
 
     # ------------------------------------------------------------------ state
     def _clear(self) -> None:
         self.view: WeightView | None = None
         self.layer_name: str | None = None
+        self._columns: ResolvedColumns | None = None
         self._moments = RunningMoments(check_dtype(self.dtype), self.ops)
         self._last: Array | None = None
         self._history: list[np.ndarray] = []
@@ -205,8 +231,11 @@ class VarianceImportanceBase:
         check_normalize(self.normalize)
         check_finite_check(self.finite_check)
         mode = self._check_scoring()
+        view = WeightView(self.kind, self.layout, tuple(weights.shape))
+        columns = self._feature_columns.resolve(view.n_features, layer_name)
         self._clear()
-        self.view = WeightView(self.kind, self.layout, tuple(weights.shape))
+        self.view = view
+        self._columns = columns
         self.layer_name = layer_name or "weights"
         self._mode = self._new_mode(mode, self.view)
         if self._mode is not None:
@@ -348,11 +377,12 @@ class VarianceImportanceBase:
         :attr:`feature_importances_`.
         """
         scores = self.feature_importances_
+        names = self.feature_names_in_
         logger.info(
             "%s: most important features of %r: %s",
             type(self).__name__,
             self.layer_name,
-            top_features(scores, 10).tolist(),
+            ", ".join(str(names[i]) for i in top_features(scores, 10)),
         )
         return scores
 
@@ -445,9 +475,23 @@ class VarianceImportanceBase:
             )
         return raw
 
+    def _input_raw(self) -> np.ndarray:
+        """Raw score of every tracked input (before grouping), checked for signal."""
+        self._require_fitted()
+        return self._check_signal(self._compute_raw(), "feature").copy()
+
+    def _resolved_columns(self) -> ResolvedColumns:
+        if self._columns is None:
+            assert self.view is not None
+            self._columns = self._feature_columns.resolve(self.view.n_features, self.layer_name)
+        return self._columns
+
     @property
     def raw_importances_(self) -> np.ndarray:
-        """Raw (unnormalised) score of every input feature, ``(n_features,)``.
+        """Raw (unnormalised) score of every column, ``(n_columns,)``.
+
+        Without ``groups`` a column is one input feature; a group's raw score
+        is the sum of its inputs' raw scores.
 
         Raises
         ------
@@ -456,13 +500,45 @@ class VarianceImportanceBase:
         NoSignalError
             If every raw score is exactly 0 (nothing was measured).
         """
-        self._require_fitted()
-        return self._check_signal(self._compute_raw(), "feature").copy()
+        raw = self._input_raw()
+        columns = self._resolved_columns()
+        return columns.aggregate(raw) if columns.grouped else raw
 
     @property
     def feature_importances_(self) -> np.ndarray:
-        """Normalised score of every input feature, ``(n_features,)``."""
+        """Normalised score of every column, ``(n_columns,)``, as :attr:`feature_names_in_`."""
         return normalize_scores(self.raw_importances_, self.normalize)
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        """Name of every column of the result (``x0, x1, ...`` unless named).
+
+        With ``groups``, one name per group plus one per input no group
+        covers, ordered by the first input each covers.
+        """
+        if self.view is None:
+            raise NotFittedError(
+                f"{type(self).__name__} does not know its layer yet; feature_names_in_ "
+                "exists once tracking has started (the first snapshot or on_train_begin())."
+            )
+        return self._resolved_columns().names.copy()
+
+    @property
+    def importances_(self) -> FeatureImportances:
+        """Names, normalised and raw scores of every column, with ``to_frame()`` and ``plot()``."""
+        raw = self.raw_importances_
+        columns = self._resolved_columns()
+        return FeatureImportances(
+            feature_names=columns.names.copy(),
+            importances=normalize_scores(raw, self.normalize),
+            raw_importances=raw,
+            members={
+                str(name): [int(i) for i in members]
+                for name, members in zip(columns.names, columns.members, strict=True)
+            },
+            scoring=self.scoring,
+            normalize=self.normalize,
+        )
 
     @property
     def var_scores(self) -> np.ndarray:
@@ -632,6 +708,7 @@ class VarianceImportanceBase:
                     f"the state's {name!r} array has shape {tuple(array.shape)}, not the "
                     f"weight shape {shape} it declares; the state is corrupted."
                 )
+        columns = self._feature_columns.resolve(view.n_features, str(state["layer_name"]))
         mode = self._new_mode(mode_class, view)
         if mode is not None:
             if "mode" not in state:
@@ -639,6 +716,7 @@ class VarianceImportanceBase:
             mode.load_state_dict(state["mode"])
         self._clear()
         self.view = view
+        self._columns = columns
         self._mode = mode
         self.layer_name = str(state["layer_name"]) or None
         self._moments = moments
@@ -686,7 +764,7 @@ class ConvVarianceImportanceBase(VarianceImportanceBase):
     @property
     def heatmap_(self) -> np.ndarray:
         """Normalised importance per kernel position and input channel, ``(*kernel, in)``."""
-        scores = self.feature_importances_
+        scores = normalize_scores(self._input_raw(), self.normalize)
         return scores.reshape(self.view.feature_shape)
 
     @property

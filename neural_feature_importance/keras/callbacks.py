@@ -15,13 +15,14 @@ outside the model during an epoch; per-batch snapshots call
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import keras
 import numpy as np
 
 from neural_feature_importance.core.arrays import NUMPY_OPS
+from neural_feature_importance.core.columns import Member
 from neural_feature_importance.core.errors import (
     LayerSelectionError,
     NoSignalError,
@@ -73,6 +74,8 @@ class _KerasTracker(keras.callbacks.Callback):
         finite_check: FiniteCheck = "update",
         reset_on_train_begin: bool = True,
         scoring: str = "viann",
+        feature_names: Sequence[str] | None = None,
+        groups: Mapping[str, Sequence[Member]] | None = None,
     ) -> None:
         keras.callbacks.Callback.__init__(self)
         # Checked now (the model is not known yet, so a layer name is checked at fit()).
@@ -90,6 +93,8 @@ class _KerasTracker(keras.callbacks.Callback):
             ops=NUMPY_OPS,
             finite_check=finite_check,
             scoring=scoring,
+            feature_names=feature_names,
+            groups=groups,
         )
         self.layer = layer
         self.update_every = update_every
@@ -114,6 +119,8 @@ class _KerasTracker(keras.callbacks.Callback):
             "finite_check": self.finite_check,
             "reset_on_train_begin": self.reset_on_train_begin,
             "scoring": self.scoring,
+            "feature_names": None if self.feature_names is None else list(self.feature_names),
+            "groups": None if self.groups is None else {k: list(v) for k, v in self.groups.items()},
         }
 
     # ------------------------------------------------------------------- hooks
@@ -310,16 +317,28 @@ class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
         method; ``"growth"`` is the best mode that needs only weight snapshots and
         does not depend on stopping at the right epoch. Gradient modes such as
         ``"taylor"`` need the gradients, which Keras callbacks never see: they
-        raise when training starts.
+        are refused by the constructor.
+    feature_names : sequence of str, optional
+        One name per input of the tracked layer (default ``x0, x1, ...``).
+    groups : mapping of str to sequence of (int or str), optional
+        Column name -> the layer's inputs that encode it (one-hot levels, an
+        embedding's dimensions inside a ``Concatenate``), by index or by name;
+        the result has one score per group plus one per ungrouped input (see
+        :mod:`neural_feature_importance.core.columns`).
 
     Attributes
     ----------
-    feature_importances_ : ndarray of shape (n_features,)
-        Normalised importance of every input of the tracked layer. Raises
+    feature_importances_ : ndarray of shape (n_columns,)
+        Normalised importance of every column (every input of the tracked
+        layer unless grouped), ordered as ``feature_names_in_``. Raises
         :class:`~neural_feature_importance.core.errors.NotFittedError` before
         two snapshots exist (e.g. after a single epoch).
-    raw_importances_ : ndarray of shape (n_features,)
+    raw_importances_ : ndarray of shape (n_columns,)
         The same before normalisation.
+    feature_names_in_ : ndarray of str
+        Name of every column.
+    importances_ : FeatureImportances
+        Names and scores together, with ``to_frame()`` and ``plot()``.
     var_scores : ndarray of shape (n_features,)
         The original package's name for :attr:`feature_importances_`.
     history_ : ndarray of shape (n_snapshots - 1, n_features)

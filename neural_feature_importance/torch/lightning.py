@@ -57,8 +57,9 @@ class VarianceImportanceLightning(Callback):
         is respected.
     **tracker_options
         ``dtype``, ``include_initial``, ``record_history``, ``finite_check``,
-        ``scoring`` (e.g. ``"taylor"``, see :mod:`neural_feature_importance.core.modes`)
-        and ``gradient_every``: passed to the tracker.
+        ``scoring`` (e.g. ``"taylor"``, see :mod:`neural_feature_importance.core.modes`),
+        ``gradient_every``, ``feature_names`` and ``groups``: passed to the
+        tracker, and checked here.
 
     Attributes
     ----------
@@ -179,6 +180,16 @@ class VarianceImportanceLightning(Callback):
     def raw_importances_(self) -> Any:
         """Raw score of every input feature."""
         return self._fitted_tracker().raw_importances_
+
+    @property
+    def feature_names_in_(self) -> Any:
+        """Name of every column of the result (see the tracker)."""
+        return self._fitted_tracker().feature_names_in_
+
+    @property
+    def importances_(self) -> Any:
+        """Names, normalised and raw scores together, with ``to_frame()`` and ``plot()``."""
+        return self._fitted_tracker().importances_
 
     @property
     def var_scores(self) -> Any:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from neural_feature_importance.core.arrays import check_dtype
+from neural_feature_importance.core.columns import FeatureColumns, Member
 from neural_feature_importance.core.errors import StateDictError
 from neural_feature_importance.core.modes import get_mode
 from neural_feature_importance.core.options import (
@@ -42,6 +44,7 @@ from neural_feature_importance.core.tracker import (
     EmbeddingVarianceImportanceBase,
     VarianceImportanceBase,
 )
+from neural_feature_importance.core.views import WeightView
 from neural_feature_importance.torch.arrays import TorchArrayOps
 from neural_feature_importance.torch.layers import select_layer
 
@@ -91,6 +94,8 @@ class _TorchTrackerMixin:
         finite_check: FiniteCheck | None = None,
         scoring: str = "viann",
         gradient_every: int | None = None,
+        feature_names: Sequence[str] | None = None,
+        groups: Mapping[str, Sequence[Member]] | None = None,
     ) -> None:
         _check_options(update_every, gradient_every, normalize, dtype, finite_check, scoring)
         if layer is not None:
@@ -109,10 +114,18 @@ class _TorchTrackerMixin:
             ops=TorchArrayOps(),
             finite_check=finite_check or ("deferred" if update_every else "update"),
             scoring=scoring,
+            feature_names=feature_names,
+            groups=groups,
         )
         self._param: nn.Parameter | None = None
         self._steps = 0
         self._resume_pending = False
+        if feature_names is not None or groups is not None:
+            # The layer is known, so names and groups are checked against its inputs now.
+            shape = self._expected_weight_shape()
+            if shape is not None:
+                n_inputs = WeightView(self.kind, "torch", shape).n_features  # type: ignore[attr-defined]
+                self._feature_columns.resolve(n_inputs, self.tracked_layer_name_)  # type: ignore[attr-defined]
 
     @classmethod
     def check_options(cls, **options: Any) -> None:
@@ -134,6 +147,7 @@ class _TorchTrackerMixin:
                 f"are {', '.join(known)}."
             )
         values = {name: parameters[name].default for name in known} | options
+        FeatureColumns(values["feature_names"], values["groups"])
         _check_options(
             values["update_every"],
             values["gradient_every"],
@@ -310,11 +324,23 @@ class VarianceImportanceTorch(_TorchTrackerMixin, VarianceImportanceBase):
         (``taylor``: 4, which keeps its cost near 1 % of training even for a
         tiny MLP, with the same rankings as reading every step; ``synaptic``:
         1).
+    feature_names : sequence of str, optional
+        One name per input of the tracked layer (default ``x0, x1, ...``).
+    groups : mapping of str to sequence of (int or str), optional
+        Column name -> the layer's inputs that encode it (one-hot levels, an
+        embedding's dimensions inside a concatenation), by index or by name;
+        the result has one score per group plus one per ungrouped input (see
+        :mod:`neural_feature_importance.core.columns`).
 
     Attributes
     ----------
-    feature_importances_, raw_importances_ : ndarray of shape (n_features,)
-        Normalised and raw score of every input feature of the tracked layer.
+    feature_importances_, raw_importances_ : ndarray of shape (n_columns,)
+        Normalised and raw score of every column, in the order of
+        ``feature_names_in_`` (one column per input feature unless grouped).
+    feature_names_in_ : ndarray of str
+        Name of every column.
+    importances_ : FeatureImportances
+        Names and scores together, with ``to_frame()`` and ``plot()``.
     skipped_gradient_steps_ : int
         Gradient modes: reads skipped because ``param.grad`` held NaN or Inf,
         as ``torch.amp.GradScaler`` skips an overflowed step.

@@ -241,6 +241,8 @@ def test_get_config_returns_the_constructor_parameters():
         "finite_check": "update",
         "reset_on_train_begin": True,
         "scoring": "growth",
+        "feature_names": None,
+        "groups": None,
     }
     assert VarianceImportanceKeras(**viann.get_config()).get_config() == viann.get_config()
     assert MetricThreshold(monitor="loss", threshold=0.2).get_config() == {
