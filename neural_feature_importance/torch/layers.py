@@ -1,11 +1,16 @@
 """Choosing which ``nn.Module`` of a model to track.
 
 VIANN reads the *first trainable layer that sees the inputs*: the first
-``nn.Linear``, ``nn.Conv1d/2d/3d`` or ``nn.Embedding`` (in registration order,
-which is forward order for ``nn.Sequential`` and nearly every hand-written
-model) whose weight requires gradients. Normalisation, dropout, activations and
-frozen layers are skipped: their weights are either not per-input or never
-change, which made the original package crash or return zeros.
+``nn.Linear``, ``nn.Conv1d/2d/3d`` or ``nn.Embedding`` whose weight requires
+gradients. Before any forward pass that is the first in registration order
+(forward order for ``nn.Sequential`` and most hand-written models); at the
+first forward pass the trackers check which layer the inputs really reach
+(:mod:`.input_layers`) and move there if it is another one. Normalisation,
+dropout, activations and frozen layers are skipped: their weights are either
+not per-input or never change, which made the original package crash or
+return zeros. A layer whose weight is parametrized (``weight_norm``,
+``spectral_norm``) is trainable when the parameters behind its weight are
+(:mod:`.parametrized`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from torch import nn
 
 from neural_feature_importance.core.errors import LayerSelectionError
 from neural_feature_importance.core.views import Kind
+from neural_feature_importance.torch.parametrized import trainable_weight_parameters
 
 MODULE_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
     "dense": (nn.Linear,),
@@ -36,14 +42,18 @@ def module_kind(module: nn.Module) -> str | None:
     return None
 
 
+def is_trainable(module: nn.Module) -> bool:
+    """Whether the parameters behind ``module``'s weight (parametrized or not) get gradients."""
+    return any(p.requires_grad for p in trainable_weight_parameters(module))
+
+
 def _describe(model: nn.Module) -> str:
     lines = []
     for name, module in model.named_modules():
         if not name:
             continue
         kind = module_kind(module)
-        weight = getattr(module, "weight", None)
-        trainable = isinstance(weight, nn.Parameter) and weight.requires_grad
+        trainable = kind is not None and is_trainable(module)
         status = f"{kind}, {'trainable' if trainable else 'frozen'}" if kind else "not trackable"
         lines.append(f"  {name} ({type(module).__name__}: {status})")
     return "\n".join(lines) or "  (the model has no submodules)"
@@ -74,8 +84,7 @@ def select_layer(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if layer is None:
         for name, module in model.named_modules():
-            weight = getattr(module, "weight", None)
-            if module_kind(module) and isinstance(weight, nn.Parameter) and weight.requires_grad:
+            if module_kind(module) and is_trainable(module):
                 return _checked(model, name, module, kind)
         raise LayerSelectionError(
             "the model has no trainable nn.Linear, nn.Conv1d/2d/3d or nn.Embedding "
@@ -114,8 +123,7 @@ def _checked(model: nn.Module, name: str, module: nn.Module, kind: Kind) -> tupl
             f"{TRACKER_FOR_KIND[found]}, or pass layer= to choose a {kind} layer:\n"
             + _describe(model)
         )
-    weight = module.weight
-    if not weight.requires_grad:
+    if not is_trainable(module):
         raise LayerSelectionError(
             f"layer {name!r} is frozen (weight.requires_grad is False): its weights never "
             "change, so every importance would be zero. Unfreeze it or choose a "

@@ -46,7 +46,18 @@ from neural_feature_importance.core.tracker import (
 )
 from neural_feature_importance.core.views import WeightView
 from neural_feature_importance.torch.arrays import TorchArrayOps
+from neural_feature_importance.torch.input_layers import (
+    InputLayerProbe,
+    InputLayerResult,
+    choose_input_layers,
+)
 from neural_feature_importance.torch.layers import select_layer
+from neural_feature_importance.torch.parametrized import (
+    EffectiveWeightGradient,
+    effective_weight,
+    is_parametrized_weight,
+    trainable_weight_parameters,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +128,14 @@ class _TorchTrackerMixin:
             feature_names=feature_names,
             groups=groups,
         )
+        self._module: nn.Module | None = None
         self._param: nn.Parameter | None = None
+        self._parametrized = False
+        self._probe: InputLayerProbe | None = None
+        self._capture: EffectiveWeightGradient | None = None
         self._steps = 0
         self._resume_pending = False
+        self._resumed = False
         if feature_names is not None or groups is not None:
             # The layer is known, so names and groups are checked against its inputs now.
             shape = self._expected_weight_shape()
@@ -158,28 +174,85 @@ class _TorchTrackerMixin:
         )
 
     # ------------------------------------------------------------- selection
-    def _resolve_layer(self) -> None:
-        name, module = select_layer(self.model, self.layer, self.kind)  # type: ignore[attr-defined]
-        self._param = module.weight
-        self.ops.device = self._param.device  # type: ignore[attr-defined]
+    def _resolve_layer(self, layer: str | nn.Module | None = None) -> None:
+        """Choose the module to track: ``layer``, else ``self.layer``, else the default."""
+        name, module = select_layer(self.model, layer or self.layer, self.kind)  # type: ignore[attr-defined]
+        self._module = module
+        self._parametrized = is_parametrized_weight(module)
+        self._param = None if self._parametrized else module.weight
+        self.ops.device = trainable_weight_parameters(module)[0].device  # type: ignore[attr-defined]
         self.tracked_layer_name_ = name
+        if self._capture is not None:
+            self._capture.detach()
+            self._capture = None
+
+    def _weight(self) -> torch.Tensor:
+        """The tracked weight as the forward pass uses it (detached; effective if parametrized)."""
+        if self._module is None:
+            self._resolve_layer()
+        if self._parametrized:
+            return effective_weight(self._module)
+        assert self._param is not None
+        return self._param.detach()
+
+    def _uninitialized(self) -> bool:
+        return isinstance(self._param, nn.parameter.UninitializedParameter)
+
+    def _expected_weight_shape(self) -> tuple[int, ...] | None:
+        if self._module is None:
+            self._resolve_layer()
+        if self._uninitialized():
+            return None  # a lazy module: checked at the first snapshot
+        return tuple(self._weight().shape)
+
+    def _watch_inputs(self) -> None:
+        """Find the layer that reads the model's inputs at the first forward pass.
+
+        The default choice before any forward pass is the first trainable
+        layer in registration order, which is not always the one the inputs
+        reach first (a head registered before the body). The probe sees the
+        forward pass and, if the inputs reach another layer, the tracker moves
+        there before the first optimizer step, so nothing is lost.
+        """
+        if self._probe is not None:
+            self._probe.detach()
+        self._probe = InputLayerProbe(self.model, on_found=self._inputs_found)
+        self._probe.attach()
+
+    def _inputs_found(self, result: InputLayerResult) -> None:
+        self._probe = None
+        names, warning = choose_input_layers(result, self.kind)  # type: ignore[attr-defined]
+        chosen = names[0] if names else self.tracked_layer_name_
+        untouched = self._steps == 0 and self.n_updates_ <= int(self.include_initial)  # type: ignore[attr-defined]
+        if chosen != self.tracked_layer_name_ and untouched and not self._resumed:
+            previous = self.tracked_layer_name_
+            self._resolve_layer(chosen)
+            self._start_tracking()
+            logger.info(
+                "%s tracks %r, the layer the model's inputs reach first (not %r, the first "
+                "registered).",
+                type(self).__name__,
+                chosen,
+                previous,
+            )
+        if warning is not None:
+            logger.warning(
+                "%s tracks %r only. %s",
+                type(self).__name__,
+                self.tracked_layer_name_,
+                warning,
+            )
 
     # ----------------------------------------------------------------- hooks
-    def _expected_weight_shape(self) -> tuple[int, ...] | None:
-        if self._param is None:
-            self._resolve_layer()
-        param = self._param
-        if param is None or isinstance(param, nn.parameter.UninitializedParameter):
-            return None  # a lazy module: checked at the first snapshot
-        return tuple(param.shape)
-
     def on_train_begin(self) -> None:
         """Choose the layer and reset the statistics (or resume a loaded state)."""
         check_update_every(self.update_every)
         check_gradient_every(self.gradient_every)
-        self._resolve_layer()
+        resumed_layer = self.layer_name if self._resume_pending and self.layer is None else None  # type: ignore[attr-defined]
+        self._resolve_layer(self._existing(resumed_layer))
         if self._resume_pending:
             self._resume_pending = False
+            self._resumed = True
             expected = self._expected_weight_shape()
             view = self.view  # type: ignore[attr-defined]
             if view is not None and expected is not None and view.weight_shape != expected:
@@ -195,17 +268,50 @@ class _TorchTrackerMixin:
                 self.tracked_layer_name_,
                 self.n_updates_,  # type: ignore[attr-defined]
             )
-            return
-        self._steps = 0
-        param = self._param
-        if isinstance(param, nn.parameter.UninitializedParameter):
+        else:
+            self._resumed = False
+            self._steps = 0
+            self._start_tracking()
+            if self.layer is None:
+                self._watch_inputs()
+        self._arm_capture()
+
+    def _existing(self, name: str | None) -> str | None:
+        """``name`` if the model has a module of that name, else ``None``."""
+        return name if name and name in dict(self.model.named_modules()) else None
+
+    def _start_tracking(self) -> None:
+        if self._uninitialized():
             # Lazy modules get their shape at the first forward pass; the core
             # starts tracking at the first snapshot instead.
             self._clear()  # type: ignore[attr-defined]
             self.layer_name = self.tracked_layer_name_
+        else:
+            self.start(self._weight(), layer_name=self.tracked_layer_name_)  # type: ignore[attr-defined]
+        self._arm_capture()
+
+    def _gradient_every(self) -> int | None:
+        """Steps between gradient reads, or ``None`` for snapshot modes."""
+        mode = self._mode  # type: ignore[attr-defined]
+        if mode is None or not mode.needs_gradients:
+            return None
+        return self.gradient_every or mode.gradient_every
+
+    def _arm_capture(self) -> None:
+        """For a parametrized layer, capture the effective weight's gradient of the next read.
+
+        Autograd keeps no gradient of a parametrized layer's effective weight
+        (it is not a leaf), so :class:`EffectiveWeightGradient` rebuilds it from
+        the layer's input and output gradient, only for steps that are read.
+        """
+        every = self._gradient_every()
+        if every is None or not self._parametrized or self._module is None:
             return
-        with torch.no_grad():
-            self.start(param.detach(), layer_name=self.tracked_layer_name_)  # type: ignore[attr-defined]
+        if self._capture is None:
+            self._capture = EffectiveWeightGradient(self._module)
+            self._capture.attach()
+        if self._steps % every == 0 and not self._capture.armed:
+            self._capture.arm()
 
     def on_step_end(self) -> None:
         """Call after each ``optimizer.step()``; snapshots every ``update_every`` steps.
@@ -214,18 +320,23 @@ class _TorchTrackerMixin:
         tracked weight's gradient, so call it before ``optimizer.zero_grad()``.
         """
         self._steps += 1
-        mode = self._mode  # type: ignore[attr-defined]
-        if mode is not None and mode.needs_gradients:
-            every = self.gradient_every or mode.gradient_every
-            # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
-            if (self._steps - 1) % every == 0:
-                self._gradient_step()
+        every = self._gradient_every()
+        # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
+        if every is not None and (self._steps - 1) % every == 0:
+            self._gradient_step()
+        self._arm_capture()
         if self.update_every and self._steps % self.update_every == 0:
             self._snapshot()
 
     def _gradient_step(self) -> None:
-        param = self._param
-        grad = None if param is None else param.grad
+        if self._parametrized:
+            capture = self._capture
+            grad = None if capture is None else capture.pop()
+            if grad is None and self._steps == 1:
+                # The layer was chosen at the first forward pass, after it ran.
+                return
+        else:
+            grad = None if self._param is None else self._param.grad
         if grad is None:
             raise ValueError(
                 f"{type(self).__name__}(scoring={self.scoring!r}) reads the gradient of "  # type: ignore[attr-defined]
@@ -235,24 +346,36 @@ class _TorchTrackerMixin:
             )
         # No torch.no_grad() needed (it costs a microsecond per step): neither
         # the gradient nor the detached weight requires grad.
-        self.update_gradients(grad, param.detach())  # type: ignore[attr-defined,union-attr]
+        self.update_gradients(grad, self._weight())  # type: ignore[attr-defined]
 
     def on_epoch_end(self) -> None:
         """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf."""
+        if self._probe is not None:
+            # The model itself was never called (a loop that calls a submodule):
+            # keep the layer chosen by registration order, and stop watching.
+            self._probe.detach()
+            self._probe = None
         if self.update_every is None:
             self._snapshot()
         self.end_epoch()  # type: ignore[attr-defined]
 
     def on_train_end(self) -> Any:
-        """Compute and log the importances; returns :attr:`feature_importances_`."""
+        """Compute and log the importances; returns :attr:`feature_importances_`.
+
+        Also removes the tracker's hooks from the model.
+        """
+        for hooks in (self._probe, self._capture):
+            if hooks is not None:
+                hooks.detach()
+        self._probe = self._capture = None
         return self.finalize()  # type: ignore[attr-defined]
 
     def _snapshot(self) -> None:
-        if self._param is None:
+        if self._module is None:
             logger.info("%s: on_train_begin() was not called; calling it now", type(self).__name__)
             self.on_train_begin()
         with torch.no_grad():
-            self.update(self._param.detach())  # type: ignore[attr-defined,union-attr]
+            self.update(self._weight())  # type: ignore[attr-defined]
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -268,8 +391,10 @@ class _TorchTrackerMixin:
         scoring and weight shape), so a state of another model raises
         :class:`~neural_feature_importance.core.errors.StateDictError` here.
         """
-        if self._param is None:
-            self._resolve_layer()
+        saved = self._existing(str(state.get("layer_name", ""))) if self.layer is None else None
+        if self._module is None or saved is not None:
+            # With the default layer, the layer the state was saved from is the one to resume.
+            self._resolve_layer(saved)
         super().load_state_dict(state)  # type: ignore[misc]
         saved_name = str(state.get("layer_name", ""))
         if saved_name and saved_name != self.tracked_layer_name_:
