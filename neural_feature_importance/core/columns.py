@@ -165,7 +165,9 @@ class FeatureColumns:
             checked[name] = [m if isinstance(m, str) else int(m) for m in listed]
         return checked
 
-    def resolve(self, n_inputs: int, layer: str | None = None) -> ResolvedColumns:
+    def resolve(
+        self, n_inputs: int, layer: str | None = None, default_names: np.ndarray | None = None
+    ) -> ResolvedColumns:
         """Check the names and groups against ``n_inputs`` tracked inputs and resolve them.
 
         Parameters
@@ -174,6 +176,9 @@ class FeatureColumns:
             Number of inputs of the tracked layer.
         layer : str, optional
             The layer's name, for messages.
+        default_names : ndarray of str, optional
+            The inputs' names when ``feature_names`` is not given (default
+            ``x0, x1, ...``; several input layers name theirs after the layer).
 
         Raises
         ------
@@ -190,7 +195,9 @@ class FeatureColumns:
             )
         input_names = self.feature_names
         if input_names is None:
-            input_names = default_feature_names(n_inputs)
+            input_names = (
+                default_feature_names(n_inputs) if default_names is None else default_names
+            )
         if not self.groups:
             singles = [np.array([i]) for i in range(n_inputs)]
             return ResolvedColumns(input_names, input_names.copy(), singles)

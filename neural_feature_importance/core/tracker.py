@@ -217,7 +217,9 @@ class VarianceImportanceBase:
     def _new_mode(self, mode: type[ScoringMode], view: WeightView) -> ScoringMode | None:
         return None if mode is ViannMode else mode(view, self.ops, check_dtype(self.dtype))
 
-    def start(self, weights: Array, layer_name: str | None = None) -> None:
+    def start(
+        self, weights: Array, layer_name: str | None = None, check_columns: bool = True
+    ) -> None:
         """Begin tracking a weight array, forgetting any earlier statistics.
 
         Parameters
@@ -227,12 +229,18 @@ class VarianceImportanceBase:
             shape (and, with ``include_initial=True``, is the first snapshot).
         layer_name : str, optional
             Name used in log messages and errors.
+        check_columns : bool, default=True
+            Check ``feature_names``/``groups`` against the weight's inputs now.
+            Adapters that may still move to another layer (the torch trackers
+            before the first forward pass) check them once the layer is final.
         """
         check_normalize(self.normalize)
         check_finite_check(self.finite_check)
         mode = self._check_scoring()
         view = WeightView(self.kind, self.layout, tuple(weights.shape))
-        columns = self._feature_columns.resolve(view.n_features, layer_name)
+        columns = (
+            self._feature_columns.resolve(view.n_features, layer_name) if check_columns else None
+        )
         self._clear()
         self.view = view
         self._columns = columns

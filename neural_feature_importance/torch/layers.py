@@ -120,8 +120,9 @@ def _checked(model: nn.Module, name: str, module: nn.Module, kind: Kind) -> tupl
     if found != kind:
         raise LayerSelectionError(
             f"layer {name!r} is a {type(module).__name__} ({found}); track it with "
-            f"{TRACKER_FOR_KIND[found]}, or pass layer= to choose a {kind} layer:\n"
-            + _describe(model)
+            f"{TRACKER_FOR_KIND[found]}, pass layer= to choose a {kind} layer, or "
+            f"layer=[...] to track several input layers (an Embedding beside a Linear) as "
+            f"one result:\n" + _describe(model)
         )
     if not is_trainable(module):
         raise LayerSelectionError(

@@ -26,19 +26,9 @@ except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
 
 from neural_feature_importance.core.errors import NoSignalError, NotFittedError
 from neural_feature_importance.core.scoring import Normalize
-from neural_feature_importance.torch.trackers import (
-    ConvVarianceImportanceTorch,
-    EmbeddingVarianceImportanceTorch,
-    VarianceImportanceTorch,
-)
+from neural_feature_importance.torch.trackers import TRACKERS, VarianceImportanceTorch
 
 logger = logging.getLogger(__name__)
-
-TRACKERS: dict[str, type[VarianceImportanceTorch]] = {
-    "dense": VarianceImportanceTorch,
-    "conv": ConvVarianceImportanceTorch,  # type: ignore[dict-item]
-    "embedding": EmbeddingVarianceImportanceTorch,  # type: ignore[dict-item]
-}
 
 
 class VarianceImportanceLightning(Callback):
@@ -46,9 +36,10 @@ class VarianceImportanceLightning(Callback):
 
     Parameters
     ----------
-    layer : str or nn.Module, optional
-        Name (from ``pl_module.named_modules()``) or module to track; by
-        default the first trainable Linear/Conv/Embedding.
+    layer : str, nn.Module or list of them, optional
+        Name (from ``pl_module.named_modules()``) or module to track, or a
+        list of them for one combined result over several input layers; by
+        default the layer(s) the inputs reach at the first forward pass.
     kind : {"dense", "conv", "embedding"}, default="dense"
         Which torch tracker to use.
     update_every : int, optional

@@ -25,12 +25,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from neural_feature_importance.core.arrays import check_dtype
-from neural_feature_importance.core.columns import FeatureColumns, Member
-from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.columns import FeatureColumns, Member, ResolvedColumns
+from neural_feature_importance.core.combined import LayerScores, combined_inputs
+from neural_feature_importance.core.errors import NoSignalError, StateDictError
 from neural_feature_importance.core.modes import get_mode
 from neural_feature_importance.core.options import (
     FiniteCheck,
@@ -38,8 +40,10 @@ from neural_feature_importance.core.options import (
     check_gradient_every,
     check_update_every,
 )
-from neural_feature_importance.core.scoring import Normalize, check_normalize
+from neural_feature_importance.core.result import FeatureImportances
+from neural_feature_importance.core.scoring import Normalize, check_normalize, normalize_scores
 from neural_feature_importance.core.tracker import (
+    STATE_FORMAT_VERSION,
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
     VarianceImportanceBase,
@@ -51,7 +55,7 @@ from neural_feature_importance.torch.input_layers import (
     InputLayerResult,
     choose_input_layers,
 )
-from neural_feature_importance.torch.layers import select_layer
+from neural_feature_importance.torch.layers import module_kind, select_layer
 from neural_feature_importance.torch.parametrized import (
     EffectiveWeightGradient,
     effective_weight,
@@ -86,6 +90,23 @@ def _check_options(
     get_mode(scoring)
 
 
+def _check_layer_list(model: nn.Module, layers: Sequence[str | nn.Module]) -> list[str]:
+    """Check every entry of ``layer=[...]`` (any trackable kind); return their names."""
+    if not layers:
+        raise ValueError("layer=[] names no layer; pass layer names or modules, or None.")
+    names = []
+    for entry in layers:
+        if not isinstance(entry, str | nn.Module):
+            raise TypeError(f"layer=[...] takes layer names or modules, got {type(entry).__name__}")
+        module = dict(model.named_modules()).get(entry) if isinstance(entry, str) else entry
+        kind = module_kind(module) if isinstance(module, nn.Module) else None
+        name, _ = select_layer(model, entry, kind or "dense")
+        if name in names:
+            raise ValueError(f"layer=[...] names {name!r} twice.")
+        names.append(name)
+    return names
+
+
 class _TorchTrackerMixin:
     """Layer choice and training-loop hooks shared by the three torch trackers."""
 
@@ -95,7 +116,7 @@ class _TorchTrackerMixin:
     def __init__(
         self,
         model: nn.Module,
-        layer: str | nn.Module | None = None,
+        layer: str | nn.Module | Sequence[str | nn.Module] | None = None,
         *,
         update_every: int | None = None,
         normalize: Normalize = "minmax",
@@ -109,7 +130,10 @@ class _TorchTrackerMixin:
         groups: Mapping[str, Sequence[Member]] | None = None,
     ) -> None:
         _check_options(update_every, gradient_every, normalize, dtype, finite_check, scoring)
-        if layer is not None:
+        if isinstance(layer, list | tuple):
+            # Several input layers, of any kind, give one combined result.
+            _check_layer_list(model, layer)
+        elif layer is not None:
             # The model is known: a wrong layer fails here, not when training begins.
             select_layer(model, layer, self.kind)  # type: ignore[attr-defined]
         self.model = model
@@ -136,12 +160,12 @@ class _TorchTrackerMixin:
         self._steps = 0
         self._resume_pending = False
         self._resumed = False
-        if feature_names is not None or groups is not None:
-            # The layer is known, so names and groups are checked against its inputs now.
-            shape = self._expected_weight_shape()
-            if shape is not None:
-                n_inputs = WeightView(self.kind, "torch", shape).n_features  # type: ignore[attr-defined]
-                self._feature_columns.resolve(n_inputs, self.tracked_layer_name_)  # type: ignore[attr-defined]
+        self.layers_: dict[str, _TorchTrackerMixin] | None = None
+        """With several input layers: one tracker per layer, by name (else ``None``)."""
+        if (feature_names is not None or groups is not None) and layer is not None:
+            # The layer is known, so names and groups are checked against its inputs now
+            # (with layer=None, once the first forward pass has shown the input layers).
+            self._check_columns()
 
     @classmethod
     def check_options(cls, **options: Any) -> None:
@@ -172,6 +196,187 @@ class _TorchTrackerMixin:
             values["finite_check"],
             values["scoring"],
         )
+
+    # ----------------------------------------------- several input layers
+    def _layer_names(self) -> list[str]:
+        if isinstance(self.layer, list | tuple):
+            return _check_layer_list(self.model, self.layer)
+        return list(self.layers_ or {})
+
+    def _check_columns(self) -> None:
+        """Check ``feature_names``/``groups`` against the tracked layer(s)' inputs.
+
+        Raises
+        ------
+        ValueError
+            Naming the bad entry (see
+            :class:`~neural_feature_importance.core.columns.FeatureColumns`).
+        """
+        names = self._layer_names()
+        if isinstance(self.layer, list | tuple) or self.layers_ is not None:
+            count = 0
+            for name in names:
+                member = self._member(name)
+                shape = member._expected_weight_shape()
+                if shape is None:
+                    return  # a lazy layer: checked when the importances are read
+                view = WeightView(member.kind, "torch", shape)  # type: ignore[attr-defined]
+                count += 1 if view.kind == "embedding" else view.n_features
+            self._feature_columns.resolve(count, ", ".join(names))  # type: ignore[attr-defined]
+            return
+        shape = self._expected_weight_shape()
+        if shape is not None:
+            n_inputs = WeightView(self.kind, "torch", shape).n_features  # type: ignore[attr-defined]
+            self._columns = self._feature_columns.resolve(n_inputs, self.tracked_layer_name_)  # type: ignore[attr-defined]
+
+    def _member(self, name: str) -> _TorchTrackerMixin:
+        """A tracker of one input layer, with this tracker's options (names/groups apply here)."""
+        module = dict(self.model.named_modules())[name]
+        tracker = TRACKERS[module_kind(module) or "dense"]
+        return tracker(
+            self.model,
+            name,
+            update_every=self.update_every,
+            normalize=None,
+            dtype=self.dtype,  # type: ignore[attr-defined]
+            include_initial=self.include_initial,  # type: ignore[attr-defined]
+            record_history=self.record_history,  # type: ignore[attr-defined]
+            finite_check=self.finite_check,  # type: ignore[attr-defined]
+            scoring=self.scoring,  # type: ignore[attr-defined]
+            gradient_every=self.gradient_every,
+        )
+
+    def _track_layers(self, names: Sequence[str]) -> None:
+        """Track ``names`` (one tracker each, started now) and combine their scores."""
+        self._clear()  # type: ignore[attr-defined]
+        self._detach_hooks()
+        self.layers_ = {name: self._member(name) for name in names}
+        for member in self.layers_.values():
+            member.on_train_begin()
+        self.tracked_layer_name_ = ", ".join(self.layers_)
+        self.layer_name = self.tracked_layer_name_
+
+    def _begin_layers(self) -> None:
+        names = self._layer_names()
+        if self._resume_pending and self.layers_ is not None:
+            self._resume_pending = False
+            if isinstance(self.layer, list | tuple) and list(self.layers_) != names:
+                raise StateDictError(
+                    f"the state tracks the layers {list(self.layers_)}, but this tracker "
+                    f"tracks {names}; pass the same layer=[...] as when it was saved."
+                )
+            for member in self.layers_.values():
+                member.on_train_begin()
+            return
+        self._steps = 0
+        self._track_layers(names)
+
+    def _load_layers(self, state: dict[str, Any]) -> None:
+        names = str(state["layer_names"]).split("\n")
+        if not isinstance(self.layer, list | tuple) and self.layer is not None:
+            raise StateDictError(
+                f"the state tracks the layers {names}, but {type(self).__name__} tracks one "
+                f"layer ({self.layer!r}); pass layer={names} (or layer=None)."
+            )
+        modules = dict(self.model.named_modules())
+        missing = [name for name in names if name not in modules]
+        if missing:
+            raise StateDictError(
+                f"the state tracks the layers {names}, but the model has no {missing}; load "
+                "it into a tracker of the model it was saved from."
+            )
+        members = {name: self._member(name) for name in names}
+        for name, member in members.items():
+            member.load_state_dict(state["layers"][name])
+        self._clear()  # type: ignore[attr-defined]
+        self.layers_ = members
+        self.tracked_layer_name_ = self.layer_name = ", ".join(names)
+        self._steps = int(state.get("steps", 0))
+        self._resume_pending = True
+
+    def _combined_columns(self) -> tuple[ResolvedColumns, np.ndarray]:
+        """Per-input raw scores of every input layer, and the columns over them."""
+        assert self.layers_ is not None
+        scores = []
+        for name, member in self.layers_.items():
+            try:
+                raw = member._input_raw()  # type: ignore[attr-defined]
+            except NoSignalError:
+                assert member.view is not None  # type: ignore[attr-defined]
+                raw = np.zeros(member.view.n_features)  # type: ignore[attr-defined]
+            scores.append(LayerScores(name, member.kind, raw))  # type: ignore[attr-defined]
+        names, raw = combined_inputs(scores)
+        if not np.any(raw):
+            raise NoSignalError(
+                f"{type(self).__name__}: every raw score of the layers "
+                f"{list(self.layers_)} is 0, so there is no importance to report. Likely "
+                "causes: the gradient was cleared before on_step_end(); the layers are frozen "
+                "or not used in the forward pass; or the learning rate is 0."
+            )
+        columns = self._feature_columns.resolve(  # type: ignore[attr-defined]
+            raw.size, self.tracked_layer_name_, default_names=names
+        )
+        return columns, raw
+
+    @property
+    def raw_importances_(self) -> np.ndarray:
+        """Raw score of every column; with several input layers, over all of them."""
+        if self.layers_ is None:
+            return super().raw_importances_  # type: ignore[misc]
+        columns, raw = self._combined_columns()
+        return columns.aggregate(raw) if columns.grouped else raw
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Normalised score of every column, ordered as :attr:`feature_names_in_`."""
+        if self.layers_ is None:
+            return super().feature_importances_  # type: ignore[misc]
+        return normalize_scores(self.raw_importances_, self.normalize)  # type: ignore[attr-defined]
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        """Name of every column; several input layers name theirs ``"<layer>[i]"``."""
+        if self.layers_ is None:
+            return super().feature_names_in_  # type: ignore[misc]
+        return self._combined_columns()[0].names.copy()
+
+    @property
+    def importances_(self) -> FeatureImportances:
+        """Names, normalised and raw scores of every column, with ``to_frame()`` and ``plot()``."""
+        if self.layers_ is None:
+            return super().importances_  # type: ignore[misc]
+        columns, raw = self._combined_columns()
+        scores = columns.aggregate(raw) if columns.grouped else raw
+        return FeatureImportances(
+            feature_names=columns.names.copy(),
+            importances=normalize_scores(scores, self.normalize),  # type: ignore[attr-defined]
+            raw_importances=scores,
+            members={
+                str(name): [int(i) for i in members]
+                for name, members in zip(columns.names, columns.members, strict=True)
+            },
+            scoring=self.scoring,  # type: ignore[attr-defined]
+            normalize=self.normalize,  # type: ignore[attr-defined]
+        )
+
+    @property
+    def n_updates_(self) -> int:
+        """Number of snapshots (the same in every tracked layer)."""
+        if self.layers_ is None:
+            return super().n_updates_  # type: ignore[misc]
+        return min(member.n_updates_ for member in self.layers_.values())  # type: ignore[attr-defined]
+
+    @property
+    def skipped_gradient_steps_(self) -> int:
+        """Gradient reads skipped for NaN/Inf (summed over the tracked layers)."""
+        if self.layers_ is None:
+            return super().skipped_gradient_steps_  # type: ignore[misc]
+        return sum(m.skipped_gradient_steps_ for m in self.layers_.values())  # type: ignore[attr-defined]
+
+    def reset(self) -> None:
+        """Forget every statistic (of every tracked layer), keeping the options."""
+        super().reset()  # type: ignore[misc]
+        self.layers_ = None
 
     # ------------------------------------------------------------- selection
     def _resolve_layer(self, layer: str | nn.Module | None = None) -> None:
@@ -221,9 +426,24 @@ class _TorchTrackerMixin:
 
     def _inputs_found(self, result: InputLayerResult) -> None:
         self._probe = None
+        untouched = self._steps == 0 and self.n_updates_ <= int(self.include_initial)  # type: ignore[attr-defined]
+        readers = [reader.name for reader in result.readers]
+        if len(readers) > 1 and not result.unread and untouched and not self._resumed:
+            # Every model input reaches a layer of its own: track them all as one result.
+            self._track_layers(readers)
+            self._check_columns()
+            logger.info(
+                "%s tracks the %d layers that read the model's inputs, as one result: %s",
+                type(self).__name__,
+                len(readers),
+                ", ".join(
+                    f"{reader.name!r} (reads {result.inputs[reader.input_index].describe()})"
+                    for reader in result.readers
+                ),
+            )
+            return
         names, warning = choose_input_layers(result, self.kind)  # type: ignore[attr-defined]
         chosen = names[0] if names else self.tracked_layer_name_
-        untouched = self._steps == 0 and self.n_updates_ <= int(self.include_initial)  # type: ignore[attr-defined]
         if chosen != self.tracked_layer_name_ and untouched and not self._resumed:
             previous = self.tracked_layer_name_
             self._resolve_layer(chosen)
@@ -235,6 +455,8 @@ class _TorchTrackerMixin:
                 chosen,
                 previous,
             )
+        if not self._resumed:
+            self._check_columns()
         if warning is not None:
             logger.warning(
                 "%s tracks %r only. %s",
@@ -248,6 +470,10 @@ class _TorchTrackerMixin:
         """Choose the layer and reset the statistics (or resume a loaded state)."""
         check_update_every(self.update_every)
         check_gradient_every(self.gradient_every)
+        if isinstance(self.layer, list | tuple) or (self._resume_pending and self.layers_):
+            self._begin_layers()
+            return
+        self.layers_ = None
         resumed_layer = self.layer_name if self._resume_pending and self.layer is None else None  # type: ignore[attr-defined]
         self._resolve_layer(self._existing(resumed_layer))
         if self._resume_pending:
@@ -287,7 +513,11 @@ class _TorchTrackerMixin:
             self._clear()  # type: ignore[attr-defined]
             self.layer_name = self.tracked_layer_name_
         else:
-            self.start(self._weight(), layer_name=self.tracked_layer_name_)  # type: ignore[attr-defined]
+            self.start(  # type: ignore[attr-defined]
+                self._weight(),
+                layer_name=self.tracked_layer_name_,
+                check_columns=self.layer is not None,
+            )
         self._arm_capture()
 
     def _gradient_every(self) -> int | None:
@@ -320,6 +550,10 @@ class _TorchTrackerMixin:
         tracked weight's gradient, so call it before ``optimizer.zero_grad()``.
         """
         self._steps += 1
+        if self.layers_ is not None:
+            for member in self.layers_.values():
+                member.on_step_end()
+            return
         every = self._gradient_every()
         # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
         if every is not None and (self._steps - 1) % every == 0:
@@ -355,6 +589,10 @@ class _TorchTrackerMixin:
             # keep the layer chosen by registration order, and stop watching.
             self._probe.detach()
             self._probe = None
+        if self.layers_ is not None:
+            for member in self.layers_.values():
+                member.on_epoch_end()
+            return
         if self.update_every is None:
             self._snapshot()
         self.end_epoch()  # type: ignore[attr-defined]
@@ -368,7 +606,15 @@ class _TorchTrackerMixin:
             if hooks is not None:
                 hooks.detach()
         self._probe = self._capture = None
+        for member in (self.layers_ or {}).values():
+            member._detach_hooks()
         return self.finalize()  # type: ignore[attr-defined]
+
+    def _detach_hooks(self) -> None:
+        for hooks in (self._probe, self._capture):
+            if hooks is not None:
+                hooks.detach()
+        self._probe = self._capture = None
 
     def _snapshot(self) -> None:
         if self._module is None:
@@ -379,7 +625,19 @@ class _TorchTrackerMixin:
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """The core state plus the step counter; tensors and plain values only."""
+        """The core state plus the step counter; tensors and plain values only.
+
+        With several input layers: each layer's state under ``"layers"``.
+        """
+        if self.layers_ is not None:
+            return {
+                "format_version": STATE_FORMAT_VERSION,
+                "kind": self.kind,  # type: ignore[attr-defined]
+                "layout": "torch",
+                "layer_names": "\n".join(self.layers_),
+                "layers": {name: member.state_dict() for name, member in self.layers_.items()},
+                "steps": int(self._steps),
+            }
         state = super().state_dict()  # type: ignore[misc]
         state["steps"] = int(self._steps)
         return state
@@ -391,6 +649,14 @@ class _TorchTrackerMixin:
         scoring and weight shape), so a state of another model raises
         :class:`~neural_feature_importance.core.errors.StateDictError` here.
         """
+        if isinstance(state, dict) and "layer_names" in state:
+            self._load_layers(state)
+            return
+        if isinstance(self.layer, list | tuple):
+            raise StateDictError(
+                f"{type(self).__name__} tracks the layers {list(self._layer_names())}, but the "
+                "state is one layer's; load it into a tracker of that one layer."
+            )
         saved = self._existing(str(state.get("layer_name", ""))) if self.layer is None else None
         if self._module is None or saved is not None:
             # With the default layer, the layer the state was saved from is the one to resume.
@@ -509,3 +775,11 @@ class EmbeddingVarianceImportanceTorch(_TorchTrackerMixin, EmbeddingVarianceImpo
     Same parameters as :class:`VarianceImportanceTorch`. Rows never looked up
     keep zero variance and score lowest.
     """
+
+
+TRACKERS: dict[str, type[_TorchTrackerMixin]] = {
+    "dense": VarianceImportanceTorch,
+    "conv": ConvVarianceImportanceTorch,
+    "embedding": EmbeddingVarianceImportanceTorch,
+}
+"""The torch tracker of each layer kind."""

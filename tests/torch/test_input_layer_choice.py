@@ -143,20 +143,6 @@ def test_parametrized_taylor_equals_gradient_times_input_by_hand(how):
     np.testing.assert_allclose(tracker.raw_importances_, by_hand / 4, rtol=1e-5)
 
 
-def test_two_branches_warn_listing_what_is_tracked_and_what_is_not(caplog):
-    torch.manual_seed(0)
-    model = TwoBranches()
-    extra = torch.randn(512, 3, generator=torch.Generator().manual_seed(1))
-    tracker = VarianceImportanceTorch(model)
-    with caplog.at_level(logging.WARNING, logger="neural_feature_importance"):
-        _fit(model, tracker, epochs=3, extra=extra)
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    message = warnings[0].getMessage()
-    assert "tracks 'left' only" in message and "'right'" in message
-    assert tracker.feature_importances_.shape == (N_INPUTS,)
-
-
 def test_sequential_models_choose_silently(caplog):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(N_INPUTS, 16), nn.Tanh(), nn.Linear(16, 1))
@@ -165,3 +151,53 @@ def test_sequential_models_choose_silently(caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert tracker.tracked_layer_name_ == "0"
     assert not model[0]._forward_pre_hooks and not model._forward_hooks  # probe removed
+
+
+def test_names_are_checked_against_the_layer_the_inputs_reach():
+    torch.manual_seed(0)
+    model = HeadFirst()
+    names = [f"f{i}" for i in range(N_INPUTS)]
+    tracker = _fit(model, VarianceImportanceTorch(model, feature_names=names), epochs=2)
+    assert tracker.feature_names_in_.tolist() == names  # 8 names for 'body', not 'head's 32
+    wrong = VarianceImportanceTorch(HeadFirst(), feature_names=names[:5])
+    wrong.on_train_begin()
+    with pytest.raises(ValueError, match="feature_names has 5 names, but layer 'body' has 8"):
+        wrong.model(torch.randn(2, N_INPUTS))  # the first forward pass decides the layer
+
+
+def test_lightning_tracks_a_list_of_input_layers(tmp_path):
+    pytest.importorskip("lightning")
+    from lightning.pytorch import LightningModule
+    from lightning_helpers import quiet_trainer
+
+    from neural_feature_importance import VarianceImportanceLightning
+
+    class Branches(LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.left = nn.Linear(N_INPUTS, 8)
+            self.right = nn.Linear(2, 8)
+            self.head = nn.Linear(16, 1)
+
+        def forward(self, x, extra):
+            return self.head(torch.tanh(torch.cat([self.left(x), self.right(extra)], 1)))
+
+        def training_step(self, batch, batch_idx):
+            x, extra, y = batch
+            return nn.functional.mse_loss(self(x, extra), y)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=0.01)
+
+    x, y = _data()
+    extra = torch.randn(len(y), 2, generator=torch.Generator().manual_seed(3))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, extra, y + 2 * extra[:, :1]), batch_size=32
+    )
+    callback = VarianceImportanceLightning(layer=["left", "right"], scoring="taylor")
+    quiet_trainer(tmp_path, 8, [callback]).fit(Branches(), loader)
+    assert callback.feature_names_in_.tolist()[-2:] == ["right[0]", "right[1]"]
+    scores = dict(zip(callback.feature_names_in_, callback.feature_importances_, strict=True))
+    top = sorted(scores, key=scores.get, reverse=True)[:3]
+    assert set(top) == {"left[0]", "left[1]", "right[0]"}

@@ -1,0 +1,82 @@
+"""One result for a model whose inputs reach several layers.
+
+A model with several inputs (two branches, or an ``Embedding`` for a
+categorical input beside a ``Linear`` for the numeric ones) has several input
+layers. The adapters track each with its own core tracker; this module turns
+their per-input raw scores into one vector of *model inputs*, on which
+``feature_names=`` / ``groups=`` (:mod:`.columns`) and the normalisation then
+act as for a single layer:
+
+* a dense or convolution layer contributes one input per input feature,
+  named ``"<layer>[i]"``;
+* an embedding that reads a categorical input is *one* column: it contributes
+  one input, named ``"<layer>"``, whose raw score is the sum of its tokens'
+  raw scores (for ``taylor`` that is the summed gradient x input of the
+  embedded vectors, on the scale of a numeric input's gradient x input).
+
+A layer in which nothing was measured (its raw scores are all zero) adds
+zeros: one silent branch is a finding. Only when *every* layer is silent does
+reading the importances raise :class:`~.errors.NoSignalError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from neural_feature_importance.core.views import Kind
+
+
+@dataclass(frozen=True)
+class LayerScores:
+    """Per-input raw scores of one tracked input layer.
+
+    Attributes
+    ----------
+    name : str
+        The layer's name.
+    kind : {"dense", "conv", "embedding"}
+        What the layer is.
+    raw : ndarray of shape (n_inputs,)
+        Its raw score per input (per token for an embedding); zeros when the
+        layer recorded no signal.
+    """
+
+    name: str
+    kind: Kind
+    raw: np.ndarray
+
+
+def combined_inputs(layers: Sequence[LayerScores]) -> tuple[np.ndarray, np.ndarray]:
+    """Names and raw scores of the model's inputs over several input layers.
+
+    Returns
+    -------
+    names : ndarray of str
+        ``"<layer>[i]"`` per input of a dense or convolution layer, ``"<layer>"``
+        for an embedding (one categorical column).
+    raw : ndarray of float64
+        The matching raw scores, in the order of ``layers``.
+
+    Examples
+    --------
+    >>> names, raw = combined_inputs([
+    ...     LayerScores("city", "embedding", np.array([0.1, 0.2, 0.3])),
+    ...     LayerScores("numeric", "dense", np.array([0.5, 0.0])),
+    ... ])
+    >>> names.tolist(), raw.round(6).tolist()
+    (['city', 'numeric[0]', 'numeric[1]'], [0.6, 0.5, 0.0])
+    """
+    names: list[str] = []
+    values: list[float] = []
+    for layer in layers:
+        raw = np.asarray(layer.raw, dtype=np.float64)
+        if layer.kind == "embedding":
+            names.append(layer.name)
+            values.append(float(raw.sum()))
+        else:
+            names.extend(f"{layer.name}[{i}]" for i in range(raw.size))
+            values.extend(raw.tolist())
+    return np.array(names, dtype=str), np.array(values, dtype=np.float64)
