@@ -16,6 +16,11 @@ Every post-hoc method explains the *same* trained network as the PyTorch
 VIANN trackers, so differences come from the method, not from the model.
 Data-driven post-hoc methods use held-out rows (the test split).
 
+The grouped-column problem (:func:`benchmarks.truth.run_grouped`) has its own
+small registry, :data:`GROUPED_METHODS`: the trackers in three scoring modes
+(``viann``, ``growth``, ``taylor``) with ``groups=``, and
+:func:`grouped_permutation`, which shuffles whole columns.
+
 Adding a VIANN variant (issue 7's scoring modes, say) is one call::
 
     from benchmarks.methods import viann_variant
@@ -28,13 +33,13 @@ Adding a VIANN variant (issue 7's scoring modes, say) is one call::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from benchmarks.training import torch_loss
+from benchmarks.training import holdout_score, torch_loss, torch_predict
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,8 @@ class Trained:
     X_test: np.ndarray
     y_test: np.ndarray
     seed: int
+    column_members: Sequence[Sequence[int]] | None = None
+    """For grouped problems: the columns of ``X`` that encode each data column."""
 
     @property
     def X_explain(self) -> np.ndarray:
@@ -107,11 +114,15 @@ class Method:
     tracker_kwargs: Mapping[str, Any] = field(default_factory=dict)
     tracker_cls: type | None = None
 
-    def make_tracker(self, model: Any = None) -> Any:
-        """A fresh tracker (torch) or callback (Keras) for a ``viann`` method."""
+    def make_tracker(self, model: Any = None, **extra: Any) -> Any:
+        """A fresh tracker (torch) or callback (Keras) for a ``viann`` method.
+
+        ``extra`` keyword arguments (``layer=``, ``feature_names=``, ``groups=``:
+        what depends on the model and the data) are added to ``tracker_kwargs``.
+        """
         if self.family != "viann":
             raise TypeError(f"method {self.name!r} is {self.family}, not a VIANN tracker.")
-        kwargs = dict(self.tracker_kwargs)
+        kwargs = {**self.tracker_kwargs, **extra}
         if self.framework == "torch":
             if self.tracker_cls is None:
                 from neural_feature_importance.torch import VarianceImportanceTorch as cls
@@ -151,6 +162,40 @@ def _permutation(t: Trained) -> np.ndarray:
         task=t.task,
     )
     return np.asarray(result.importances_mean)
+
+
+def grouped_permutation(t: Trained, n_repeats: int = PERMUTATION_REPEATS) -> np.ndarray:
+    """Permutation importance per data column: all of a column's inputs shuffled together.
+
+    A one-hot column's levels are permuted as one block of rows (each row keeps
+    a valid one-hot vector), an embedded column's codes as one column. The
+    importance is the drop of the held-out score (R² or accuracy, as
+    :func:`~benchmarks.training.holdout_score`), averaged over ``n_repeats``
+    shuffles seeded with ``t.seed``. The library's
+    :func:`~neural_feature_importance.baselines.permutation_importance`
+    (scikit-learn's) shuffles one input at a time, which would score a
+    one-hot level, not its column.
+
+    Returns
+    -------
+    ndarray of shape (n_columns,)
+        In the order of ``t.column_members``.
+    """
+    if t.column_members is None:
+        raise ValueError("grouped permutation needs Trained.column_members (one list per column).")
+    rng = np.random.default_rng(t.seed)
+    X = np.asarray(t.X_test)
+    base = holdout_score(t.task, torch_predict(t.model, X), t.y_test)
+    scores = np.empty(len(t.column_members))
+    for c, members in enumerate(t.column_members):
+        members = list(members)
+        drops = []
+        for _ in range(n_repeats):
+            shuffled = X.copy()
+            shuffled[:, members] = X[rng.permutation(len(X))][:, members]
+            drops.append(base - holdout_score(t.task, torch_predict(t.model, shuffled), t.y_test))
+        scores[c] = np.mean(drops)
+    return scores
 
 
 def _lofo(t: Trained) -> np.ndarray:
@@ -375,8 +420,74 @@ benchmark times it.
 """
 
 
-def resolve_methods(methods: Iterable[str | Method] | None) -> list[Method]:
+GROUPED_METHODS: dict[str, Method] = {
+    "viann": Method(
+        "viann",
+        "viann",
+        "torch",
+        "VIANN snapshot variance, per epoch, groups= (torch)",
+        tracker_kwargs={"scoring": "viann"},
+    ),
+    "growth": Method(
+        "growth",
+        "viann",
+        "torch",
+        "growth of the squared weights, per epoch, groups= (torch)",
+        tracker_kwargs={"scoring": "growth"},
+    ),
+    "taylor": Method(
+        "taylor",
+        "viann",
+        "torch",
+        "gradient x weight, every 4th step, groups= (torch)",
+        tracker_kwargs={"scoring": "taylor"},
+    ),
+    "viann_keras": Method(
+        "viann_keras",
+        "viann",
+        "keras",
+        "VIANN snapshot variance, per epoch, groups= (Keras network)",
+        tracker_kwargs={"scoring": "viann"},
+    ),
+    "growth_keras": Method(
+        "growth_keras",
+        "viann",
+        "keras",
+        "growth of the squared weights, per epoch, groups= (Keras network)",
+        tracker_kwargs={"scoring": "growth"},
+    ),
+    "grouped_permutation": Method(
+        "grouped_permutation",
+        "posthoc",
+        "torch",
+        f"permutation of whole columns, {PERMUTATION_REPEATS} repeats, held-out R²",
+        grouped_permutation,
+    ),
+}
+"""The methods of the grouped-column benchmark (:func:`benchmarks.truth.run_grouped`).
+
+The trackers' family is ``viann``: attached while training, each gets the
+first dense layer (``layer="mlp.0"`` in PyTorch, ``"mlp_0"`` in Keras) and
+``feature_names=`` / ``groups=`` from the data. ``taylor`` reads gradients, so
+it exists for PyTorch only; the Keras rows watch their own network (Keras'
+initialisation), while ``grouped_permutation`` explains the PyTorch one.
+"""
+
+
+def resolve_methods(
+    methods: Iterable[str | Method] | None,
+    registry: Mapping[str, Method] | None = None,
+) -> list[Method]:
     """Turn names and :class:`Method` objects into a list of methods.
+
+    Parameters
+    ----------
+    methods : iterable of str or Method, optional
+        Default: every method of ``registry`` (:data:`DEFAULT_METHODS` for the
+        main registry).
+    registry : mapping, optional
+        Where names are looked up: :data:`METHODS` (default) or
+        :data:`GROUPED_METHODS`.
 
     Raises
     ------
@@ -384,7 +495,9 @@ def resolve_methods(methods: Iterable[str | Method] | None) -> list[Method]:
         For an unknown name or a duplicate.
     """
     if methods is None:
-        methods = DEFAULT_METHODS
+        methods = DEFAULT_METHODS if registry is None else tuple(registry)
+    if registry is None:
+        registry = METHODS
     if isinstance(methods, (str, Method)):
         methods = [methods]
     resolved: list[Method] = []
@@ -392,12 +505,12 @@ def resolve_methods(methods: Iterable[str | Method] | None) -> list[Method]:
         if isinstance(item, Method):
             resolved.append(item)
             continue
-        if item not in METHODS:
+        if item not in registry:
             raise ValueError(
-                f"unknown method {item!r}; use one of {', '.join(METHODS)}, or a Method "
+                f"unknown method {item!r}; use one of {', '.join(registry)}, or a Method "
                 "from benchmarks.methods.viann_variant()."
             )
-        resolved.append(METHODS[item])
+        resolved.append(registry[item])
     names = [m.name for m in resolved]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

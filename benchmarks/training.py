@@ -106,6 +106,70 @@ def torch_mlp(n_features: int, n_outputs: int, hidden: Sequence[int] = (64, 64))
     return nn.Sequential(*layers)
 
 
+@functools.cache
+def _embedding_mlp_class() -> type:
+    """The :func:`torch_embedding_mlp` class, built once on first use (torch is optional)."""
+    import torch
+    from torch import nn
+
+    class EmbeddingMLP(nn.Module):
+        """Embeddings of the leading code columns, concatenated with the rest, then an MLP.
+
+        The input is one float matrix whose first ``len(n_levels)`` columns hold
+        integer codes (exact in float32 below 2**24), so the plain training loop,
+        :func:`torch_predict` and column permutation work on it unchanged.
+        """
+
+        def __init__(
+            self,
+            n_levels: Sequence[int],
+            embedding_dim: int,
+            n_numeric: int,
+            n_outputs: int,
+            hidden: Sequence[int],
+        ) -> None:
+            super().__init__()
+            self.n_codes = len(n_levels)
+            self.embeddings = nn.ModuleList(nn.Embedding(k, embedding_dim) for k in n_levels)
+            self.mlp = torch_mlp(self.n_codes * embedding_dim + n_numeric, n_outputs, hidden)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            codes = x[:, : self.n_codes].long()
+            vectors = [emb(codes[:, j]) for j, emb in enumerate(self.embeddings)]
+            return self.mlp(torch.cat([*vectors, x[:, self.n_codes :]], dim=1))
+
+    return EmbeddingMLP
+
+
+def torch_embedding_mlp(
+    n_levels: Sequence[int],
+    embedding_dim: int,
+    n_numeric: int,
+    n_outputs: int = 1,
+    hidden: Sequence[int] = (64, 64),
+) -> Any:
+    """An ``nn.Embedding`` per categorical column, concatenated with numeric inputs, then an MLP.
+
+    The model of the grouped-column benchmark. Its input is
+    ``[codes, numeric]`` as one float matrix (codes first, one column per
+    embedded column); ``mlp.0`` is the first ``nn.Linear``, whose inputs are
+    every embedding's ``embedding_dim`` outputs (in column order) followed by
+    the ``n_numeric`` inputs.
+
+    Parameters
+    ----------
+    n_levels : sequence of int
+        Levels of each embedded column (its table's rows).
+    embedding_dim : int
+        Width of every embedding.
+    n_numeric : int
+        Numeric and one-hot inputs after the codes.
+    n_outputs : int, default=1
+    hidden : sequence of int, default=(64, 64)
+    """
+    return _embedding_mlp_class()(list(n_levels), embedding_dim, n_numeric, n_outputs, hidden)
+
+
 def n_outputs(task: str, y: np.ndarray) -> int:
     """Logits per class for classification, one value for regression."""
     return int(np.max(y)) + 1 if task == "classification" else 1
@@ -252,3 +316,36 @@ def train_keras(
 def keras_predict(model: Any, X: np.ndarray) -> np.ndarray:
     """Outputs of a Keras model as float64 numpy."""
     return np.asarray(model.predict(np.asarray(X, dtype=np.float32), verbose=0), dtype=np.float64)
+
+
+def keras_embedding_mlp(
+    n_levels: Sequence[int],
+    embedding_dim: int,
+    n_numeric: int,
+    n_outputs: int = 1,
+    hidden: Sequence[int] = (64, 64),
+) -> Any:
+    """The Keras twin of :func:`torch_embedding_mlp` (same input layout).
+
+    The first ``Dense`` is named ``"mlp_0"``; its inputs are the embeddings'
+    outputs in column order, then the ``n_numeric`` inputs. Keras initialises
+    embeddings uniformly in ±0.05 where PyTorch draws N(0, 1), so the two
+    networks start differently.
+    """
+    import keras
+
+    n_codes = len(n_levels)
+    inputs = keras.Input((n_codes + n_numeric,))
+    parts = []
+    for j, levels in enumerate(n_levels):
+        codes = keras.layers.Lambda(lambda x, j=j: x[:, j], name=f"codes_{j}")(inputs)
+        parts.append(
+            keras.layers.Embedding(int(levels), embedding_dim, name=f"embedding_{j}")(codes)
+        )
+    parts.append(keras.layers.Lambda(lambda x: x[:, n_codes:], name="numeric")(inputs))
+    h = keras.layers.Concatenate()(parts)
+    for i, units in enumerate(hidden):
+        h = keras.layers.Dense(units, activation="relu", name=f"mlp_{i}")(h)
+    activation = "softmax" if n_outputs > 1 else None
+    outputs = keras.layers.Dense(n_outputs, activation=activation, name="output")(h)
+    return keras.Model(inputs, outputs)

@@ -14,12 +14,22 @@ Run ``python -m benchmarks.truth`` (the full table, ~10 minutes on one core) or
 
     from benchmarks.truth import run_truth
     table = run_truth(["xor"], ["viann_epoch_torch", "permutation"], seeds=range(3), epochs=20)
+
+``python -m benchmarks.truth --grouped`` runs the grouped-column problem
+instead (:func:`run_grouped`): columns that span several inputs (one-hot
+levels, an embedding's dimensions), scored per *column* by the trackers with
+``groups=`` and by grouped permutation importance, at several training
+lengths (``--epochs 15,60,200``)::
+
+    from benchmarks.truth import run_grouped
+    table = run_grouped(seeds=range(5), epochs=[15, 60], methods=["taylor", "grouped_permutation"])
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 import time
 import warnings
@@ -31,23 +41,27 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import report
-from benchmarks.methods import Method, Trained, resolve_methods
-from benchmarks.metrics import ranking_metrics
+from benchmarks.methods import GROUPED_METHODS, Method, Trained, resolve_methods
+from benchmarks.metrics import precision_at_k, ranking_metrics, roc_auc
 from benchmarks.training import (
     KERAS_HOOKS,
     TORCH_HOOKS,
     holdout_score,
+    keras_embedding_mlp,
     keras_mlp,
     keras_predict,
     limit_threads,
     n_outputs,
     time_hooks,
     timed_read,
+    torch_embedding_mlp,
     torch_mlp,
     torch_predict,
     train_keras,
     train_torch,
 )
+from neural_feature_importance.datasets.grouped import GROUPED_COLUMNS as GROUPED_COLUMN_SPECS
+from neural_feature_importance.datasets.grouped import make_grouped_columns
 from neural_feature_importance.datasets.synthetic import SYNTHETIC_DATASETS, make_synthetic
 
 logger = logging.getLogger(__name__)
@@ -489,6 +503,419 @@ def plot(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
+# ------------------------------------------------------------ grouped columns
+GROUPED_EPOCHS: tuple[int, ...] = (15, 60, 200)
+"""Training lengths of the grouped-column runs (one network per seed and length)."""
+GROUPED_EMBEDDING_DIM = 4
+GROUPED_QUICK = {"seeds": 1, "epochs": [3], "n_samples": 300}
+GROUPED_TABLE_COLUMNS = [
+    "dataset",
+    "seed",
+    "epochs",
+    "method",
+    "family",
+    "framework",
+    "auc",
+    "precision_at_k",
+    "test_score",
+    "method_seconds",
+    "train_seconds",
+    "overhead_pct",
+    "n_snapshots",
+    "n_columns",
+    "n_informative",
+    "n_inputs",
+    "n_train",
+    "embedding_dim",
+    "noise",
+    "error",
+    *(f"score_{name}" for name, *_ in GROUPED_COLUMN_SPECS),
+]
+"""Columns of :func:`run_grouped`'s table; ``score_<column>`` is that column's importance."""
+
+
+def _grouped_inputs(data: Any) -> tuple[np.ndarray, list[list[int]]]:
+    """The model's input ``[codes, X_numeric]`` and each data column's inputs in it."""
+    X = np.hstack([data.codes.astype(np.float32), data.X_numeric])
+    offset = data.codes.shape[1]
+    members = []
+    for where, inputs in data.column_inputs().values():
+        members.append(list(inputs) if where == "codes" else [offset + i for i in inputs])
+    return X, members
+
+
+def _grouped_row(data: Any, seed: int, method: Method, epochs: int, n_train: int) -> dict:
+    row: dict[str, Any] = dict.fromkeys(GROUPED_TABLE_COLUMNS, np.nan)
+    row.update(
+        dataset=data.name,
+        seed=seed,
+        epochs=epochs,
+        method=method.name,
+        family=method.family,
+        framework=method.framework,
+        n_columns=len(data.columns),
+        n_informative=data.n_informative,
+        n_train=n_train,
+        noise=data.noise,
+        error="",
+    )
+    return row
+
+
+def _grouped_score(row: dict[str, Any], scores: np.ndarray, data: Any) -> None:
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if scores.shape != (len(data.columns),):
+        raise ValueError(f"{row['method']} returned {scores.shape} scores for {data.columns}")
+    row.update(
+        auc=roc_auc(scores, data.informative),
+        precision_at_k=precision_at_k(scores, data.informative),
+    )
+    for column, value in zip(data.columns, scores, strict=True):
+        row[f"score_{column}"] = value
+
+
+def _tracker_columns(tracker: Any, timer: Any, data: Any) -> np.ndarray:
+    """The tracker's per-column scores, in ``data.columns`` order (checked by name)."""
+    scores = timed_read(tracker, timer)
+    names = [str(n) for n in tracker.feature_names_in_]
+    if sorted(names) != sorted(data.columns):
+        raise ValueError(f"the tracker reports columns {names}, expected {data.columns}")
+    return scores[[names.index(column) for column in data.columns]]
+
+
+def _grouped_network(
+    framework: str,
+    trackers: list[Method],
+    data: Any,
+    split: tuple[np.ndarray, ...],
+    seed: int,
+    epochs: int,
+    settings: dict[str, Any],
+) -> tuple[list[dict[str, Any]], Any, float, float]:
+    """Train one embedding MLP of ``framework`` with its trackers: rows, model, score, seconds."""
+    X_train, X_test, y_train, y_test = split
+    dim = settings["embedding_dim"]
+    shape = (
+        [data.n_levels(c) for c in data.embedded_columns],
+        dim,
+        data.X_numeric.shape[1],
+        n_outputs(data.task, data.y),
+        settings["hidden"],
+    )
+    feature_names, groups = data.first_layer_columns(dim)
+    columns = {"feature_names": feature_names, "groups": groups}
+    common = {"epochs": epochs, "batch_size": settings["batch_size"], "lr": settings["lr"]}
+    if framework == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+        model = torch_embedding_mlp(*shape)
+        built = [(m, m.make_tracker(model, layer="mlp.0", **columns)) for m in trackers]
+        timers = [time_hooks(tracker, TORCH_HOOKS) for _, tracker in built]
+        train_s = train_torch(
+            model, X_train, y_train, data.task, seed=seed, hooks=[t for _, t in built], **common
+        )
+        score = holdout_score(data.task, torch_predict(model, X_test), y_test)
+    else:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+        model = keras_embedding_mlp(*shape)
+        built = [(m, m.make_tracker(None, layer="mlp_0", **columns)) for m in trackers]
+        timers = [time_hooks(tracker, KERAS_HOOKS) for _, tracker in built]
+        train_s = train_keras(
+            model, X_train, y_train, data.task, callbacks=[t for _, t in built], **common
+        )
+        score = holdout_score(data.task, keras_predict(model, X_test), y_test)
+    net_train_s = train_s - sum(timer.seconds for timer in timers)
+    rows = []
+    for (method, tracker), timer in zip(built, timers, strict=True):
+        row = _grouped_row(data, seed, method, epochs, len(X_train))
+        row.update(n_inputs=len(feature_names), embedding_dim=dim)
+        try:
+            _grouped_score(row, _tracker_columns(tracker, timer, data), data)
+            row["n_snapshots"] = tracker.n_updates_
+        except Exception as exc:  # a benchmark records failures and goes on
+            logger.warning("%s on %s (seed %d) failed: %s", method.name, data.name, seed, exc)
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        row.update(
+            test_score=score,
+            method_seconds=timer.seconds,
+            train_seconds=net_train_s,
+            overhead_pct=100.0 * timer.seconds / net_train_s,
+        )
+        rows.append(row)
+    return rows, model, score, net_train_s
+
+
+def _grouped_one_run(
+    seed: int,
+    epochs: int,
+    methods: list[Method],
+    n_samples: int,
+    test_size: float,
+    settings: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One data set and split; a network per framework with its trackers; then the post-hoc."""
+    from sklearn.model_selection import train_test_split
+
+    data = make_grouped_columns(n_samples, random_state=seed, noise=settings["noise"])
+    X, members = _grouped_inputs(data)
+    split = train_test_split(X, data.y, test_size=test_size, random_state=seed)
+    rows: list[dict[str, Any]] = []
+    torch_model = None
+    torch_score = torch_train_s = np.nan
+    for framework in ("torch", "keras"):
+        trackers = [m for m in methods if m.family == "viann" and m.framework == framework]
+        needs_model = framework == "torch" and any(m.family != "viann" for m in methods)
+        if not trackers and not needs_model:
+            continue
+        new_rows, model, score, train_s = _grouped_network(
+            framework, trackers, data, split, seed, epochs, settings
+        )
+        rows.extend(new_rows)
+        if framework == "torch":
+            torch_model, torch_score, torch_train_s = model, score, train_s
+    X_train, X_test, y_train, y_test = split
+    trained = Trained(
+        torch_model, data.task, X_train, y_train, X_test, y_test, seed, column_members=members
+    )
+    for method in methods:
+        if method.family == "viann":
+            continue
+        row = _grouped_row(data, seed, method, epochs, len(X_train))
+        row.update(
+            n_inputs=X.shape[1],
+            embedding_dim=settings["embedding_dim"],
+            test_score=torch_score,
+            train_seconds=torch_train_s,
+        )
+        start = time.perf_counter()
+        try:
+            scores = method.explain(trained)
+            row["method_seconds"] = time.perf_counter() - start
+            _grouped_score(row, scores, data)
+        except Exception as exc:  # a benchmark records failures and goes on
+            logger.warning("%s on %s (seed %d) failed: %s", method.name, data.name, seed, exc)
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(row)
+    return rows
+
+
+def run_grouped(
+    seeds: Iterable[int] | int = DEFAULT_SEEDS,
+    epochs: Iterable[int] | int = GROUPED_EPOCHS,
+    methods: Iterable[str | Method] | None = None,
+    *,
+    n_samples: int = 2000,
+    noise: float = 0.5,
+    embedding_dim: int = GROUPED_EMBEDDING_DIM,
+    hidden: Sequence[int] = (64, 64),
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    test_size: float = TEST_SIZE,
+    progress: Callable[[str], None] | None = None,
+    warm_up: bool = True,
+) -> pd.DataFrame:
+    """The grouped-column problem: importances per *column* of one-hot and embedded data.
+
+    Data: :func:`~neural_feature_importance.datasets.grouped.make_grouped_columns`
+    (9 columns, 4 informative: an embedded and a one-hot categorical, a
+    linear and a quadratic numeric). Model: an ``nn.Embedding`` of
+    ``embedding_dim`` per embedded column, concatenated with the numeric and
+    one-hot inputs, then an MLP (``hidden``). The trackers watch the first
+    Linear (``mlp.0``) with ``groups=`` mapping each embedding's dimensions and
+    each one-hot column's levels to their column, so they report one score per
+    column; grouped permutation shuffles whole columns of the trained network's
+    held-out rows. Metrics: ROC-AUC and precision@k of the informative columns
+    against the others (k = 4).
+
+    Parameters
+    ----------
+    seeds : int or iterable of int, default=5
+        A count or the seeds; the seed fixes the rows, the split, the
+        initialisation, the batch order and the permutations.
+    epochs : int or iterable of int, default=(15, 60, 200)
+        One network per seed and training length (each at least 2).
+    methods : iterable of str or Method, optional
+        Names from :data:`benchmarks.methods.GROUPED_METHODS` (default: all) or
+        torch ``viann``-family methods made with
+        :func:`~benchmarks.methods.viann_variant` (they get ``layer``,
+        ``feature_names`` and ``groups``).
+    n_samples, noise
+        Passed to ``make_grouped_columns``.
+    embedding_dim : int, default=4
+    hidden, batch_size, lr
+        The MLP's hidden widths and Adam's settings.
+    test_size : float, default=0.25
+    progress : callable, optional
+        Called with one line per finished (seed, epochs).
+    warm_up : bool, default=True
+        First run every method once on 60 rows for 2 epochs and discard it
+        (imports and first-call set-up are not timed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`GROUPED_TABLE_COLUMNS`, one row per (seed, epochs,
+        method); ``score_<column>`` holds each column's importance.
+    """
+    seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
+    epoch_list = [epochs] if isinstance(epochs, (int, np.integer)) else list(epochs)
+    if not seed_list or not epoch_list:
+        raise ValueError("run_grouped needs at least one seed and one training length.")
+    bad = [e for e in epoch_list if not isinstance(e, (int, np.integer)) or e < 2]
+    if bad:
+        raise ValueError(f"epochs {bad}; every run needs at least 2 epochs (2 snapshots).")
+    method_list = resolve_methods(methods, GROUPED_METHODS)
+    foreign = [m.name for m in method_list if m.family == "posthoc" and m.framework != "torch"]
+    if foreign:
+        raise ValueError(f"post-hoc methods explain the PyTorch network; {foreign} do not.")
+    settings = {
+        "hidden": tuple(hidden),
+        "batch_size": batch_size,
+        "lr": lr,
+        "noise": noise,
+        "embedding_dim": embedding_dim,
+    }
+    if warm_up:
+        _grouped_one_run(seed_list[0], 2, method_list, 60, 0.5, settings)
+    rows: list[dict[str, Any]] = []
+    for seed in seed_list:
+        for n_epochs in epoch_list:
+            start = time.perf_counter()
+            rows.extend(
+                _grouped_one_run(seed, int(n_epochs), method_list, n_samples, test_size, settings)
+            )
+            if progress is not None:
+                progress(
+                    f"grouped seed {seed}, {n_epochs} epochs: {time.perf_counter() - start:.1f} s"
+                )
+    return pd.DataFrame(rows, columns=GROUPED_TABLE_COLUMNS)
+
+
+def _grouped_pivot(ok: pd.DataFrame, column: str, methods: list[str], epochs: list[int]) -> list:
+    rows = []
+    for method in methods:
+        cells = [method]
+        for n in epochs:
+            values = ok.loc[(ok["method"] == method) & (ok["epochs"] == n), column]
+            cells.append(report.fmt_mean_std(values.to_numpy(dtype=float)))
+        rows.append(cells)
+    return rows
+
+
+def grouped_markdown(table: pd.DataFrame) -> str:
+    """The Markdown tables of a :func:`run_grouped` result."""
+    ok = table[~failed(table)]
+    methods = list(dict.fromkeys(table["method"]))
+    epochs = sorted(int(e) for e in table["epochs"].unique())
+    seeds = sorted(table["seed"].unique())
+    informative = {name for name, _, _, keep in GROUPED_COLUMN_SPECS if keep}
+    columns = [name for name, *_ in GROUPED_COLUMN_SPECS]
+    header = ["method", *(f"{n} epochs" for n in epochs)]
+    n_train = int(table["n_train"].iloc[0])
+    dim = int(table["embedding_dim"].iloc[0])
+    n_numeric = sum(
+        1 if kind == "numeric" else levels
+        for _, kind, levels, _ in GROUPED_COLUMN_SPECS
+        if kind != "embedded"
+    )
+    n_embedded = sum(kind == "embedded" for _, kind, _, _ in GROUPED_COLUMN_SPECS)
+    described = ", ".join(
+        f"`{name}`{'*' if keep else ''} ({kind.replace('_', '-')}"
+        + (f", {levels} levels)" if levels else ")")
+        for name, kind, levels, keep in GROUPED_COLUMN_SPECS
+    )
+    noise = float(table["noise"].iloc[0])
+    frameworks = [f for f in ("torch", "keras") if (table["framework"] == f).any()]
+    parts = [
+        f"Seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}), {n_train} training rows (75/25 split). "
+        f"Data: `make_grouped_columns(noise={noise:g})`, regression, {len(columns)} columns "
+        f"in the trackers' order, * = informative: {described}; `temperature`'s effect is "
+        "quadratic, `price`'s linear, the categoricals' per level. Model: an embedding of "
+        f"width {dim} per embedded column, concatenated with the {n_numeric} numeric and "
+        "one-hot inputs, then an MLP 64-64 (ReLU, Adam 1e-3, batch 32), in "
+        f"{' and '.join(frameworks)}; the trackers watch its first dense layer "
+        f"({n_embedded * dim + n_numeric} inputs) with `groups=` mapping each embedding's "
+        "dimensions and each one-hot column's levels to their column. `grouped_permutation` "
+        "explains the PyTorch network. Cells: mean ± std over seeds.",
+        "",
+        f"**ROC-AUC per column, informative vs noise columns** ({len(informative)} vs "
+        f"{len(columns) - len(informative)}; 1 = perfect, 0.5 = chance)",
+        "",
+        report.markdown_table(header, _grouped_pivot(ok, "auc", methods, epochs)),
+        "",
+        f"**Precision@{len(informative)} per column** (share of informative columns among "
+        "the top ones)",
+        "",
+        report.markdown_table(header, _grouped_pivot(ok, "precision_at_k", methods, epochs)),
+        "",
+        f"**Test R² of the trained network** (best attainable {1 / (1 + noise**2):.2f})",
+        "",
+    ]
+    score_rows = []
+    for framework in ("torch", "keras"):
+        nets = ok[ok["framework"] == framework].drop_duplicates(["seed", "epochs"])
+        if nets.empty:
+            continue
+        cells = [f"MLP ({framework})"]
+        for n in epochs:
+            cells.append(report.fmt_mean_std(nets.loc[nets["epochs"] == n, "test_score"]))
+        score_rows.append(cells)
+    parts += [report.markdown_table(["network", *header[1:]], score_rows), ""]
+    # Ranks: which columns each method puts on top (1 = most important).
+    rank_rows = []
+    for method in methods:
+        for n in epochs:
+            sub = ok[(ok["method"] == method) & (ok["epochs"] == n)]
+            if sub.empty:
+                continue
+            # Ties (growth clips at zero) share their mean rank.
+            ranks = sub[[f"score_{c}" for c in columns]].rank(axis=1, ascending=False)
+            rank_rows.append([f"{method}, {n}", *(f"{v:g}" for v in ranks.median(axis=0))])
+    parts += [
+        "**Rank of every column** (1 = most important; median over seeds; * = informative)",
+        "",
+        report.markdown_table(
+            ["method, epochs", *(f"{c}*" if c in informative else c for c in columns)],
+            rank_rows,
+        ),
+        "",
+    ]
+    cost_rows = []
+    for method in methods:
+        cells = [method]
+        for n in epochs:
+            seconds = ok.loc[(ok["method"] == method) & (ok["epochs"] == n), "method_seconds"]
+            cells.append(report.fmt_seconds(float(seconds.median())))
+        overhead = ok.loc[ok["method"] == method, "overhead_pct"].median()
+        cells.append(f"{overhead:.2f} %" if np.isfinite(overhead) else "")
+        cost_rows.append(cells)
+    for framework in ("torch", "keras"):
+        nets = ok[ok["framework"] == framework].drop_duplicates(["seed", "epochs"])
+        if nets.empty:
+            continue
+        cells = [f"(training, {framework} network)"]
+        for n in epochs:
+            seconds = nets.loc[nets["epochs"] == n, "train_seconds"].median()
+            cells.append(report.fmt_seconds(float(seconds)))
+        cost_rows.append([*cells, ""])
+    parts += [
+        "**Cost: seconds beyond training** (median over seeds; trackers: time inside their "
+        "hooks plus reading the importances; overhead = that time / training time, median "
+        "over runs; the last lines are the networks' own training times, without trackers)",
+        "",
+        report.markdown_table([*header, "tracker overhead"], cost_rows),
+    ]
+    errors = table[failed(table)]
+    if not errors.empty:
+        parts += ["", "**Failures**", ""]
+        for _, row in errors.drop_duplicates(["method", "error"]).iterrows():
+            parts.append(f"- {row['method']} ({row['epochs']} epochs): {row['error']}")
+    return "\n".join(parts)
+
+
 # ---------------------------------------------------------------------- CLI
 def _seeds(text: str) -> list[int]:
     if "," in text or "-" in text.strip("-"):
@@ -507,35 +934,94 @@ def _names(text: str | None) -> list[str] | None:
     return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _command(argv: Sequence[str] | None) -> str:
+    args = argv if argv is not None else sys.argv[1:]
+    return ("python -m benchmarks.truth " + " ".join(args)).rstrip()
+
+
+def _main_grouped(args: argparse.Namespace, argv: Sequence[str] | None, out: Path) -> pd.DataFrame:
+    """``--grouped``: the grouped-column problem, its CSV, Markdown and RESULTS.md section."""
+    quick = GROUPED_QUICK if args.quick else {}
+    seeds = args.seeds if args.seeds is not None else quick.get("seeds", DEFAULT_SEEDS)
+    epochs = args.epochs or quick.get("epochs", list(GROUPED_EPOCHS))
+    n_samples = args.n_samples or quick.get("n_samples", 2000)
+    start = time.perf_counter()
+    table = run_grouped(
+        seeds,
+        epochs,
+        _names(args.methods),
+        n_samples=n_samples,
+        progress=lambda line: print(line, flush=True),
+    )
+    elapsed = time.perf_counter() - start
+    table.to_csv(out / "truth_grouped.csv", index=False)
+    text = grouped_markdown(table)
+    body = (
+        f"Command: `{_command(argv)}` ({elapsed / 60:.1f} min).\n\n{report.machine_info()}"
+        f"\n\n{text}"
+    )
+    (out / "truth_grouped.md").write_text(body + "\n", encoding="utf-8")
+    print(body)
+    print(f"\nwrote {out / 'truth_grouped.csv'} and {out / 'truth_grouped.md'}")
+    if not args.quick and not args.no_update and out.resolve() == report.RESULTS_DIR.resolve():
+        report.update_section("grouped", body)
+        print(f"updated {report.RESULTS_MD}")
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
-    """Command line: ``python -m benchmarks.truth [--quick] [--seeds 5] ...``."""
+    """Command line: ``python -m benchmarks.truth [--quick] [--grouped] [--seeds 5] ...``."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.truth", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 1 seed, 4 epochs, 300 rows"
+        "--quick", action="store_true", help="smoke run: 1 seed, few epochs, 300 rows"
+    )
+    parser.add_argument(
+        "--grouped",
+        action="store_true",
+        help="run the grouped-column problem (one-hot and embedded categoricals) instead",
     )
     parser.add_argument("--seeds", type=_seeds, help="a count (5) or a list (0,3,7 or 0-4)")
-    parser.add_argument("--epochs", type=int)
+    parser.add_argument(
+        "--epochs",
+        type=_ints,
+        help=f"training epochs (default {DEFAULT_EPOCHS}); with --grouped a comma list "
+        f"(default {','.join(map(str, GROUPED_EPOCHS))})",
+    )
     parser.add_argument("--datasets", help=f"comma list of {', '.join(SYNTHETIC_DATASETS)}")
-    parser.add_argument("--methods", help="comma list of method names (default: all)")
+    parser.add_argument(
+        "--methods",
+        help="comma list of method names (default: all; with --grouped: "
+        f"{', '.join(GROUPED_METHODS)})",
+    )
     parser.add_argument("--n-samples", type=int, help="rows per data set")
     parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results)")
     parser.add_argument("--no-update", action="store_true", help="do not edit RESULTS.md")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (default 1)")
     args = parser.parse_args(argv)
+    if args.grouped and args.datasets:
+        parser.error("--datasets does not apply to --grouped (it has its own data set).")
+    if not args.grouped and args.epochs is not None and len(args.epochs) != 1:
+        parser.error("--epochs takes one number (a list only with --grouped).")
 
     limit_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    quick = QUICK if args.quick else {}
-    seeds = args.seeds if args.seeds is not None else quick.get("seeds", DEFAULT_SEEDS)
-    epochs = args.epochs or quick.get("epochs", DEFAULT_EPOCHS)
-    n_samples = args.n_samples or quick.get("n_samples")
     out = args.out
     if out is None:
         out = Path(tempfile.mkdtemp(prefix="viann-truth-")) if args.quick else report.RESULTS_DIR
     out.mkdir(parents=True, exist_ok=True)
+    if args.grouped:
+        return _main_grouped(args, argv, out)
 
+    quick = QUICK if args.quick else {}
+    seeds = args.seeds if args.seeds is not None else quick.get("seeds", DEFAULT_SEEDS)
+    epochs = args.epochs[0] if args.epochs else quick.get("epochs", DEFAULT_EPOCHS)
+    n_samples = args.n_samples or quick.get("n_samples")
     start = time.perf_counter()
     table = run_truth(
         _names(args.datasets) or SYNTHETIC_DATASETS,
@@ -550,11 +1036,10 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     summarise(table).to_csv(out / "truth_summary.csv", index=False)
     plots = plot(table, out)
     text = markdown(table, plots)
-    command = (
-        "python -m benchmarks.truth"
-        + (" " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).rstrip()
+    body = (
+        f"Command: `{_command(argv)}` ({elapsed / 60:.1f} min).\n\n{report.machine_info()}"
+        f"\n\n{text}"
     )
-    body = f"Command: `{command}` ({elapsed / 60:.1f} min).\n\n{report.machine_info()}\n\n{text}"
     (out / "truth.md").write_text(body + "\n", encoding="utf-8")
     print(body)
     print(f"\nwrote {out / 'truth.csv'}, {out / 'truth.md'} and {len(plots)} plot(s)")

@@ -7,6 +7,10 @@ data generated on the spot. Each module is imported by one line below.
 # The imports below are the package's API (a plain list, one per module): no __all__.
 # ruff: noqa: F401
 
+from neural_feature_importance.datasets.grouped import (
+    GroupedColumnsData,
+    make_grouped_columns,
+)
 from neural_feature_importance.datasets.images import (
     ImageDataset,
     load_digits_images,
