@@ -175,23 +175,45 @@ def _viann_run(
         )
         score = holdout_score(data.task, keras_predict(model, X_test), y_test)
     net_train_s = train_s - sum(timer.seconds for timer in timers)
+    rows = _tracker_rows(
+        built,
+        timers,
+        new_row=lambda method: _row(data, seed, method, settings["epochs"], len(X_train)),
+        score_row=lambda row, tracker, timer: _score(row, timed_read(tracker, timer), data),
+        where=f"{data.name} (seed {seed})",
+        test_score=score,
+        train_seconds=net_train_s,
+    )
+    return rows, (model, score, net_train_s)
+
+
+def _tracker_rows(
+    built: list[tuple[Method, Any]],
+    timers: list[Any],
+    new_row: Callable[[Method], dict[str, Any]],
+    score_row: Callable[[dict[str, Any], Any, Any], None],
+    where: str,
+    test_score: float,
+    train_seconds: float,
+) -> list[dict[str, Any]]:
+    """One result row per tracker of a training run, with its cost; failures are recorded."""
     rows = []
     for (method, tracker), timer in zip(built, timers, strict=True):
-        row = _row(data, seed, method, settings["epochs"], len(X_train))
+        row = new_row(method)
         try:
-            _score(row, timed_read(tracker, timer), data)
+            score_row(row, tracker, timer)
             row["n_snapshots"] = tracker.n_updates_
         except Exception as exc:  # a benchmark records failures and goes on
-            logger.warning("%s on %s (seed %d) failed: %s", method.name, data.name, seed, exc)
+            logger.warning("%s on %s failed: %s", method.name, where, exc)
             row["error"] = f"{type(exc).__name__}: {exc}"
         row.update(
-            test_score=score,
+            test_score=test_score,
             method_seconds=timer.seconds,
-            train_seconds=net_train_s,
-            overhead_pct=100.0 * timer.seconds / net_train_s,
+            train_seconds=train_seconds,
+            overhead_pct=100.0 * timer.seconds / train_seconds,
         )
         rows.append(row)
-    return rows, (model, score, net_train_s)
+    return rows
 
 
 def run_truth(
@@ -628,23 +650,23 @@ def _grouped_network(
         )
         score = holdout_score(data.task, keras_predict(model, X_test), y_test)
     net_train_s = train_s - sum(timer.seconds for timer in timers)
-    rows = []
-    for (method, tracker), timer in zip(built, timers, strict=True):
+
+    def new_row(method: Method) -> dict[str, Any]:
         row = _grouped_row(data, seed, method, epochs, len(X_train))
         row.update(n_inputs=len(feature_names), embedding_dim=dim)
-        try:
-            _grouped_score(row, _tracker_columns(tracker, timer, data), data)
-            row["n_snapshots"] = tracker.n_updates_
-        except Exception as exc:  # a benchmark records failures and goes on
-            logger.warning("%s on %s (seed %d) failed: %s", method.name, data.name, seed, exc)
-            row["error"] = f"{type(exc).__name__}: {exc}"
-        row.update(
-            test_score=score,
-            method_seconds=timer.seconds,
-            train_seconds=net_train_s,
-            overhead_pct=100.0 * timer.seconds / net_train_s,
-        )
-        rows.append(row)
+        return row
+
+    rows = _tracker_rows(
+        built,
+        timers,
+        new_row=new_row,
+        score_row=lambda row, tracker, timer: _grouped_score(
+            row, _tracker_columns(tracker, timer, data), data
+        ),
+        where=f"{data.name} (seed {seed})",
+        test_score=score,
+        train_seconds=net_train_s,
+    )
     return rows, model, score, net_train_s
 
 

@@ -60,9 +60,9 @@ class EmbeddedAndNumeric(nn.Module):
         return self.head(torch.cat([self.city(codes), self.numeric(numeric)], dim=1))
 
 
-def _fit(model, tracker, data, epochs=12, start=0, begin=True):
+def _fit(model, tracker, data, epochs=12, start=0, begin=True, optimizer=None):
     inputs, y = data
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=0.01)
     if begin:
         tracker.on_train_begin()
     for epoch in range(start, epochs):
@@ -140,35 +140,14 @@ def test_combined_state_resumes_exactly(tmp_path):
 
     torch.manual_seed(0)
     model = TwoBranches()
-    optimizer_state = None
-    first = VarianceImportanceTorch(model)
-    inputs, y = data
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    first.on_train_begin()
-    for epoch in range(3):
-        order = torch.randperm(N, generator=torch.Generator().manual_seed(epoch))
-        for rows in order.split(64):
-            optimizer.zero_grad()
-            nn.functional.mse_loss(model(*(t[rows] for t in inputs)), y[rows]).backward()
-            optimizer.step()
-            first.on_step_end()
-        first.on_epoch_end()
-    optimizer_state = optimizer.state_dict()
-    first.save_state(tmp_path / "state.npz")
-
+    _fit(model, VarianceImportanceTorch(model), data, epochs=3, optimizer=optimizer).save_state(
+        tmp_path / "state.npz"
+    )
     resumed = VarianceImportanceTorch(model)
     resumed.load_state(tmp_path / "state.npz")
     resumed.on_train_begin()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    optimizer.load_state_dict(optimizer_state)
-    for epoch in range(3, 6):
-        order = torch.randperm(N, generator=torch.Generator().manual_seed(epoch))
-        for rows in order.split(64):
-            optimizer.zero_grad()
-            nn.functional.mse_loss(model(*(t[rows] for t in inputs)), y[rows]).backward()
-            optimizer.step()
-            resumed.on_step_end()
-        resumed.on_epoch_end()
+    _fit(model, resumed, data, epochs=6, start=3, begin=False, optimizer=optimizer)
     assert list(resumed.layers_) == ["left", "right"]
     assert resumed.n_updates_ == whole.n_updates_ == 6
     np.testing.assert_array_equal(resumed.raw_importances_, whole.raw_importances_)
