@@ -981,18 +981,30 @@ def _main_grouped(args: argparse.Namespace, argv: Sequence[str] | None, out: Pat
     )
     elapsed = time.perf_counter() - start
     table.to_csv(out / "truth_grouped.csv", index=False)
-    text = grouped_markdown(table)
+    _publish(grouped_markdown(table), "truth_grouped", "grouped", out, args, argv, elapsed)
+    return table
+
+
+def _publish(
+    text: str,
+    stem: str,
+    section: str,
+    out: Path,
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    elapsed: float,
+) -> None:
+    """Write ``<stem>.md`` with the command and machine, print it, update RESULTS.md."""
     body = (
         f"Command: `{_command(argv)}` ({elapsed / 60:.1f} min).\n\n{report.machine_info()}"
         f"\n\n{text}"
     )
-    (out / "truth_grouped.md").write_text(body + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(body + "\n", encoding="utf-8")
     print(body)
-    print(f"\nwrote {out / 'truth_grouped.csv'} and {out / 'truth_grouped.md'}")
+    print(f"\nwrote {out / (stem + '.md')} and its CSV files")
     if not args.quick and not args.no_update and out.resolve() == report.RESULTS_DIR.resolve():
-        report.update_section("grouped", body)
+        report.update_section(section, body)
         print(f"updated {report.RESULTS_MD}")
-    return table
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
@@ -1057,17 +1069,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     table.to_csv(out / "truth.csv", index=False)
     summarise(table).to_csv(out / "truth_summary.csv", index=False)
     plots = plot(table, out)
-    text = markdown(table, plots)
-    body = (
-        f"Command: `{_command(argv)}` ({elapsed / 60:.1f} min).\n\n{report.machine_info()}"
-        f"\n\n{text}"
-    )
-    (out / "truth.md").write_text(body + "\n", encoding="utf-8")
-    print(body)
-    print(f"\nwrote {out / 'truth.csv'}, {out / 'truth.md'} and {len(plots)} plot(s)")
-    if not args.quick and not args.no_update and out.resolve() == report.RESULTS_DIR.resolve():
-        report.update_section("truth", body)
-        print(f"updated {report.RESULTS_MD}")
+    _publish(markdown(table, plots), "truth", "truth", out, args, argv, elapsed)
     return table
 
 
