@@ -23,6 +23,7 @@ import numpy as np
 
 from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps, check_dtype
 from neural_feature_importance.core.columns import FeatureColumns, Member, ResolvedColumns
+from neural_feature_importance.core.combined import LayerScores, combined_inputs
 from neural_feature_importance.core.errors import (
     NonFiniteWeightsError,
     NoSignalError,
@@ -181,6 +182,8 @@ class VarianceImportanceBase:
 
     # ------------------------------------------------------------------ state
     def _clear(self) -> None:
+        self.layers_: dict[str, VarianceImportanceBase] | None = None
+        """With several input layers: one tracker per layer, by name (else ``None``)."""
         self.view: WeightView | None = None
         self.layer_name: str | None = None
         self._columns: ResolvedColumns | None = None
@@ -328,6 +331,8 @@ class VarianceImportanceBase:
     @property
     def skipped_gradient_steps_(self) -> int:
         """Gradient reads skipped because the gradient held NaN or Inf (0 for snapshot modes)."""
+        if self.layers_ is not None:
+            return sum(layer.skipped_gradient_steps_ for layer in self.layers_.values())
         return 0 if self._mode is None else self._mode.n_skipped
 
     def end_epoch(self) -> None:
@@ -494,6 +499,59 @@ class VarianceImportanceBase:
             self._columns = self._feature_columns.resolve(self.view.n_features, self.layer_name)
         return self._columns
 
+    # ------------------------------------------------------ several input layers
+    def _new_layer_tracker(self, name: str) -> VarianceImportanceBase:
+        """A tracker of one of several input layers (adapters that track several make it)."""
+        raise NotImplementedError(f"{type(self).__name__} tracks one layer")
+
+    def _load_layers(self, state: dict[str, Any]) -> None:
+        """Restore a state of several input layers (see :meth:`state_dict`)."""
+        names = str(state["layer_names"]).split("\n")
+        try:
+            layers = {name: self._new_layer_tracker(name) for name in names}
+        except (KeyError, LookupError, ValueError) as error:
+            raise StateDictError(
+                f"the state tracks the layers {names}, which this model does not have as "
+                f"trackable layers ({error}); load it into a tracker of the model it was saved "
+                "from."
+            ) from error
+        for name, layer in layers.items():
+            layer.load_state_dict(state["layers"][name])
+        self._clear()
+        self.layers_ = layers
+        self.layer_name = ", ".join(names)
+
+    def _combined_columns(self) -> tuple[ResolvedColumns, np.ndarray]:
+        """Raw score of every model input over the input layers, and the columns over them."""
+        assert self.layers_ is not None
+        scores = []
+        for name, layer in self.layers_.items():
+            try:
+                raw = layer._input_raw()
+            except NoSignalError:
+                assert layer.view is not None
+                raw = np.zeros(layer.view.n_features)  # a silent layer is a finding
+            scores.append(LayerScores(name, layer.kind, raw))
+        names, raw = combined_inputs(scores)
+        if not np.any(raw):
+            raise NoSignalError(
+                f"{type(self).__name__}: every raw score of the layers {list(self.layers_)} "
+                "is 0, so there is no importance to report. Likely causes: the gradient was "
+                "cleared before on_step_end(); the layers are frozen or not used in the "
+                "forward pass; or the learning rate is 0."
+            )
+        columns = self._feature_columns.resolve(raw.size, self.layer_name, default_names=names)
+        return columns, raw
+
+    def _columns_and_raw(self) -> tuple[ResolvedColumns, np.ndarray]:
+        """The result's columns and their raw scores (summed over groups)."""
+        if self.layers_ is not None:
+            columns, raw = self._combined_columns()
+        else:
+            raw = self._input_raw()
+            columns = self._resolved_columns()
+        return columns, (columns.aggregate(raw) if columns.grouped else raw)
+
     @property
     def raw_importances_(self) -> np.ndarray:
         """Raw (unnormalised) score of every column, ``(n_columns,)``.
@@ -508,9 +566,7 @@ class VarianceImportanceBase:
         NoSignalError
             If every raw score is exactly 0 (nothing was measured).
         """
-        raw = self._input_raw()
-        columns = self._resolved_columns()
-        return columns.aggregate(raw) if columns.grouped else raw
+        return self._columns_and_raw()[1]
 
     @property
     def feature_importances_(self) -> np.ndarray:
@@ -524,6 +580,8 @@ class VarianceImportanceBase:
         With ``groups``, one name per group plus one per input no group
         covers, ordered by the first input each covers.
         """
+        if self.layers_ is not None:
+            return self._combined_columns()[0].names.copy()
         if self.view is None:
             raise NotFittedError(
                 f"{type(self).__name__} does not know its layer yet; feature_names_in_ "
@@ -534,8 +592,7 @@ class VarianceImportanceBase:
     @property
     def importances_(self) -> FeatureImportances:
         """Names, normalised and raw scores of every column, with ``to_frame()`` and ``plot()``."""
-        raw = self.raw_importances_
-        columns = self._resolved_columns()
+        columns, raw = self._columns_and_raw()
         return FeatureImportances(
             feature_names=columns.names.copy(),
             importances=normalize_scores(raw, self.normalize),
@@ -561,7 +618,9 @@ class VarianceImportanceBase:
 
     @property
     def n_updates_(self) -> int:
-        """Number of snapshots in the statistics."""
+        """Number of snapshots in the statistics (the same in every tracked input layer)."""
+        if self.layers_ is not None:
+            return min(layer.n_updates_ for layer in self.layers_.values())
         return self._moments.count
 
     @property
@@ -614,6 +673,14 @@ class VarianceImportanceBase:
         ``torch.save`` and loads with ``torch.load(..., weights_only=True)``,
         and a numpy state saves with :func:`~.serialization.save_state`.
         """
+        if self.layers_ is not None:
+            return {
+                "format_version": STATE_FORMAT_VERSION,
+                "kind": self.kind,
+                "layout": self.layout,
+                "layer_names": "\n".join(self.layers_),
+                "layers": {name: layer.state_dict() for name, layer in self.layers_.items()},
+            }
         state: dict[str, Any] = {
             "format_version": STATE_FORMAT_VERSION,
             "kind": self.kind,
@@ -671,6 +738,9 @@ class VarianceImportanceBase:
                 f"state format version {int(version)} is not supported (expected "
                 f"{STATE_FORMAT_VERSION}); save it again with this version of the library."
             )
+        if "layer_names" in state:
+            self._load_layers(state)
+            return
         missing = [key for key in _STATE_KEYS if key not in state]
         if missing:
             raise StateDictError(

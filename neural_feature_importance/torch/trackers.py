@@ -25,14 +25,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from neural_feature_importance.core.arrays import check_dtype
-from neural_feature_importance.core.columns import FeatureColumns, Member, ResolvedColumns
-from neural_feature_importance.core.combined import LayerScores, combined_inputs
-from neural_feature_importance.core.errors import NoSignalError, StateDictError
+from neural_feature_importance.core.columns import FeatureColumns, Member
+from neural_feature_importance.core.errors import StateDictError
 from neural_feature_importance.core.modes import get_mode
 from neural_feature_importance.core.options import (
     FiniteCheck,
@@ -40,10 +38,8 @@ from neural_feature_importance.core.options import (
     check_gradient_every,
     check_update_every,
 )
-from neural_feature_importance.core.result import FeatureImportances
-from neural_feature_importance.core.scoring import Normalize, check_normalize, normalize_scores
+from neural_feature_importance.core.scoring import Normalize, check_normalize
 from neural_feature_importance.core.tracker import (
-    STATE_FORMAT_VERSION,
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
     VarianceImportanceBase,
@@ -160,8 +156,6 @@ class _TorchTrackerMixin:
         self._steps = 0
         self._resume_pending = False
         self._resumed = False
-        self.layers_: dict[str, _TorchTrackerMixin] | None = None
-        """With several input layers: one tracker per layer, by name (else ``None``)."""
         if (feature_names is not None or groups is not None) and layer is not None:
             # The layer is known, so names and groups are checked against its inputs now
             # (with layer=None, once the first forward pass has shown the input layers).
@@ -216,7 +210,7 @@ class _TorchTrackerMixin:
         if isinstance(self.layer, list | tuple) or self.layers_ is not None:
             count = 0
             for name in names:
-                member = self._member(name)
+                member = self._new_layer_tracker(name)
                 shape = member._expected_weight_shape()
                 if shape is None:
                     return  # a lazy layer: checked when the importances are read
@@ -229,7 +223,7 @@ class _TorchTrackerMixin:
             n_inputs = WeightView(self.kind, "torch", shape).n_features  # type: ignore[attr-defined]
             self._columns = self._feature_columns.resolve(n_inputs, self.tracked_layer_name_)  # type: ignore[attr-defined]
 
-    def _member(self, name: str) -> _TorchTrackerMixin:
+    def _new_layer_tracker(self, name: str) -> Any:
         """A tracker of one input layer, with this tracker's options (names/groups apply here)."""
         module = dict(self.model.named_modules())[name]
         tracker = TRACKERS[module_kind(module) or "dense"]
@@ -250,7 +244,7 @@ class _TorchTrackerMixin:
         """Track ``names`` (one tracker each, started now) and combine their scores."""
         self._clear()  # type: ignore[attr-defined]
         self._detach_hooks()
-        self.layers_ = {name: self._member(name) for name in names}
+        self.layers_ = {name: self._new_layer_tracker(name) for name in names}
         for member in self.layers_.values():
             member.on_train_begin()
         self.tracked_layer_name_ = ", ".join(self.layers_)
@@ -272,111 +266,16 @@ class _TorchTrackerMixin:
         self._track_layers(names)
 
     def _load_layers(self, state: dict[str, Any]) -> None:
-        names = str(state["layer_names"]).split("\n")
         if not isinstance(self.layer, list | tuple) and self.layer is not None:
             raise StateDictError(
-                f"the state tracks the layers {names}, but {type(self).__name__} tracks one "
-                f"layer ({self.layer!r}); pass layer={names} (or layer=None)."
+                f"the state tracks the layers {str(state['layer_names']).split(chr(10))}, but "
+                f"{type(self).__name__} tracks one layer ({self.layer!r}); pass the same "
+                "layer=[...] (or layer=None)."
             )
-        modules = dict(self.model.named_modules())
-        missing = [name for name in names if name not in modules]
-        if missing:
-            raise StateDictError(
-                f"the state tracks the layers {names}, but the model has no {missing}; load "
-                "it into a tracker of the model it was saved from."
-            )
-        members = {name: self._member(name) for name in names}
-        for name, member in members.items():
-            member.load_state_dict(state["layers"][name])
-        self._clear()  # type: ignore[attr-defined]
-        self.layers_ = members
-        self.tracked_layer_name_ = self.layer_name = ", ".join(names)
+        super()._load_layers(state)  # type: ignore[misc]
+        self.tracked_layer_name_ = self.layer_name  # type: ignore[attr-defined]
         self._steps = int(state.get("steps", 0))
         self._resume_pending = True
-
-    def _combined_columns(self) -> tuple[ResolvedColumns, np.ndarray]:
-        """Per-input raw scores of every input layer, and the columns over them."""
-        assert self.layers_ is not None
-        scores = []
-        for name, member in self.layers_.items():
-            try:
-                raw = member._input_raw()  # type: ignore[attr-defined]
-            except NoSignalError:
-                assert member.view is not None  # type: ignore[attr-defined]
-                raw = np.zeros(member.view.n_features)  # type: ignore[attr-defined]
-            scores.append(LayerScores(name, member.kind, raw))  # type: ignore[attr-defined]
-        names, raw = combined_inputs(scores)
-        if not np.any(raw):
-            raise NoSignalError(
-                f"{type(self).__name__}: every raw score of the layers "
-                f"{list(self.layers_)} is 0, so there is no importance to report. Likely "
-                "causes: the gradient was cleared before on_step_end(); the layers are frozen "
-                "or not used in the forward pass; or the learning rate is 0."
-            )
-        columns = self._feature_columns.resolve(  # type: ignore[attr-defined]
-            raw.size, self.tracked_layer_name_, default_names=names
-        )
-        return columns, raw
-
-    @property
-    def raw_importances_(self) -> np.ndarray:
-        """Raw score of every column; with several input layers, over all of them."""
-        if self.layers_ is None:
-            return super().raw_importances_  # type: ignore[misc]
-        columns, raw = self._combined_columns()
-        return columns.aggregate(raw) if columns.grouped else raw
-
-    @property
-    def feature_importances_(self) -> np.ndarray:
-        """Normalised score of every column, ordered as :attr:`feature_names_in_`."""
-        if self.layers_ is None:
-            return super().feature_importances_  # type: ignore[misc]
-        return normalize_scores(self.raw_importances_, self.normalize)  # type: ignore[attr-defined]
-
-    @property
-    def feature_names_in_(self) -> np.ndarray:
-        """Name of every column; several input layers name theirs ``"<layer>[i]"``."""
-        if self.layers_ is None:
-            return super().feature_names_in_  # type: ignore[misc]
-        return self._combined_columns()[0].names.copy()
-
-    @property
-    def importances_(self) -> FeatureImportances:
-        """Names, normalised and raw scores of every column, with ``to_frame()`` and ``plot()``."""
-        if self.layers_ is None:
-            return super().importances_  # type: ignore[misc]
-        columns, raw = self._combined_columns()
-        scores = columns.aggregate(raw) if columns.grouped else raw
-        return FeatureImportances(
-            feature_names=columns.names.copy(),
-            importances=normalize_scores(scores, self.normalize),  # type: ignore[attr-defined]
-            raw_importances=scores,
-            members={
-                str(name): [int(i) for i in members]
-                for name, members in zip(columns.names, columns.members, strict=True)
-            },
-            scoring=self.scoring,  # type: ignore[attr-defined]
-            normalize=self.normalize,  # type: ignore[attr-defined]
-        )
-
-    @property
-    def n_updates_(self) -> int:
-        """Number of snapshots (the same in every tracked layer)."""
-        if self.layers_ is None:
-            return super().n_updates_  # type: ignore[misc]
-        return min(member.n_updates_ for member in self.layers_.values())  # type: ignore[attr-defined]
-
-    @property
-    def skipped_gradient_steps_(self) -> int:
-        """Gradient reads skipped for NaN/Inf (summed over the tracked layers)."""
-        if self.layers_ is None:
-            return super().skipped_gradient_steps_  # type: ignore[misc]
-        return sum(m.skipped_gradient_steps_ for m in self.layers_.values())  # type: ignore[attr-defined]
-
-    def reset(self) -> None:
-        """Forget every statistic (of every tracked layer), keeping the options."""
-        super().reset()  # type: ignore[misc]
-        self.layers_ = None
 
     # ------------------------------------------------------------- selection
     def _resolve_layer(self, layer: str | nn.Module | None = None) -> None:
@@ -629,15 +528,6 @@ class _TorchTrackerMixin:
 
         With several input layers: each layer's state under ``"layers"``.
         """
-        if self.layers_ is not None:
-            return {
-                "format_version": STATE_FORMAT_VERSION,
-                "kind": self.kind,  # type: ignore[attr-defined]
-                "layout": "torch",
-                "layer_names": "\n".join(self.layers_),
-                "layers": {name: member.state_dict() for name, member in self.layers_.items()},
-                "steps": int(self._steps),
-            }
         state = super().state_dict()  # type: ignore[misc]
         state["steps"] = int(self._steps)
         return state
@@ -650,7 +540,7 @@ class _TorchTrackerMixin:
         :class:`~neural_feature_importance.core.errors.StateDictError` here.
         """
         if isinstance(state, dict) and "layer_names" in state:
-            self._load_layers(state)
+            super().load_state_dict(state)  # type: ignore[misc]
             return
         if isinstance(self.layer, list | tuple):
             raise StateDictError(
