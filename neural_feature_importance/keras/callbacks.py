@@ -202,6 +202,10 @@ class _KerasTracker(keras.callbacks.Callback):
         weights = self._read(layer)
         skipped = f"; skipped {', '.join(choice.skipped)}" if choice.skipped else ""
         logger.info("%s tracks %s (%s%s).", name, describe(layer), choice.reason, skipped)
+        if choice.caveat is not None:
+            # A multi-Input model whose Inputs are not all read by this layer, or
+            # read through a merge: the scores are easily misread, so never only INFO.
+            logger.warning("%s", choice.caveat)
         if not layer.trainable:
             logger.warning(
                 "%s: layer %r is frozen (trainable=False), so its weights will not change "
