@@ -342,6 +342,10 @@ class VarianceImportanceBase:
         INFO (a loss scaler's overflowed steps are normal early in fp16
         training), or at WARNING when every read of the epoch was skipped.
         """
+        if self.layers_ is not None:
+            for layer in self.layers_.values():
+                layer.end_epoch()
+            return
         if self._mode is not None and self._mode.needs_gradients:
             skipped = self._mode.n_skipped - self._skipped_reported
             reads = self._mode.n_steps + self._mode.n_skipped - self._reads_reported
@@ -500,15 +504,35 @@ class VarianceImportanceBase:
         return self._columns
 
     # ------------------------------------------------------ several input layers
-    def _new_layer_tracker(self, name: str) -> VarianceImportanceBase:
+    def _new_layer_tracker(self, name: str, kind: Kind) -> VarianceImportanceBase:
         """A tracker of one of several input layers (adapters that track several make it)."""
         raise NotImplementedError(f"{type(self).__name__} tracks one layer")
+
+    def _layer_tracker_options(self) -> dict[str, Any]:
+        """The options a tracker of one input layer shares with this one (scores stay raw)."""
+        return {
+            "normalize": None,
+            "dtype": self.dtype,
+            "include_initial": self.include_initial,
+            "record_history": self.record_history,
+            "finite_check": self.finite_check,
+            "scoring": self.scoring,
+        }
 
     def _load_layers(self, state: dict[str, Any]) -> None:
         """Restore a state of several input layers (see :meth:`state_dict`)."""
         names = str(state["layer_names"]).split("\n")
+        kinds = str(state.get("layer_kinds", "")).split("\n")
+        if len(kinds) != len(names):
+            raise StateDictError(
+                f"the state of the layers {names} does not say their kinds; it is incomplete. "
+                "Load an unmodified state from state_dict()/save_state()."
+            )
         try:
-            layers = {name: self._new_layer_tracker(name) for name in names}
+            layers = {
+                name: self._new_layer_tracker(name, kind)  # type: ignore[arg-type]
+                for name, kind in zip(names, kinds, strict=True)
+            }
         except (KeyError, LookupError, ValueError) as error:
             raise StateDictError(
                 f"the state tracks the layers {names}, which this model does not have as "
@@ -524,21 +548,20 @@ class VarianceImportanceBase:
     def _combined_columns(self) -> tuple[ResolvedColumns, np.ndarray]:
         """Raw score of every model input over the input layers, and the columns over them."""
         assert self.layers_ is not None
-        scores = []
+        scores, silent = [], []
         for name, layer in self.layers_.items():
             try:
                 raw = layer._input_raw()
-            except NoSignalError:
+            except NoSignalError as error:
                 assert layer.view is not None
                 raw = np.zeros(layer.view.n_features)  # a silent layer is a finding
+                silent.append(error)
             scores.append(LayerScores(name, layer.kind, raw))
         names, raw = combined_inputs(scores)
-        if not np.any(raw):
+        if len(silent) == len(self.layers_):
             raise NoSignalError(
-                f"{type(self).__name__}: every raw score of the layers {list(self.layers_)} "
-                "is 0, so there is no importance to report. Likely causes: the gradient was "
-                "cleared before on_step_end(); the layers are frozen or not used in the "
-                "forward pass; or the learning rate is 0."
+                f"{type(self).__name__}: none of the layers {list(self.layers_)} recorded a "
+                f"signal. {silent[0]}"
             )
         columns = self._feature_columns.resolve(raw.size, self.layer_name, default_names=names)
         return columns, raw
@@ -679,6 +702,7 @@ class VarianceImportanceBase:
                 "kind": self.kind,
                 "layout": self.layout,
                 "layer_names": "\n".join(self.layers_),
+                "layer_kinds": "\n".join(layer.kind for layer in self.layers_.values()),
                 "layers": {name: layer.state_dict() for name, layer in self.layers_.items()},
             }
         state: dict[str, Any] = {

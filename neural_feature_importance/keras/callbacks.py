@@ -41,6 +41,9 @@ from neural_feature_importance.keras.layers import (
     all_built,
     check_layer_spec,
     describe,
+    explicit_layers,
+    independent_input_layers,
+    kind_of,
     select_layer,
 )
 
@@ -64,7 +67,7 @@ class _KerasTracker(keras.callbacks.Callback):
 
     def __init__(
         self,
-        layer: LayerSpec = None,
+        layer: LayerSpec | Sequence[LayerSpec] = None,
         update_every: int | None = None,
         normalize: Normalize = "minmax",
         *,
@@ -80,7 +83,8 @@ class _KerasTracker(keras.callbacks.Callback):
         keras.callbacks.Callback.__init__(self)
         # Checked now (the model is not known yet, so a layer name is checked at fit()).
         check_update_every(update_every)
-        check_layer_spec(layer, type(self).__name__)
+        for spec in layer if isinstance(layer, list | tuple) else [layer]:
+            check_layer_spec(spec, type(self).__name__)
         # The core tracker (every concrete class's other base) stores the
         # statistics' parameters; weights arrive as numpy arrays in Keras's layout.
         VarianceImportanceBase.__init__(
@@ -100,14 +104,17 @@ class _KerasTracker(keras.callbacks.Callback):
         self.update_every = update_every
         self.reset_on_train_begin = reset_on_train_begin
         self.tracked_layer_: Any = None
+        self._input_layers: dict[str, Any] = {}
         self._batches_seen = 0
         self._resume_pending = False
 
     # ------------------------------------------------------------ configuration
     def get_config(self) -> dict[str, Any]:
         """The constructor parameters (a layer object is given by its name)."""
-        layer = self.layer
-        if isinstance(layer, keras.layers.Layer):
+        layer: Any = self.layer
+        if isinstance(layer, list | tuple):
+            layer = [spec.name if isinstance(spec, keras.layers.Layer) else spec for spec in layer]
+        elif isinstance(layer, keras.layers.Layer):
             layer = layer.name
         return {
             "layer": layer,
@@ -131,7 +138,7 @@ class _KerasTracker(keras.callbacks.Callback):
         (once) and, with ``reset_on_train_begin=False``, across ``fit()`` calls.
         """
         check_update_every(self.update_every)
-        continuing = self.view is not None and (
+        continuing = (self.view is not None or self.layers_ is not None) and (
             self._resume_pending or not self.reset_on_train_begin
         )
         self._resume_pending = False
@@ -197,6 +204,14 @@ class _KerasTracker(keras.callbacks.Callback):
     # ----------------------------------------------------------------- weights
     def _choose_layer(self, continuing: bool) -> None:
         name = type(self).__name__
+        if isinstance(self.layer, list | tuple):
+            self._choose_layers(explicit_layers(self.model, self.layer, name), continuing)
+            return
+        if self.layer is None:
+            independent = independent_input_layers(self.model)
+            if independent is not None:
+                self._choose_layers(independent, continuing)
+                return
         choice = select_layer(self.model, self.layer, self.kind, name)
         layer = choice.layer
         weights = self._read(layer)
@@ -212,6 +227,12 @@ class _KerasTracker(keras.callbacks.Callback):
                 "and every feature will score the same.",
                 name,
                 layer.name,
+            )
+        if continuing and self.layers_ is not None:
+            raise StateDictError(
+                f"{name} continues a state of the layers {list(self.layers_)}, but tracks one "
+                f"layer, {layer.name!r}; pass layer={list(self.layers_)}, or construct a new "
+                "callback to start afresh."
             )
         if continuing:
             if tuple(weights.shape) != self.view.weight_shape:
@@ -229,8 +250,58 @@ class _KerasTracker(keras.callbacks.Callback):
             self.start(weights, layer_name=layer.name)
         self.tracked_layer_ = layer
 
-    def _read(self, layer: Any) -> np.ndarray:
-        attribute = WEIGHT_ATTRIBUTE[self.kind]
+    def _choose_layers(self, layers: list[Any], continuing: bool) -> None:
+        """Track several input layers (one core tracker each) as one result."""
+        name = type(self).__name__
+        names = [layer.name for layer in layers]
+        weights = {layer.name: self._read(layer, kind_of(layer)) for layer in layers}
+        if continuing:
+            saved = list(self.layers_ or {})
+            if saved != names:
+                raise StateDictError(
+                    f"{name} continues a state of the layers {saved}, but this model's input "
+                    f"layers are {names}; pass layer= naming the same layers, or construct a "
+                    "new callback to start afresh."
+                )
+            assert self.layers_ is not None
+            for layer_name, tracker in self.layers_.items():
+                shape = tuple(weights[layer_name].shape)
+                if tracker.view is not None and tracker.view.weight_shape != shape:
+                    raise StateDictError(
+                        f"{name} continues a state of a {tracker.view.weight_shape} weight of "
+                        f"layer {layer_name!r}, which now has a {shape} weight; is it the same "
+                        "model?"
+                    )
+        else:
+            self._clear()
+            self.layers_ = {
+                layer.name: self._new_layer_tracker(layer.name, kind_of(layer)) for layer in layers
+            }
+            for layer_name, tracker in self.layers_.items():
+                tracker.start(weights[layer_name], layer_name=layer_name)
+            self.layer_name = ", ".join(names)
+            count = sum(
+                1 if t.kind == "embedding" else t.view.n_features  # type: ignore[union-attr]
+                for t in self.layers_.values()
+            )
+            self._feature_columns.resolve(count, self.layer_name)
+        self._input_layers = dict(zip(names, layers, strict=True))
+        self.tracked_layer_ = layers
+        logger.info(
+            "%s tracks %d input layers as one result: %s.",
+            name,
+            len(layers),
+            ", ".join(describe(layer) for layer in layers),
+        )
+
+    def _new_layer_tracker(self, name: str, kind: Any) -> VarianceImportanceBase:
+        base = LAYER_TRACKERS.get(kind)
+        if base is None:
+            raise ValueError(f"layer {name!r} is of kind {kind!r}, which no tracker reads")
+        return base(layout="keras", ops=NUMPY_OPS, **self._layer_tracker_options())
+
+    def _read(self, layer: Any, kind: str | None = None) -> np.ndarray:
+        attribute = WEIGHT_ATTRIBUTE[kind or self.kind]
         variable = getattr(layer, attribute, None)
         if variable is None:
             raise LayerSelectionError(
@@ -249,7 +320,7 @@ class _KerasTracker(keras.callbacks.Callback):
                 sync_state()
         if self.tracked_layer_ is None:
             # The model was not built at on_train_begin (a custom training loop).
-            continuing = self.view is not None
+            continuing = self.view is not None or self.layers_ is not None
             self._choose_layer(continuing)
             if self.include_initial and not continuing:
                 logger.warning(
@@ -258,6 +329,11 @@ class _KerasTracker(keras.callbacks.Callback):
                     type(self).__name__,
                 )
                 return  # start() already counted these weights
+        if self.layers_ is not None:
+            for layer_name, tracker in self.layers_.items():
+                layer = self._input_layers[layer_name]
+                tracker.update(self._read(layer, tracker.kind))
+            return
         self.update(self._read(self.tracked_layer_))
 
     # ------------------------------------------------------------------- state
@@ -278,6 +354,14 @@ class _KerasTracker(keras.callbacks.Callback):
         self._resume_pending = True
 
 
+LAYER_TRACKERS: dict[str, type[VarianceImportanceBase]] = {
+    "dense": VarianceImportanceBase,
+    "conv": ConvVarianceImportanceBase,
+    "embedding": EmbeddingVarianceImportanceBase,
+}
+"""The core tracker of each layer kind, for models with several input layers."""
+
+
 class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
     """VIANN importances of a Dense layer's inputs, as a Keras 3 callback.
 
@@ -286,11 +370,17 @@ class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
 
     Parameters
     ----------
-    layer : str, int, keras.layers.Layer or None, default=None
+    layer : str, int, keras.layers.Layer, a list of them, or None, default=None
         The layer to track: a name, an index into ``model.layers`` or a layer
-        object. ``None`` picks the first trainable Dense layer, skipping input,
-        normalisation, rescaling, dropout, frozen and weightless layers (see
-        :mod:`neural_feature_importance.keras.layers`); the choice is logged.
+        object; a list tracks several input layers (Dense, ConvND or
+        Embedding) as one result (an Embedding counts as one column).
+        ``None`` follows the functional graph from the Inputs to the first
+        trainable Dense layer, skipping input, normalisation, rescaling,
+        dropout, frozen and weightless layers (see
+        :mod:`neural_feature_importance.keras.layers`); when every Input of a
+        multi-Input model reaches a layer of its own, all of them are tracked
+        as one result. The choice is logged, with a WARNING listing the Inputs
+        tracked and not tracked where it is ambiguous.
     update_every : int or None, default=None
         ``None`` takes one weight snapshot at the end of every epoch, as in the
         paper. ``N`` takes one every ``N`` training batches instead (counted

@@ -665,3 +665,54 @@ def _explicit_layer(model: Any, layer: LayerSpec, tracker: str) -> Any:
         return layer
     check_layer_spec(layer, tracker)
     raise AssertionError("unreachable: check_layer_spec accepts only the types above")
+
+
+def independent_input_layers(model: Any) -> list[Any] | None:
+    """The input layers of a model whose every Input reaches a trackable layer of its own.
+
+    Returns the layers, one per model Input in ``model.inputs`` order, when
+    the model has at least two Inputs and each is read *directly* (through no
+    merge) by exactly one Dense/ConvND/Embedding layer that no other Input
+    reads; otherwise ``None`` (one Input, a Sequential or subclassed model, or
+    Inputs mixed before their first layer, which the default choice warns
+    about). The callbacks then track all of them as one result.
+    """
+    per_input = find_input_layers(model)
+    if not per_input or len(per_input) < 2:
+        return None
+    chosen: list[Any] = []
+    for entry in per_input:
+        if len(entry.readers) != 1:
+            return None
+        reader = entry.readers[0]
+        if not reader.direct or kind_of(reader.layer) is None:
+            return None
+        if any(reader.layer is layer for layer in chosen):
+            return None
+        chosen.append(reader.layer)
+    return chosen
+
+
+def explicit_layers(model: Any, layers: Sequence[Any], tracker: str) -> list[Any]:
+    """The layers named by ``layer=[...]`` (names, indices or objects), of any trackable kind.
+
+    Raises
+    ------
+    LayerSelectionError
+        If an entry is not a layer of the model, or not a Dense, ConvND or
+        Embedding layer.
+    ValueError
+        If two entries name the same layer.
+    """
+    found: list[Any] = []
+    for spec in layers:
+        layer = _explicit_layer(model, spec, tracker)
+        if kind_of(layer) is None:
+            raise LayerSelectionError(
+                f"{tracker}: layer={spec!r} in layer=[...] is {describe(layer)}; several input "
+                "layers are Dense, Conv1D/2D/3D or Embedding layers."
+            )
+        if any(layer is other for other in found):
+            raise ValueError(f"{tracker}: layer=[...] names {layer.name!r} twice.")
+        found.append(layer)
+    return found

@@ -223,21 +223,18 @@ class _TorchTrackerMixin:
             n_inputs = WeightView(self.kind, "torch", shape).n_features  # type: ignore[attr-defined]
             self._columns = self._feature_columns.resolve(n_inputs, self.tracked_layer_name_)  # type: ignore[attr-defined]
 
-    def _new_layer_tracker(self, name: str) -> Any:
+    def _new_layer_tracker(self, name: str, kind: str | None = None) -> Any:
         """A tracker of one input layer, with this tracker's options (names/groups apply here)."""
         module = dict(self.model.named_modules())[name]
-        tracker = TRACKERS[module_kind(module) or "dense"]
-        return tracker(
+        found = module_kind(module) or "dense"
+        if kind is not None and kind != found:
+            raise ValueError(f"layer {name!r} is a {found} layer, not {kind}")
+        return TRACKERS[found](
             self.model,
             name,
             update_every=self.update_every,
-            normalize=None,
-            dtype=self.dtype,  # type: ignore[attr-defined]
-            include_initial=self.include_initial,  # type: ignore[attr-defined]
-            record_history=self.record_history,  # type: ignore[attr-defined]
-            finite_check=self.finite_check,  # type: ignore[attr-defined]
-            scoring=self.scoring,  # type: ignore[attr-defined]
             gradient_every=self.gradient_every,
+            **self._layer_tracker_options(),  # type: ignore[attr-defined]
         )
 
     def _track_layers(self, names: Sequence[str]) -> None:
