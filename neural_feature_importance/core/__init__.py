@@ -6,6 +6,7 @@ are thin layers over these classes.
 """
 
 from neural_feature_importance.core.arrays import NUMPY_OPS, ArrayOps, NumpyArrayOps
+from neural_feature_importance.core.columns import FeatureColumns
 from neural_feature_importance.core.errors import (
     LayerSelectionError,
     NonFiniteWeightsError,
@@ -19,6 +20,7 @@ from neural_feature_importance.core.modes import (
     SCORING_MODES,
 )
 from neural_feature_importance.core.moments import RunningMoments
+from neural_feature_importance.core.result import FeatureImportances
 from neural_feature_importance.core.scoring import (
     normalize_scores,
     top_features,
@@ -39,6 +41,8 @@ __all__ = [
     "ArrayOps",
     "ConvVarianceImportanceBase",
     "EmbeddingVarianceImportanceBase",
+    "FeatureColumns",
+    "FeatureImportances",
     "LayerSelectionError",
     "NonFiniteWeightsError",
     "NoSignalError",
