@@ -28,12 +28,12 @@ reading the importances raise :class:`~.errors.NoSignalError`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from neural_feature_importance.core.views import Kind
+from neural_feature_importance.core.views import Kind, WeightView
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,15 @@ class LayerScores:
     name: str
     kind: Kind
     raw: np.ndarray
+
+
+def n_combined_inputs(views: Iterable[WeightView]) -> int:
+    """How many model inputs the tracked layers give (an embedding counts as one column).
+
+    Lets the adapters check ``feature_names``/``groups`` against the combined
+    inputs before any score exists; :func:`combined_inputs` lays them out.
+    """
+    return sum(1 if view.kind == "embedding" else view.n_features for view in views)
 
 
 def combined_inputs(layers: Sequence[LayerScores]) -> tuple[np.ndarray, np.ndarray]:

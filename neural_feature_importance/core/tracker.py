@@ -533,7 +533,7 @@ class VarianceImportanceBase:
                 name: self._new_layer_tracker(name, kind)  # type: ignore[arg-type]
                 for name, kind in zip(names, kinds, strict=True)
             }
-        except (KeyError, LookupError, ValueError) as error:
+        except (LookupError, ValueError) as error:
             raise StateDictError(
                 f"the state tracks the layers {names}, which this model does not have as "
                 f"trackable layers ({error}); load it into a tracker of the model it was saved "

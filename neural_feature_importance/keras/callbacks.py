@@ -23,6 +23,7 @@ import numpy as np
 
 from neural_feature_importance.core.arrays import NUMPY_OPS
 from neural_feature_importance.core.columns import Member
+from neural_feature_importance.core.combined import n_combined_inputs
 from neural_feature_importance.core.errors import (
     LayerSelectionError,
     NoSignalError,
@@ -280,11 +281,8 @@ class _KerasTracker(keras.callbacks.Callback):
             for layer_name, tracker in self.layers_.items():
                 tracker.start(weights[layer_name], layer_name=layer_name)
             self.layer_name = ", ".join(names)
-            count = sum(
-                1 if t.kind == "embedding" else t.view.n_features  # type: ignore[union-attr]
-                for t in self.layers_.values()
-            )
-            self._feature_columns.resolve(count, self.layer_name)
+            views = [t.view for t in self.layers_.values() if t.view is not None]
+            self._feature_columns.resolve(n_combined_inputs(views), self.layer_name)
         self._input_layers = dict(zip(names, layers, strict=True))
         self.tracked_layer_ = layers
         logger.info(

@@ -30,6 +30,7 @@ from torch import nn
 
 from neural_feature_importance.core.arrays import check_dtype
 from neural_feature_importance.core.columns import FeatureColumns, Member
+from neural_feature_importance.core.combined import n_combined_inputs
 from neural_feature_importance.core.errors import StateDictError
 from neural_feature_importance.core.modes import get_mode
 from neural_feature_importance.core.options import (
@@ -206,17 +207,16 @@ class _TorchTrackerMixin:
             Naming the bad entry (see
             :class:`~neural_feature_importance.core.columns.FeatureColumns`).
         """
-        names = self._layer_names()
         if isinstance(self.layer, list | tuple) or self.layers_ is not None:
-            count = 0
-            for name in names:
-                member = self._new_layer_tracker(name)
+            # The layers' own trackers once tracking has begun, else new ones (construction).
+            members = self.layers_ or {n: self._new_layer_tracker(n) for n in self._layer_names()}
+            views = []
+            for member in members.values():
                 shape = member._expected_weight_shape()
                 if shape is None:
                     return  # a lazy layer: checked when the importances are read
-                view = WeightView(member.kind, "torch", shape)  # type: ignore[attr-defined]
-                count += 1 if view.kind == "embedding" else view.n_features
-            self._feature_columns.resolve(count, ", ".join(names))  # type: ignore[attr-defined]
+                views.append(WeightView(member.kind, "torch", shape))
+            self._feature_columns.resolve(n_combined_inputs(views), ", ".join(members))  # type: ignore[attr-defined]
             return
         shape = self._expected_weight_shape()
         if shape is not None:
@@ -265,7 +265,7 @@ class _TorchTrackerMixin:
     def _load_layers(self, state: dict[str, Any]) -> None:
         if not isinstance(self.layer, list | tuple) and self.layer is not None:
             raise StateDictError(
-                f"the state tracks the layers {str(state['layer_names']).split(chr(10))}, but "
+                f"the state tracks the layers {str(state['layer_names']).splitlines()}, but "
                 f"{type(self).__name__} tracks one layer ({self.layer!r}); pass the same "
                 "layer=[...] (or layer=None)."
             )
@@ -498,10 +498,7 @@ class _TorchTrackerMixin:
 
         Also removes the tracker's hooks from the model.
         """
-        for hooks in (self._probe, self._capture):
-            if hooks is not None:
-                hooks.detach()
-        self._probe = self._capture = None
+        self._detach_hooks()
         for member in (self.layers_ or {}).values():
             member._detach_hooks()
         return self.finalize()  # type: ignore[attr-defined]
