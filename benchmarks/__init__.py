@@ -1,4 +1,4 @@
-"""Benchmarks of VIANN (issue 6): accuracy against planted truth, and cost.
+"""Benchmarks of VIANN: accuracy against planted truth, and cost.
 
 Two parts, one command each (see ``benchmarks/README.md``)::
 

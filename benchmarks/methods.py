@@ -21,7 +21,7 @@ small registry, :data:`GROUPED_METHODS`: the trackers in three scoring modes
 (``viann``, ``growth``, ``taylor``) with ``groups=``, and
 :func:`grouped_permutation`, which shuffles whole columns.
 
-Adding a VIANN variant (issue 7's scoring modes, say) is one call::
+Adding a VIANN variant (a scoring mode, say) is one call::
 
     from benchmarks.methods import viann_variant
     from benchmarks.truth import run_truth

@@ -2,9 +2,9 @@
 
 Every method in the accuracy benchmark explains the same kind of network: an
 MLP with two hidden layers of 64 ReLU units trained with Adam (learning rate
-1e-3, batches of 32), the network of issue 7's study. PyTorch trains it with a
-plain loop that calls the trackers' hooks; Keras with ``model.fit`` and the
-callbacks.
+1e-3, batches of 32), the network of the scoring-mode study
+(``research/scoring_modes/``). PyTorch trains it with a plain loop that calls
+the trackers' hooks; Keras with ``model.fit`` and the callbacks.
 
 The time a tracker costs is measured *inside* it: :func:`time_hooks` wraps its
 hook methods with ``time.perf_counter`` on the instance, so the sum is exactly

@@ -2,10 +2,10 @@
 
 VIANN (the default, ``scoring="viann"``) scores a feature by how much the
 weights leaving it varied over the weight snapshots, times their final size.
-Issue 7 measured that this depends on *when* training stops: late in training
+Our planted-truth study showed that this depends on *when* training stops: late in training
 the weights of noise features keep drifting and their variance swamps the
 signal. The modes below are the alternatives we measured (see
-``research/issue7/RESULTS.md``); each is one small class that every tracker
+``research/scoring_modes/RESULTS.md``); each is one small class that every tracker
 (Keras, PyTorch, Lightning, the bare core) drives through the same calls:
 
 ``start(weights)``
@@ -30,9 +30,9 @@ mode                needs      raw score of feature ``i``                      s
 ``viann``           snapshots  ``sum_j var_t(w_ij) * |w_ij(T)|``               de Sá 2019
 ``growth``          snapshots  ``max(0, sum_j w_ij(T)^2 - w_ij(0)^2)``         movement pruning,
                                                                                weight saliency
-``path``            snapshots  ``sum_t sum_j |w_ij(t) - w_ij(t-1)|``           issue 7 (path length)
+``path``            snapshots  ``sum_t sum_j |w_ij(t) - w_ij(t-1)|``           path length
 ``ema_variance``    snapshots  VIANN with an exponentially decayed variance    West 1979
-``update_variance`` snapshots  ``sum_j var_t(dw_ij(t)) * |w_ij(T)|``           issue 7
+``update_variance`` snapshots  ``sum_j var_t(dw_ij(t)) * |w_ij(T)|``           this study
 ``taylor``          gradients  ``mean_steps |sum_j g_ij * w_ij|``              Molchanov 2017/2019
 ``movement``        gradients  ``max(0, -sum_steps sum_j g_ij * w_ij)``        Sanh et al. 2020
 ``synaptic``        gradients  ``max(0, -sum_steps sum_j g_ij * dw_ij)``       Zenke et al. 2017
@@ -49,7 +49,7 @@ much its weights wander. Late in training the loss gradients shrink, so the
 score stops growing once the network has fitted, whatever the number of
 epochs. ``growth`` is the best mode computed from snapshots alone (it works in
 Keras). The measurements behind these choices are in
-``research/issue7/RESULTS.md``.
+``research/scoring_modes/RESULTS.md``.
 
 Modes keep their statistics in the tracker's array library (numpy, or torch
 tensors on the parameter's device) and in the tracker's ``state_dict``.
@@ -296,7 +296,7 @@ class GrowthMode(ScoringMode):
     carry no information. Features whose weights shrank score 0.
 
     Needs only the initial weights and the last snapshot, so it works in every
-    framework (Keras included) at no per-step cost. Measured in issue 7: far
+    framework (Keras included) at no per-step cost. Measured on the planted-truth suite: far
     less dependent on the number of epochs than VIANN, but below ``taylor``.
     """
 
@@ -318,7 +318,7 @@ class PathMode(ScoringMode):
     ``score_i = sum_t sum_j |w_ij(t) - w_ij(t-1)|`` over consecutive snapshots,
     starting from the initial weights. The importance-from-the-path idea of
     Synaptic Intelligence (Zenke et al., 2017) without its gradient factor, as
-    suggested in issue 7. Measured: like VIANN it grows with the late drift of
+    a candidate of the scoring-mode study. Measured: like VIANN it grows with the late drift of
     noise features, so it is worse the longer training runs.
     """
 
@@ -349,7 +349,7 @@ class EMAVarianceMode(ScoringMode):
     "Incremental calculation of weighted mean and variance"):
     ``d = w - m; m += a d; v = (1 - a)(v + a d^2)`` with ``a = 1 - 2^(-1/h)``.
 
-    Issue 7 asked whether forgetting old snapshots helps. Measured: it does
+    The question it answers: does forgetting old snapshots help? Measured: it does
     not, because the late snapshots are where noise features drift. Two
     trackers' decayed statistics cannot be merged.
     """
@@ -385,7 +385,7 @@ class UpdateVarianceMode(ScoringMode):
     ``score_i = sum_j var_t(w_ij(t) - w_ij(t-1)) * |w_ij(T)|``, the updates
     taken between consecutive snapshots (the first from the initial weights).
     A steady drift adds to the variance of the weights (VIANN) but not to the
-    variance of the updates, which is what issue 7 proposed to exploit.
+    variance of the updates, which is what this mode tries to exploit.
     Measured: the late updates of noise features are as irregular as their
     drift is large, so it does not fix the epoch dependence.
     """
@@ -461,7 +461,7 @@ class TaylorMode(ScoringMode):
     few small tensor operations (about 15 microseconds on a CPU, 3 % of a step
     of the suite's 64-64 MLP), and reading every step or every 4th gave the
     same rankings on the whole suite at 15, 60 and 200 epochs (every 2nd and
-    8th too, checked at 15 epochs; issue 7).
+    8th too, checked at 15 epochs; ``research/scoring_modes/RESULTS.md``).
     """
 
     name = "taylor"
@@ -633,7 +633,10 @@ SCORING_MODES: dict[str, type[ScoringMode]] = {
 """Every scoring mode by name (``scoring=`` of the trackers)."""
 
 RECOMMENDED_MODE = "taylor"
-"""The mode to use where gradients are available (issue 7's measurements)."""
+"""The mode to use where gradients are available.
+
+Chosen on the planted-truth measurements in ``research/scoring_modes/RESULTS.md``.
+"""
 RECOMMENDED_SNAPSHOT_MODE = "growth"
 """The best mode that needs weight snapshots only (Keras callbacks)."""
 

@@ -1,4 +1,4 @@
-"""Scoring modes (issue 7): each equals a hand computation from recorded snapshots/gradients."""
+"""Scoring modes: each equals a hand computation from recorded snapshots/gradients."""
 
 import logging
 

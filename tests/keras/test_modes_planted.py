@@ -1,4 +1,4 @@
-"""Issue 7 in Keras: the snapshot scoring mode finds planted features; gradient modes refused.
+"""Scoring modes in Keras: the snapshot scoring mode finds planted features; gradient modes refused.
 
 Keras callbacks never see gradients, so the recommended mode there is the
 best snapshot mode (``growth``); ``taylor`` must fail at once with a message

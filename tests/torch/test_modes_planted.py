@@ -1,4 +1,4 @@
-"""Issue 7: the recommended scoring mode finds planted features whatever the stopping epoch.
+"""The recommended scoring mode finds planted features whatever the stopping epoch.
 
 The networks are the issue's (MLP 64-64, ReLU, Adam 1e-3, batches of 32),
 trained well past the best validation epoch on data whose informative
@@ -74,7 +74,7 @@ def test_taylor_ignores_correlated_decoys_where_viann_fails():
 
 def test_taylor_ranks_friedman_linear_terms_above_noise():
     # y = 10 sin(pi x0 x1) + 20 (x2 - .5)^2 + 10 x3 + 5 x4 + noise, among 15 noise
-    # features; VIANN under-ranks the linear terms x3, x4 (issue 7).
+    # features; VIANN under-ranks the linear terms x3, x4.
     data, trackers = _train("friedman1", 600, 60, ("viann", "taylor"))
     informative = np.flatnonzero(data.informative)
     taylor = trackers["taylor"].feature_importances_

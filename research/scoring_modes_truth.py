@@ -1,18 +1,18 @@
-r"""Issue 7's table: every scoring mode on the planted-truth suite at 15, 60 and 200 epochs.
+r"""The scoring-mode table: every scoring mode on the planted-truth suite at 15, 60 and 200 epochs.
 
 Runs the benchmark suite's own runner (:func:`benchmarks.truth.run_truth`,
-issue 6) with one VIANN tracker per scoring mode attached to the *same*
+the planted-truth benchmark) with one VIANN tracker per scoring mode attached to the *same*
 training run, so every mode scores the same trajectory, plus the strongest
 post-hoc references explaining that network. Each epoch count is its own set
-of training runs. ``report`` then writes the tables into ``research/issue7/RESULTS.md``
+of training runs. ``report`` then writes the tables into ``research/scoring_modes/RESULTS.md``
 (between its ``tables`` markers; the text around them is kept).
 
 Usage (from the repository root; one core, a few minutes per epoch count)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python research/issue7_modes.py run --epochs 15 60 200
-    OMP_NUM_THREADS=1 .venv/bin/python research/issue7_modes.py run --framework keras \\
+    OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run --epochs 15 60 200
+    OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run --framework keras \\
         --modes viann growth path --seeds 3 --no-reference
-    .venv/bin/python research/issue7_modes.py report
+    .venv/bin/python research/scoring_modes_truth.py report
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from benchmarks.training import limit_threads  # noqa: E402
 from neural_feature_importance.core.modes import SCORING_MODES  # noqa: E402
 from neural_feature_importance.datasets.synthetic import SYNTHETIC_DATASETS  # noqa: E402
 
-OUT = ROOT / "research" / "issue7"
+OUT = ROOT / "research" / "scoring_modes"
 REFERENCE = ("permutation", "integrated_gradients", "random_forest")
 GOAL_AUC, GOAL_PK, GOAL_COST = 0.99, 0.95, 2.0
 START, END = "<!-- tables:start -->", "<!-- tables:end -->"
@@ -67,7 +67,7 @@ def methods(framework: str, modes: list[str]) -> list:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Train and score: one CSV per (framework, epochs) in research/issue7/."""
+    """Train and score: one CSV per (framework, epochs) in research/scoring_modes/."""
     from benchmarks.truth import run_truth
 
     limit_threads(1)
@@ -112,7 +112,9 @@ def load() -> pd.DataFrame:
     """All result rows without errors."""
     frames = [pd.read_csv(p) for p in sorted(OUT.glob("truth_*.csv"))]
     if not frames:
-        raise SystemExit("no research/issue7/truth_*.csv yet; run `issue7_modes.py run` first.")
+        raise SystemExit(
+            "no research/scoring_modes/truth_*.csv yet; run `scoring_modes_truth.py run` first."
+        )
     table = pd.concat(frames, ignore_index=True)
     return table[table["error"].fillna("") == ""]
 
@@ -188,7 +190,7 @@ def cost_table(table: pd.DataFrame) -> str:
 
 
 def report(args: argparse.Namespace) -> None:
-    """Write the tables into research/issue7/RESULTS.md, between its markers."""
+    """Write the tables into research/scoring_modes/RESULTS.md, between its markers."""
     table = load()
     order = {m: i for i, m in enumerate(dict.fromkeys(table["method"]))}
     table = table.sort_values(
@@ -199,16 +201,17 @@ def report(args: argparse.Namespace) -> None:
     text = [
         "## Table: every scoring mode on the planted-truth suite",
         "",
-        "Made with `OMP_NUM_THREADS=1 .venv/bin/python research/issue7_modes.py run --epochs 15 60 "
-        "200` (PyTorch, 5 seeds; 11 min) and `KERAS_BACKEND=tensorflow ... run --framework keras "
+        "Made with `OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run "
+        "--epochs 15 60 200` (PyTorch, 5 seeds; 11 min) and `KERAS_BACKEND=tensorflow ... run "
+        "--framework keras "
         "--modes viann growth path ema_variance update_variance --seeds 3` (TensorFlow backend), "
         "then `... report`. Runner: the benchmark suite's "
-        "`benchmarks.truth.run_truth` (issue 6): MLP 64-64 (ReLU, Adam 1e-3, batch 32), "
+        "`benchmarks.truth.run_truth`: MLP 64-64 (ReLU, Adam 1e-3, batch 32), "
         "75/25 split, each epoch count its own training runs; every mode is a tracker "
         "attached to the same run (`scoring=` of `VarianceImportanceTorch`), the references "
-        "explain that network afterwards. Raw rows: `research/issue7/truth_*.csv`.",
+        "explain that network afterwards. Raw rows: `research/scoring_modes/truth_*.csv`.",
         "",
-        f"Goal (issue 7): suite-mean ROC-AUC >= {GOAL_AUC}, precision@k >= {GOAL_PK}, tracker "
+        f"Goal: suite-mean ROC-AUC >= {GOAL_AUC}, precision@k >= {GOAL_PK}, tracker "
         f"cost <= {GOAL_COST:.0f} % of training, at every number of epochs. Suite mean = mean "
         "over the 6 data sets (per seed, then mean ± std over seeds). Cost = time inside the "
         "tracker's hooks (and reading the scores) / training time without them, median over "

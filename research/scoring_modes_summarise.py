@@ -1,8 +1,8 @@
-"""Summarise an ``issue7_probe.py`` JSON as a Markdown table (suite means per variant).
+"""Summarise an ``scoring_modes_probe.py`` JSON as a Markdown table (suite means per variant).
 
 Usage::
 
-    .venv/bin/python research/issue7_summarise.py research/issue7/probe.json.gz
+    .venv/bin/python research/scoring_modes_summarise.py research/scoring_modes/probe.json.gz
 """
 
 import gzip

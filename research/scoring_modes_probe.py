@@ -1,4 +1,4 @@
-"""Issue 7 probe: record training trajectories once, score many candidate statistics offline.
+"""Scoring-mode probe: record training trajectories once, score many candidate statistics offline.
 
 Exploratory harness (not the committed table): trains the issue's MLP (64-64,
 Adam, batch 32) for E epochs on planted-truth data and, per run, records
@@ -13,13 +13,13 @@ epochs of a 200-epoch run with the same seed). The data are the suite's
 (``make_synthetic``, default sizes); 20 % of the rows are held out as the
 validation set of the "best validation epoch" variants, the rest trains.
 The statistics are computed here in plain torch, independently of the
-library's trackers; ``issue7_modes.py`` measures the shipped modes.
+library's trackers; ``scoring_modes_truth.py`` measures the shipped modes.
 
 Usage::
 
-    OMP_NUM_THREADS=1 .venv/bin/python research/issue7_probe.py --epochs 200 --seeds 5
-    gzip -9 research/issue7/probe.json
-    .venv/bin/python research/issue7_summarise.py research/issue7/probe.json.gz
+    OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_probe.py --epochs 200 --seeds 5
+    gzip -9 research/scoring_modes/probe.json
+    .venv/bin/python research/scoring_modes_summarise.py research/scoring_modes/probe.json.gz
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-OUT = Path(__file__).resolve().parent / "issue7"
+OUT = Path(__file__).resolve().parent / "scoring_modes"
 STANDIN = False
 RAW: dict = {}
 
