@@ -40,7 +40,21 @@ def check_dtype(dtype: str) -> str:
 
 
 @runtime_checkable
-class ArrayOps(Protocol):
+class StepOps(Protocol):
+    """The one reduction a gradient mode's per-step formula needs.
+
+    The formula (:meth:`~.modes.ScoringMode.step_terms`) is written once with
+    operators and this ``sum``, so it runs on host arrays (numpy), on torch
+    tensors on the parameter's device, and inside a compiled Keras train step
+    (``keras.ops``, see :mod:`neural_feature_importance.keras.gradients`).
+    """
+
+    def sum(self, array: Array, axis: int | tuple[int, ...]) -> Array:
+        """Return ``array`` summed over ``axis``."""
+
+
+@runtime_checkable
+class ArrayOps(StepOps, Protocol):
     """Operations on one array library that operators alone cannot express."""
 
     def copy_as(self, array: Array, dtype: str) -> Array:
@@ -90,6 +104,9 @@ class NumpyArrayOps:
         self, destination: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float
     ) -> None:
         destination += scale * a * b
+
+    def sum(self, array: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+        return np.sum(array, axis=axis)
 
     def all_finite(self, array: np.ndarray) -> bool:
         # One reduction, no boolean temporary: a float64 sum is NaN/Inf exactly when

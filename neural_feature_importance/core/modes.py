@@ -14,12 +14,14 @@ signal. The modes below are the alternatives we measured (see
     one weight snapshot (per epoch, or every ``update_every`` steps);
 ``gradient(gradient, weights)``
     one optimizer step: the loss gradient of the tracked weight and the
-    weight after the step. Only *gradient modes* use it, and only adapters that
-    can see gradients feed it (PyTorch: ``param.grad`` in ``on_step_end``).
-    Keras callbacks cannot, so gradient modes are PyTorch-only there. A
-    gradient holding NaN or Inf is skipped and counted (``n_skipped``), as
-    mixed precision's loss scaler skips that optimizer step: one overflowed
-    fp16 step must not poison the statistics of the whole run.
+    weight after the step. Only *gradient modes* use it. The PyTorch trackers
+    feed ``param.grad`` in ``on_step_end``; the Keras callbacks sum the same
+    per-step terms (:meth:`ScoringMode.step_terms`) inside the compiled train
+    step, through an optimizer wrapper, and hand the sums over once per epoch
+    (:meth:`ScoringMode.add_sums`). A gradient holding NaN or Inf is skipped
+    and counted (``n_skipped``), as mixed precision's loss scaler skips that
+    optimizer step: one overflowed fp16 step must not poison the statistics
+    of the whole run.
 
 Every quantity is summed over the units ``j`` a feature ``i`` feeds, in the
 tracked layer's ``(features, units)`` view (:mod:`.views`):
@@ -47,9 +49,8 @@ of feature ``i`` (the first-order change of the loss if the feature were
 zeroed), so it measures what the network does with the feature rather than how
 much its weights wander. Late in training the loss gradients shrink, so the
 score stops growing once the network has fitted, whatever the number of
-epochs. ``growth`` is the best mode computed from snapshots alone (it works in
-Keras). The measurements behind these choices are in
-``research/scoring_modes/RESULTS.md``.
+epochs. ``growth`` is the best mode computed from snapshots alone. The
+measurements behind these choices are in ``research/scoring_modes/RESULTS.md``.
 
 Modes keep their statistics in the tracker's array library (numpy, or torch
 tensors on the parameter's device) and in the tracker's ``state_dict``.
@@ -61,7 +62,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from neural_feature_importance.core.arrays import Array, ArrayOps
+from neural_feature_importance.core.arrays import Array, ArrayOps, StepOps
 from neural_feature_importance.core.errors import NotFittedError, StateDictError
 from neural_feature_importance.core.moments import RunningMoments
 from neural_feature_importance.core.views import WeightView
@@ -144,6 +145,32 @@ class ScoringMode:
         """Absorb one weight snapshot (counted; nothing else by default)."""
         self.n_snapshots += 1
 
+    check_key: ClassVar[str] = ""
+    """Gradient modes: the term of :meth:`step_terms` whose finiteness decides a read."""
+
+    def step_terms(
+        self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
+    ) -> dict[str, Array]:
+        """One optimizer step's contribution to each of the mode's sums.
+
+        The mode's whole per-step formula, written with operators and
+        ``ops.sum`` only, so that the same code runs on the host (numpy), on
+        a torch parameter's device and inside a compiled Keras train step
+        (:mod:`neural_feature_importance.keras.gradients`).
+
+        Parameters
+        ----------
+        gradient : array
+            The loss gradient of the tracked weight, in its framework layout.
+        weights : array
+            The weight after the optimizer step.
+        before : array or None
+            The weight before the step (``synaptic`` only; ``None`` elsewhere).
+        ops : StepOps
+            The array library's reductions.
+        """
+        raise NotImplementedError(f"scoring={self.name!r} does not use gradients")
+
     def gradient(self, gradient: Array, weights: Array) -> bool:
         """Absorb one optimizer step's gradient (gradient modes only).
 
@@ -153,7 +180,44 @@ class ScoringMode:
             ``False`` if the step was skipped because its contribution held
             NaN or Inf (counted in :attr:`n_skipped`), else ``True``.
         """
-        raise NotImplementedError(f"scoring={self.name!r} does not use gradients")
+        terms = self.step_terms(gradient, weights, None, self.ops)
+        if not self._finite_step(terms[self.check_key]):
+            return False
+        for key, value in terms.items():
+            self._add_step(key, value)
+        self.n_steps += 1
+        return True
+
+    def _add_step(self, key: str, value: Array) -> None:
+        """Add one step's term to its sum (in float64 by default)."""
+        self._add(key, value)
+
+    def add_sums(self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int) -> None:
+        """Absorb the sums of :meth:`step_terms` over steps read elsewhere.
+
+        The Keras gradient tap sums the terms inside the compiled train step
+        and hands them over once per epoch; this adds them to the mode's own
+        sums, exactly as if each step had been passed to :meth:`gradient`.
+
+        Parameters
+        ----------
+        sums : dict of str to ndarray
+            One summed term per key of :meth:`step_terms`.
+        n_steps : int
+            Steps absorbed into ``sums``.
+        n_skipped : int
+            Reads skipped because their terms held NaN or Inf.
+        """
+        unknown = set(sums) - set(self.merge_rules)
+        if unknown or not self.needs_gradients:
+            raise ValueError(
+                f"scoring={self.name!r} keeps no gradient sums named {sorted(unknown)}."
+            )
+        if n_steps:
+            for key, value in sums.items():
+                self._add(key, self.ops.copy_as(value, self.dtype))
+        self.n_steps += int(n_steps)
+        self.n_skipped += int(n_skipped)
 
     def _finite_step(self, contribution: Array) -> bool:
         """Whether one step's contribution is finite; counts it in ``n_skipped`` if not.
@@ -186,7 +250,9 @@ class ScoringMode:
                     f"scoring={self.name!r} reads the tracked layer's gradient after every "
                     "optimizer step, but none was recorded. Call on_step_end() after "
                     "optimizer.step() and before optimizer.zero_grad() (the PyTorch "
-                    "trackers), or update_gradients(grad, weights) on the bare core."
+                    "trackers); pass the Keras callback to fit() of a compiled model, or "
+                    "update the model with its wrap_optimizer() in a custom loop; or call "
+                    "update_gradients(grad, weights) on the bare core."
                 )
             return
         if self.n_snapshots < self.min_snapshots:
@@ -453,8 +519,8 @@ class TaylorMode(ScoringMode):
     Why it does not depend on the stopping epoch: once the network has fitted,
     the loss gradients shrink, so late steps add little; noise features only
     ever contribute the batch noise of a mean-zero product. Recommended where
-    gradients are available (PyTorch and Lightning; Keras callbacks cannot see
-    gradients). For convolutions, :attr:`filter_importances_` is Molchanov's
+    gradients are available (every adapter: PyTorch, Lightning, and Keras
+    through its optimizer tap). For convolutions, :attr:`filter_importances_` is Molchanov's
     filter criterion ``mean_steps |sum_(k, c) g * w|``.
 
     By default one step in :attr:`gradient_every` (4) is read: each read is a
@@ -466,6 +532,7 @@ class TaylorMode(ScoringMode):
 
     name = "taylor"
     needs_gradients = True
+    check_key = "features"
     gradient_every = 4
     min_snapshots = 0
     merge_rules: ClassVar[dict[str, str]] = {"features": "sum", "units": "sum"}
@@ -480,21 +547,31 @@ class TaylorMode(ScoringMode):
         self._pending: dict[str, Array] = {}
         self._unflushed = 0
 
-    def gradient(self, gradient: Array, weights: Array) -> bool:
+    def step_terms(
+        self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
+    ) -> dict[str, Array]:
         product = gradient * weights
-        features = abs(product.sum(self._unit_axis))
         # A feature sum is finite exactly when every product in it is (NaN and
         # Inf propagate through sums), so checking this small vector suffices.
-        if not self._finite_step(features):
-            return False
-        self._accumulate("features", features)
+        terms = {"features": abs(ops.sum(product, self._unit_axis))}
         if self._track_units:
-            self._accumulate("units", abs(product.sum(self._other_axes)))
-        self.n_steps += 1
+            terms["units"] = abs(ops.sum(product, self._other_axes))
+        return terms
+
+    def gradient(self, gradient: Array, weights: Array) -> bool:
+        if not super().gradient(gradient, weights):
+            return False
         self._unflushed += 1
         if self._unflushed >= FLUSH_EVERY:
             self.flush()
         return True
+
+    def _add_step(self, key: str, value: Array) -> None:
+        self._accumulate(key, value)
+
+    def add_sums(self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int) -> None:
+        self.flush()
+        super().add_sums(sums, n_steps, n_skipped)
 
     def _accumulate(self, key: str, value: Array) -> None:
         pending = self._pending.get(key)
@@ -559,17 +636,15 @@ class MovementMode(ScoringMode):
 
     name = "movement"
     needs_gradients = True
+    check_key = "score"
     gradient_every = 4
     min_snapshots = 0
     merge_rules: ClassVar[dict[str, str]] = {"score": "sum"}
 
-    def gradient(self, gradient: Array, weights: Array) -> bool:
-        contribution = -(gradient * weights)
-        if not self._finite_step(contribution):
-            return False
-        self._add("score", contribution)
-        self.n_steps += 1
-        return True
+    def step_terms(
+        self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
+    ) -> dict[str, Array]:
+        return {"score": -(gradient * weights)}
 
     def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
         return self._matrix("score") / self.n_steps
@@ -591,24 +666,31 @@ class SynapticMode(ScoringMode):
 
     name = "synaptic"
     needs_gradients = True
+    check_key = "omega"
     min_snapshots = 0
     merge_rules: ClassVar[dict[str, str]] = {"previous": "last", "omega": "sum"}
 
     def start(self, weights: Array) -> None:
         self.arrays["previous"] = self.ops.copy_as(weights, self.dtype)
 
+    def step_terms(
+        self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
+    ) -> dict[str, Array]:
+        assert before is not None
+        return {"omega": -(gradient * (weights - before))}
+
     def gradient(self, gradient: Array, weights: Array) -> bool:
         previous = self.arrays["previous"]
         if previous is None:
             self.arrays["previous"] = self.ops.copy_as(weights, self.dtype)
             return True
-        contribution = -(gradient * (weights - previous))
+        terms = self.step_terms(gradient, weights, previous, self.ops)
         # A skipped optimizer step left the weights as they were, so the next
         # step's update still starts from ``weights``.
         previous[...] = weights
-        if not self._finite_step(contribution):
+        if not self._finite_step(terms["omega"]):
             return False
-        self._add("omega", contribution)
+        self._add("omega", terms["omega"])
         self.n_steps += 1
         return True
 
@@ -638,7 +720,7 @@ RECOMMENDED_MODE = "taylor"
 Chosen on the planted-truth measurements in ``research/scoring_modes/RESULTS.md``.
 """
 RECOMMENDED_SNAPSHOT_MODE = "growth"
-"""The best mode that needs weight snapshots only (Keras callbacks)."""
+"""The best mode that needs weight snapshots only (no per-step work at all)."""
 
 
 def get_mode(scoring: str) -> type[ScoringMode]:
@@ -648,9 +730,9 @@ def get_mode(scoring: str) -> type[ScoringMode]:
         gradient = [n for n, m in SCORING_MODES.items() if m.needs_gradients]
         raise ValueError(
             f"scoring={scoring!r} is not a scoring mode. Use 'viann' (the paper's method, "
-            f"default), a snapshot mode ({', '.join(repr(n) for n in snapshot[1:])}) or, with "
-            f"the PyTorch trackers, a gradient mode ({', '.join(repr(n) for n in gradient)}); "
-            f"'{RECOMMENDED_MODE}' is recommended where gradients are available, "
-            f"'{RECOMMENDED_SNAPSHOT_MODE}' otherwise."
+            f"default), a snapshot mode ({', '.join(repr(n) for n in snapshot[1:])}) or a "
+            f"gradient mode ({', '.join(repr(n) for n in gradient)}); "
+            f"'{RECOMMENDED_MODE}' is recommended, '{RECOMMENDED_SNAPSHOT_MODE}' is the "
+            "best of the snapshot modes."
         )
     return SCORING_MODES[scoring]

@@ -31,7 +31,6 @@ from neural_feature_importance.core.errors import (
     StateDictError,
 )
 from neural_feature_importance.core.modes import (
-    RECOMMENDED_SNAPSHOT_MODE,
     ScoringMode,
     ViannMode,
     get_mode,
@@ -91,7 +90,7 @@ class VarianceImportanceBase:
     scoring : str, default="viann"
         Which statistic of the run scores the features (:mod:`.modes`):
         ``"viann"`` is the paper's method, bit for bit; ``"taylor"`` (needs
-        gradients: PyTorch) and ``"growth"`` (snapshots only) do not depend on
+        gradients: every adapter feeds them) and ``"growth"`` (snapshots only) do not depend on
         when training stops. See :data:`~.modes.SCORING_MODES`.
     feature_names : sequence of str, optional
         One name per tracked input (default ``x0, x1, ...``), e.g. the
@@ -148,9 +147,6 @@ class VarianceImportanceBase:
     kind: ClassVar[Kind] = "dense"
     """Which :class:`~.views.WeightView` kind this tracker scores."""
 
-    supports_gradient_modes: ClassVar[bool] = False
-    """Whether this tracker feeds :meth:`update_gradients` (PyTorch trackers do)."""
-
     def __init__(
         self,
         normalize: Normalize = "minmax",
@@ -206,16 +202,7 @@ class VarianceImportanceBase:
         self._clear()
 
     def _check_scoring(self) -> type[ScoringMode]:
-        mode = get_mode(self.scoring)
-        if mode.needs_gradients and not self.supports_gradient_modes:
-            raise ValueError(
-                f"scoring={self.scoring!r} needs the tracked layer's gradient at every "
-                f"optimizer step, which {type(self).__name__} cannot see (Keras callbacks "
-                "never get gradients). Use it with the PyTorch trackers "
-                "(VarianceImportanceTorch, the Lightning callback), or pick a snapshot mode "
-                f"here: scoring={RECOMMENDED_SNAPSHOT_MODE!r} is the best of them."
-            )
-        return mode
+        return get_mode(self.scoring)
 
     def _new_mode(self, mode: type[ScoringMode], view: WeightView) -> ScoringMode | None:
         return None if mode is ViannMode else mode(view, self.ops, check_dtype(self.dtype))
@@ -327,6 +314,36 @@ class VarianceImportanceBase:
             )
         if self._mode.gradient(gradient, weights):
             self._cached_raw = None
+
+    def update_gradient_sums(
+        self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int = 0
+    ) -> None:
+        """Add gradient reads that were summed elsewhere (gradient modes).
+
+        The Keras gradient tap
+        (:class:`~neural_feature_importance.keras.gradients.GradientTapOptimizer`)
+        sums the mode's per-step terms
+        (:meth:`~.modes.ScoringMode.step_terms`) inside the compiled train
+        step, with no host transfer, and hands the sums over once per epoch.
+
+        Parameters
+        ----------
+        sums : dict of str to ndarray
+            The summed terms, one per key of the mode's ``step_terms``.
+        n_steps : int
+            Gradient reads summed into ``sums``.
+        n_skipped : int, default=0
+            Reads skipped because their terms held NaN or Inf.
+        """
+        if self.view is None or self._mode is None or not self._mode.needs_gradients:
+            raise ValueError(
+                f"update_gradient_sums() needs a tracker that has started tracking a weight "
+                f"with a gradient scoring mode; this one has scoring={self.scoring!r}"
+                + ("" if self.view is not None else " and no weight yet (call start() first)")
+                + "."
+            )
+        self._mode.add_sums(sums, n_steps, n_skipped)
+        self._cached_raw = None
 
     @property
     def skipped_gradient_steps_(self) -> int:

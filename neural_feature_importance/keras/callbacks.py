@@ -27,15 +27,22 @@ from neural_feature_importance.core.combined import n_combined_inputs
 from neural_feature_importance.core.errors import (
     LayerSelectionError,
     NoSignalError,
+    NotFittedError,
     StateDictError,
 )
-from neural_feature_importance.core.options import FiniteCheck, check_update_every
+from neural_feature_importance.core.modes import get_mode
+from neural_feature_importance.core.options import (
+    FiniteCheck,
+    check_gradient_every,
+    check_update_every,
+)
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.tracker import (
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
     VarianceImportanceBase,
 )
+from neural_feature_importance.keras.gradients import GradientTapOptimizer, unlink_tap
 from neural_feature_importance.keras.layers import (
     WEIGHT_ATTRIBUTE,
     LayerSpec,
@@ -80,10 +87,12 @@ class _KerasTracker(keras.callbacks.Callback):
         scoring: str = "viann",
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
+        gradient_every: int | None = None,
     ) -> None:
         keras.callbacks.Callback.__init__(self)
         # Checked now (the model is not known yet, so a layer name is checked at fit()).
         check_update_every(update_every)
+        check_gradient_every(gradient_every)
         for spec in layer if isinstance(layer, list | tuple) else [layer]:
             check_layer_spec(spec, type(self).__name__)
         # The core tracker (every concrete class's other base) stores the
@@ -103,11 +112,17 @@ class _KerasTracker(keras.callbacks.Callback):
         )
         self.layer = layer
         self.update_every = update_every
+        self.gradient_every = gradient_every
         self.reset_on_train_begin = reset_on_train_begin
         self.tracked_layer_: Any = None
         self._input_layers: dict[str, Any] = {}
         self._batches_seen = 0
         self._resume_pending = False
+        # Gradient modes: the tap in the optimizer, whether this callback put it
+        # into model.optimizer (and so takes it out), and the applied updates counted.
+        self._tap: GradientTapOptimizer | None = None
+        self._tap_installed = False
+        self._gradient_steps = 0
 
     # ------------------------------------------------------------ configuration
     def get_config(self) -> dict[str, Any]:
@@ -129,6 +144,7 @@ class _KerasTracker(keras.callbacks.Callback):
             "scoring": self.scoring,
             "feature_names": None if self.feature_names is None else list(self.feature_names),
             "groups": None if self.groups is None else {k: list(v) for k, v in self.groups.items()},
+            "gradient_every": self.gradient_every,
         }
 
     # ------------------------------------------------------------------- hooks
@@ -139,6 +155,7 @@ class _KerasTracker(keras.callbacks.Callback):
         (once) and, with ``reset_on_train_begin=False``, across ``fit()`` calls.
         """
         check_update_every(self.update_every)
+        check_gradient_every(self.gradient_every)
         continuing = (self.view is not None or self.layers_ is not None) and (
             self._resume_pending or not self.reset_on_train_begin
         )
@@ -146,9 +163,12 @@ class _KerasTracker(keras.callbacks.Callback):
         if not continuing:
             self._clear()
             self._batches_seen = 0
+            self._gradient_steps = 0
         self.tracked_layer_ = None
         if all_built(self.model):
             self._choose_layer(continuing)
+            if self._needs_gradients() and getattr(self.model, "optimizer", None) is not None:
+                self._install_tap()
         else:
             # Only custom training loops get here: fit() builds the model
             # before on_train_begin. The layer is chosen at the first snapshot.
@@ -179,12 +199,22 @@ class _KerasTracker(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Take the epoch's snapshot (unless ``update_every`` is set)."""
+        self._drain_tap()
         if self.update_every is None:
             self._snapshot(sync=False)
         self.end_epoch()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        """Compute and log the importances, or say why there are none."""
+        """Give the optimizer back; compute and log the importances, or say why there are none."""
+        self._drain_tap()
+        self._remove_tap()
+        if self._needs_gradients():
+            try:
+                self.finalize()
+            except (NoSignalError, NotFittedError) as error:
+                # fit() itself succeeded; reading feature_importances_ raises the same error.
+                logger.warning("%s", error)
+            return
         if self.n_updates_ >= 2:
             try:
                 self.finalize()
@@ -201,6 +231,112 @@ class _KerasTracker(keras.callbacks.Callback):
             self.n_updates_,
             when,
         )
+
+    # --------------------------------------------------------------- gradients
+    def _needs_gradients(self) -> bool:
+        return get_mode(self.scoring).needs_gradients
+
+    def _gradient_every(self) -> int:
+        return self.gradient_every or get_mode(self.scoring).gradient_every
+
+    def wrap_optimizer(self, optimizer: keras.optimizers.Optimizer) -> GradientTapOptimizer:
+        """Return ``optimizer`` wrapped in a gradient tap that feeds this tracker.
+
+        For custom training loops with a gradient scoring mode: call
+        ``set_model(model)`` and ``on_train_begin()``, then update the model
+        with the returned optimizer (``apply`` or, on JAX, ``stateless_apply``)
+        and call ``on_epoch_end(epoch)`` after every epoch. ``fit()`` needs
+        none of this: the callback wraps ``model.optimizer`` itself.
+
+        Raises
+        ------
+        ValueError
+            If the scoring mode needs no gradients, or the model is not built.
+        """
+        if not self._needs_gradients():
+            raise ValueError(
+                f"scoring={self.scoring!r} needs no gradients, so there is nothing to wrap; "
+                "use the optimizer as it is."
+            )
+        if self.tracked_layer_ is None:
+            if self.model is None or not all_built(self.model):
+                raise ValueError(
+                    f"{type(self).__name__}.wrap_optimizer() needs a built model: call "
+                    "set_model(model) on a built model (call it on a batch first), then "
+                    "on_train_begin()."
+                )
+            self._choose_layer(self.view is not None or self.layers_ is not None)
+        self._tap = GradientTapOptimizer(
+            optimizer, self._tap_targets(), gradient_every=self._gradient_every()
+        )
+        self._tap.build(list(self.model.trainable_variables))
+        self._tap.steps = self._gradient_steps
+        self._tap_installed = False
+        return self._tap
+
+    def _tap_targets(self) -> list[tuple[str, Any, Any]]:
+        """(name, variable, scoring mode) of every tracked weight."""
+        if self.layers_ is not None:
+            return [
+                (
+                    name,
+                    getattr(self._input_layers[name], WEIGHT_ATTRIBUTE[tracker.kind]),
+                    tracker._mode,
+                )
+                for name, tracker in self.layers_.items()
+            ]
+        layer = self.tracked_layer_
+        return [(layer.name, getattr(layer, WEIGHT_ATTRIBUTE[self.kind]), self._mode)]
+
+    def _install_tap(self) -> None:
+        """Put a gradient tap into ``model.optimizer`` and rebuild the train function.
+
+        Under a ``LossScaleOptimizer`` the tap wraps its inner optimizer, so
+        it reads unscaled gradients of the steps that are applied.
+        """
+        model = self.model
+        host = model.optimizer
+        if isinstance(host, keras.optimizers.LossScaleOptimizer):
+            tap = self.wrap_optimizer(host.inner_optimizer)
+            host.inner_optimizer = tap
+        else:
+            tap = self.wrap_optimizer(host)
+            model.optimizer = tap
+        self._tap_installed = True
+        model.make_train_function(force=True)
+        logger.info(
+            "%s(scoring=%r) reads the gradient of %s in the optimizer, one applied update "
+            "in %d, inside the compiled train step.",
+            type(self).__name__,
+            self.scoring,
+            self.layer_name,
+            tap.gradient_every,
+        )
+
+    def _remove_tap(self) -> None:
+        """Give the user's optimizer back (after ``fit``), keeping other wrappers."""
+        if self._tap is None:
+            return
+        if self._tap_installed:
+            unlink_tap(self.model, self._tap)
+            # The compiled train function still calls the tap: rebuild it at the next fit().
+            self.model.train_function = None
+        self._tap = None
+        self._tap_installed = False
+
+    def _drain_tap(self) -> None:
+        """Move the tap's sums (read in the compiled step) into the core tracker."""
+        tap = self._tap
+        if tap is None:
+            return
+        sync_state = getattr(self.model, "jax_state_sync", None)
+        if sync_state is not None:
+            # Under JAX the tap's variables live in the trainer's state during an epoch.
+            sync_state()
+        for name, (sums, n_read, n_skipped) in tap.drain().items():
+            tracker = self if self.layers_ is None else self.layers_[name]
+            tracker.update_gradient_sums(sums, n_read, n_skipped)
+        self._gradient_steps = tap.steps
 
     # ----------------------------------------------------------------- weights
     def _choose_layer(self, continuing: bool) -> None:
@@ -336,9 +472,15 @@ class _KerasTracker(keras.callbacks.Callback):
 
     # ------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """The core's state plus the batch counter used by ``update_every``."""
+        """The core's state plus the counters of ``update_every`` and ``gradient_every``.
+
+        During training with a gradient mode, the sums read since the last
+        epoch's end are moved into the state first.
+        """
+        self._drain_tap()
         state = super().state_dict()
         state["batches_seen"] = int(self._batches_seen)
+        state["gradient_steps"] = int(self._gradient_steps)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -349,6 +491,7 @@ class _KerasTracker(keras.callbacks.Callback):
         """
         super().load_state_dict(state)
         self._batches_seen = int(state.get("batches_seen", 0))
+        self._gradient_steps = int(state.get("gradient_steps", 0))
         self._resume_pending = True
 
 
@@ -406,10 +549,14 @@ class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
     scoring : str, default="viann"
         The statistic that scores the features (see
         :mod:`neural_feature_importance.core.modes`): ``"viann"`` is the paper's
-        method; ``"growth"`` is the best mode that needs only weight snapshots and
-        does not depend on stopping at the right epoch. Gradient modes such as
-        ``"taylor"`` need the gradients, which Keras callbacks never see: they
-        are refused by the constructor.
+        method. ``"taylor"`` (recommended) and the other gradient modes read
+        the tracked kernel's gradient at every applied optimizer update: the
+        callback wraps ``model.optimizer`` in a
+        :class:`~neural_feature_importance.keras.gradients.GradientTapOptimizer`
+        for the duration of ``fit()`` (inside a ``LossScaleOptimizer`` under
+        ``mixed_float16``), so the work runs inside the compiled train step on
+        every backend; custom training loops use :meth:`wrap_optimizer`.
+        ``"growth"`` is the best mode that needs weight snapshots only.
     feature_names : sequence of str, optional
         One name per input of the tracked layer (default ``x0, x1, ...``).
     groups : mapping of str to sequence of (int or str), optional
@@ -417,6 +564,12 @@ class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
         embedding's dimensions inside a ``Concatenate``), by index or by name;
         the result has one score per group plus one per ungrouped input (see
         :mod:`neural_feature_importance.core.columns`).
+    gradient_every : int, optional
+        Gradient modes: read one applied optimizer update in ``gradient_every``
+        (updates 1, 1 + k, ..., counted across epochs and saved in the
+        state), as the PyTorch trackers count optimizer steps. With
+        ``gradient_accumulation_steps`` an update is one accumulated step.
+        Default: the mode's own (4 for ``taylor``).
 
     Attributes
     ----------

@@ -51,6 +51,9 @@ class TorchArrayOps:
     ) -> None:
         destination.addcmul_(a, b, value=scale)
 
+    def sum(self, array: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
+        return array.sum(axis)
+
     def all_finite(self, array: torch.Tensor) -> bool:
         # One reduction, no boolean temporary: a float64 sum is NaN/Inf exactly when
         # an element is (finite float32 weights cannot overflow it). Testing the

@@ -107,7 +107,6 @@ def _check_layer_list(model: nn.Module, layers: Sequence[str | nn.Module]) -> li
 class _TorchTrackerMixin:
     """Layer choice and training-loop hooks shared by the three torch trackers."""
 
-    supports_gradient_modes = True
     """``on_step_end`` reads ``param.grad``, so gradient scoring modes work here."""
 
     def __init__(

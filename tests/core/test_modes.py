@@ -13,6 +13,7 @@ from neural_feature_importance.core import (
     StateDictError,
     VarianceImportanceBase,
 )
+from neural_feature_importance.core.arrays import NUMPY_OPS
 from neural_feature_importance.core.modes import (
     EMA_HALFLIFE,
     RECOMMENDED_MODE,
@@ -25,18 +26,10 @@ GRADIENT_MODES = [name for name, mode in SCORING_MODES.items() if mode.needs_gra
 SNAPSHOT_MODES = [name for name, mode in SCORING_MODES.items() if not mode.needs_gradients]
 
 
-class GradientTracker(VarianceImportanceBase):
-    """The bare core with gradients fed by hand (as the PyTorch trackers do)."""
-
-    supports_gradient_modes = True
-
-
-class GradientConvTracker(ConvVarianceImportanceBase):
-    supports_gradient_modes = True
-
-
-class GradientEmbeddingTracker(EmbeddingVarianceImportanceBase):
-    supports_gradient_modes = True
+# The bare core with gradients fed by hand (as the adapters do).
+GradientTracker = VarianceImportanceBase
+GradientConvTracker = ConvVarianceImportanceBase
+GradientEmbeddingTracker = EmbeddingVarianceImportanceBase
 
 
 def _trajectory(shape, n=6, seed=0):
@@ -214,10 +207,35 @@ def test_unknown_scoring_names_the_modes_at_construction():
     assert not get_mode(RECOMMENDED_SNAPSHOT_MODE).needs_gradients
 
 
-@pytest.mark.parametrize("scoring", GRADIENT_MODES)
-def test_gradient_modes_refuse_trackers_without_gradients(scoring):
-    with pytest.raises(ValueError, match=r"PyTorch trackers.*scoring='growth'"):
-        VarianceImportanceBase(scoring=scoring)  # e.g. what a Keras callback is
+@pytest.mark.parametrize("scoring", ["taylor", "movement"])
+@pytest.mark.parametrize("tracker_class", [GradientTracker, GradientConvTracker])
+def test_sums_of_step_terms_equal_the_steps_one_by_one(scoring, tracker_class):
+    # What the Keras optimizer tap does: sum step_terms elsewhere, hand over the sums.
+    shape = (3, 2) if tracker_class is GradientTracker else (2, 2, 3, 4)
+    rng = np.random.default_rng(5)
+    steps = [(rng.normal(size=shape), rng.normal(size=shape)) for _ in range(7)]
+    one_by_one, summed = tracker_class(scoring=scoring), tracker_class(scoring=scoring)
+    for tracker in (one_by_one, summed):
+        tracker.start(steps[0][1])
+    for gradient, weights in steps:
+        one_by_one.update_gradients(gradient, weights)
+    terms = [summed._mode.step_terms(g, w, None, NUMPY_OPS) for g, w in steps]
+    sums = {key: np.sum([t[key] for t in terms], axis=0) for key in terms[0]}
+    summed.update_gradient_sums(sums, n_steps=7, n_skipped=2)
+    assert summed._mode.n_steps == one_by_one._mode.n_steps == 7
+    assert summed.skipped_gradient_steps_ == 2
+    mine, theirs = summed.state_dict()["mode"], one_by_one.state_dict()["mode"]
+    for key in sums:
+        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"keeps no gradient sums named \['omega'\]"):
+        summed.update_gradient_sums({"omega": sums[next(iter(sums))]}, n_steps=1)
+
+
+def test_gradient_sums_need_a_started_gradient_mode():
+    with pytest.raises(ValueError, match=r"scoring='growth'"):
+        VarianceImportanceBase(scoring="growth").update_gradient_sums({}, n_steps=1)
+    with pytest.raises(ValueError, match=r"call start\(\) first"):
+        VarianceImportanceBase(scoring="taylor").update_gradient_sums({}, n_steps=1)
 
 
 def test_gradient_mode_without_steps_says_to_call_on_step_end():

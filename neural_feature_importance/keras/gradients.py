@@ -1,0 +1,344 @@
+"""The gradient tap: gradient scoring modes (``taylor``...) inside Keras's compiled train step.
+
+A Keras callback never sees gradients, but the optimizer does: every
+backend's trainer hands them to ``optimizer.apply`` (TensorFlow, PyTorch) or
+to ``optimizer.stateless_apply`` inside ``jax.jit`` (JAX).
+:class:`GradientTapOptimizer` wraps the user's optimizer in the manner of Keras's own
+``LossScaleOptimizer``: it delegates the update to the wrapped optimizer and,
+in the same compiled step, adds the scoring mode's per-step terms
+(:meth:`~neural_feature_importance.core.modes.ScoringMode.step_terms`, the
+formula the PyTorch trackers use) to Keras variables of its own, with
+``keras.ops`` only. Nothing crosses to the host during training; the callback
+hands the sums to the core tracker once per epoch (:meth:`GradientTapOptimizer.drain`).
+
+Where the tap sits:
+
+- a plain optimizer is wrapped directly (``model.optimizer`` becomes the tap);
+- under ``mixed_float16`` Keras wraps the optimizer in a ``LossScaleOptimizer``,
+  and the tap goes *inside* it, around its inner optimizer: the tap then sees
+  unscaled gradients, and only the steps the scaler applies (a step it skips
+  for overflow never reaches the tap, so it is neither read nor counted);
+- with ``gradient_accumulation_steps=k`` on the wrapped optimizer, the tap
+  reads the averaged gradient that is applied, once per ``k`` batches, as the
+  PyTorch trackers do under Lightning's gradient accumulation.
+
+The tap reads the gradient before the wrapped optimizer's own clipping and
+weight decay (``clipnorm``, ``weight_decay``), and the weight after the step.
+
+The callbacks install the tap at ``on_train_begin`` and give the user's
+optimizer back at ``on_train_end``, rebuilding the train function each time.
+Its variables are saved as those of the wrapped optimizer
+(:meth:`GradientTapOptimizer.save_own_variables`), so a model saved during
+training (``ModelCheckpoint``) loads into a model compiled with the plain optimizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from neural_feature_importance.core.arrays import NUMPY_OPS, Array
+from neural_feature_importance.core.modes import ScoringMode
+
+__all__ = ["GradientTapOptimizer", "KerasStepOps", "find_taps", "unlink_tap"]
+
+
+class KerasStepOps:
+    """The modes' per-step reduction in ``keras.ops`` (compiles into the train step)."""
+
+    def sum(self, array: Array, axis: int | tuple[int, ...]) -> Array:
+        return keras.ops.sum(array, axis=axis)
+
+
+KERAS_STEP_OPS = KerasStepOps()
+
+
+@dataclass
+class _Slot:
+    """One tracked weight: its variable, its scoring mode and the tap's sums of it.
+
+    A plain object, not a Keras-tracked attribute: the tracked weight belongs
+    to the model and must never become one of the optimizer's variables.
+    """
+
+    name: str
+    variable: Any
+    mode: ScoringMode
+    sums: dict[str, Any] = field(default_factory=dict)
+    compensations: dict[str, Any] = field(default_factory=dict)
+    n_read: Any = None
+    n_skipped: Any = None
+
+
+class GradientTapOptimizer(keras.optimizers.Optimizer):
+    """Wraps an optimizer and sums a scoring mode's gradient terms in the train step.
+
+    Parameters
+    ----------
+    inner_optimizer : keras.optimizers.Optimizer
+        The optimizer that updates the model; the tap delegates every update,
+        the learning rate and the iteration count to it.
+    tracked : sequence of (str, keras.Variable, ScoringMode)
+        The weights to read: a name, the model's variable, and the core
+        tracker's scoring mode, whose ``step_terms`` give the per-step terms.
+    gradient_every : int, default=1
+        Read one applied update in this many (updates 1, 1 + k, 1 + 2k...,
+        counted from :attr:`steps`), as the PyTorch trackers do.
+    name : str, optional
+        The optimizer's name.
+
+    Notes
+    -----
+    The sums are float32 Keras variables kept with Kahan's compensated
+    summation, so an epoch of many thousands of steps loses no more precision
+    than a float64 sum would for the ranking; :meth:`drain` returns them in
+    float64 and zeroes them. The step counter is an int32 variable.
+
+    Examples
+    --------
+    In a custom training loop, wrap the optimizer through the callback, which
+    chooses the layer and owns the statistics::
+
+        tracker = VarianceImportanceKeras(scoring="taylor")
+        tracker.set_model(model)
+        tracker.on_train_begin()
+        optimizer = tracker.wrap_optimizer(keras.optimizers.Adam(1e-3))
+        ...  # optimizer.apply(grads, model.trainable_variables) every step
+        tracker.on_epoch_end(epoch)  # every epoch
+        tracker.on_train_end()
+    """
+
+    def __init__(
+        self,
+        inner_optimizer: keras.optimizers.Optimizer,
+        tracked: Sequence[tuple[str, Any, ScoringMode]],
+        gradient_every: int = 1,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(learning_rate=0.0, name=name or f"gradient_tap_{inner_optimizer.name}")
+        self.inner_optimizer = inner_optimizer
+        self.gradient_every = int(gradient_every)
+        self._slots = [_Slot(slot_name, variable, mode) for slot_name, variable, mode in tracked]
+        for slot in self._slots:
+            if not isinstance(slot.variable, keras.Variable):
+                raise TypeError(
+                    f"the tracked weight of {slot.name!r} is a {type(slot.variable).__name__}, "
+                    "not a keras.Variable (a LoRA-enabled or quantized layer computes its "
+                    "kernel); track another layer, or disable LoRA while tracking."
+                )
+        self._steps_variable: Any = None
+
+    # ------------------------------------------------------------- variables
+    def build(self, var_list: list[Any]) -> None:
+        """Create the tap's sums and counters (the wrapped optimizer keeps its own)."""
+        if not self.inner_optimizer.built:
+            self.inner_optimizer.build(var_list)
+        super().build(var_list)
+        known = {id(v) for v in var_list}
+        for slot in self._slots:
+            if id(slot.variable) not in known:
+                raise ValueError(
+                    f"the tracked weight of {slot.name!r} is not one of the variables the "
+                    "optimizer updates; is the layer trainable, and part of this model?"
+                )
+            shapes = self._term_shapes(slot)
+            for key, shape in shapes.items():
+                slot.sums[key] = self.add_variable(shape, dtype="float32", name=f"{key}_sum")
+                slot.compensations[key] = self.add_variable(
+                    shape, dtype="float32", name=f"{key}_compensation"
+                )
+            slot.n_read = self.add_variable((), dtype="int32", name="reads")
+            slot.n_skipped = self.add_variable((), dtype="int32", name="skipped_reads")
+        self._steps_variable = self.add_variable((), dtype="int32", name="applied_updates")
+
+    @staticmethod
+    def _term_shapes(slot: _Slot) -> dict[str, tuple[int, ...]]:
+        """Shapes of the mode's per-step terms (from a zero weight, on the host)."""
+        zeros = np.zeros(tuple(slot.variable.shape), dtype="float32")
+        terms = slot.mode.step_terms(zeros, zeros, zeros, NUMPY_OPS)
+        return {key: tuple(np.shape(value)) for key, value in terms.items()}
+
+    @property
+    def variables(self) -> list[Any]:
+        return self._variables + list(self.inner_optimizer.variables)
+
+    @property
+    def learning_rate(self) -> Any:
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate: Any) -> None:
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self) -> Any:
+        return self.inner_optimizer.iterations
+
+    def scale_loss(self, loss: Any) -> Any:
+        return self.inner_optimizer.scale_loss(loss)
+
+    def finalize_variable_values(self, var_list: list[Any]) -> None:
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    # Saved as the wrapped optimizer: a model saved while the tap is installed
+    # (ModelCheckpoint during fit) loads into one compiled with the plain optimizer.
+    def save_own_variables(self, store: Any) -> None:
+        self.inner_optimizer.save_own_variables(store)
+
+    def load_own_variables(self, store: Any) -> None:
+        self.inner_optimizer.load_own_variables(store)
+
+    def get_config(self) -> dict[str, Any]:
+        # The tap is bound to a live tracker and never serialised on its own;
+        # a model's compile config holds the optimizer it was compiled with.
+        return self.inner_optimizer.get_config()
+
+    # ------------------------------------------------------------------ step
+    def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
+        """Apply the update with the wrapped optimizer, then add the step's terms."""
+        if trainable_variables is not None:
+            variables = list(trainable_variables)
+            if not self.built:
+                self.build(variables)
+        else:
+            variables = list(self._trainable_variables)
+        grads = list(grads)
+        position = {id(v): i for i, v in enumerate(variables)}
+        inner = self.inner_optimizer
+        read_gradients = []
+        for slot in self._slots:
+            index = position.get(id(slot.variable))
+            gradient = None if index is None else grads[index]
+            if gradient is None:
+                raise ValueError(
+                    f"scoring={slot.mode.name!r} reads the gradient of {slot.name!r}, but the "
+                    "train step computed none; is the layer used in the forward pass and "
+                    "trainable?"
+                )
+            read_gradients.append(self._applied_gradient(gradient, slot.variable))
+        before = [
+            slot.variable.value if slot.mode.name == "synaptic" else None for slot in self._slots
+        ]
+        applied = self._is_update_step()
+        inner.apply(grads, trainable_variables)
+        # Keras variables are read through .value: JAX refuses them inside jit.
+        steps = self._steps_variable.value
+        read = keras.ops.logical_and(
+            applied, keras.ops.equal(keras.ops.mod(steps, self.gradient_every), 0)
+        )
+        for slot, gradient, weight_before in zip(self._slots, read_gradients, before, strict=True):
+            self._add_terms(slot, gradient, weight_before, read)
+        self._steps_variable.assign(keras.ops.where(applied, steps + 1, steps))
+
+    def _applied_gradient(self, gradient: Any, variable: Any) -> Any:
+        """The gradient the wrapped optimizer applies (unscaled, averaged if accumulated)."""
+        inner = self.inner_optimizer
+        gradient = keras.ops.convert_to_tensor(gradient)  # densifies TensorFlow IndexedSlices
+        gradient = keras.ops.cast(gradient, "float32")
+        if inner.loss_scale_factor is not None:
+            gradient = gradient / inner.loss_scale_factor
+        steps = inner.gradient_accumulation_steps
+        if steps:
+            accumulated = inner._accumulated_gradients[inner._get_variable_index(variable)]
+            gradient = (gradient + keras.ops.cast(accumulated.value, "float32")) / steps
+        return gradient
+
+    def _is_update_step(self) -> Any:
+        """Whether this call updates the weights (always, without gradient accumulation)."""
+        inner = self.inner_optimizer
+        steps = inner.gradient_accumulation_steps
+        if not steps:
+            return keras.ops.convert_to_tensor(True)
+        return keras.ops.equal(keras.ops.mod(inner._iterations.value + 1, steps), 0)
+
+    @staticmethod
+    def _add_terms(slot: _Slot, gradient: Any, before: Any, read: Any) -> None:
+        """Kahan-add the step's terms where ``read`` and the terms are finite."""
+        weights = keras.ops.cast(slot.variable.value, "float32")
+        if before is not None:
+            before = keras.ops.cast(before, "float32")
+        terms = slot.mode.step_terms(gradient, weights, before, KERAS_STEP_OPS)
+        finite = keras.ops.all(keras.ops.isfinite(terms[slot.mode.check_key]))
+        take = keras.ops.logical_and(read, finite)
+        for key, term in terms.items():
+            total, compensation = slot.sums[key].value, slot.compensations[key].value
+            corrected = term - compensation
+            new_total = total + corrected
+            new_compensation = (new_total - total) - corrected
+            slot.sums[key].assign(keras.ops.where(take, new_total, total))
+            slot.compensations[key].assign(keras.ops.where(take, new_compensation, compensation))
+        skipped = keras.ops.logical_and(read, keras.ops.logical_not(finite))
+        slot.n_read.assign_add(keras.ops.cast(take, "int32"))
+        slot.n_skipped.assign_add(keras.ops.cast(skipped, "int32"))
+
+    # ------------------------------------------------------------------ host
+    @property
+    def steps(self) -> int:
+        """Applied updates seen so far (decides which are read)."""
+        if self._steps_variable is None:
+            return 0
+        return int(keras.ops.convert_to_numpy(self._steps_variable))
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        if self._steps_variable is None:
+            raise RuntimeError("build the tap (or apply a step) before setting its step count")
+        self._steps_variable.assign(int(value))
+
+    def drain(self) -> dict[str, tuple[dict[str, np.ndarray], int, int]]:
+        """Return each slot's sums and counts since the last drain, and zero them.
+
+        Call it outside the train step (once per epoch): it reads the
+        variables on the host. Returns ``{name: (sums, n_read, n_skipped)}``
+        with the sums in float64.
+        """
+        result = {}
+        for slot in self._slots:
+            if slot.n_read is None:
+                continue
+            sums = {
+                key: np.asarray(keras.ops.convert_to_numpy(total), dtype=np.float64)
+                - np.asarray(keras.ops.convert_to_numpy(slot.compensations[key]), dtype=np.float64)
+                for key, total in slot.sums.items()
+            }
+            n_read = int(keras.ops.convert_to_numpy(slot.n_read))
+            n_skipped = int(keras.ops.convert_to_numpy(slot.n_skipped))
+            for variable in (*slot.sums.values(), *slot.compensations.values()):
+                variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
+            slot.n_read.assign(0)
+            slot.n_skipped.assign(0)
+            result[slot.name] = (sums, n_read, n_skipped)
+        return result
+
+
+def find_taps(optimizer: Any) -> list[GradientTapOptimizer]:
+    """Every tap in the chain of wrappers that starts at ``optimizer``."""
+    taps = []
+    while optimizer is not None:
+        if isinstance(optimizer, GradientTapOptimizer):
+            taps.append(optimizer)
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    return taps
+
+
+def unlink_tap(model: Any, tap: GradientTapOptimizer) -> bool:
+    """Remove ``tap`` from the model's chain of optimizer wrappers.
+
+    The chain may hold other wrappers (a ``LossScaleOptimizer``, another
+    callback's tap); each keeps its place. Returns whether ``tap`` was found.
+    """
+    parent: Any = None
+    current = getattr(model, "optimizer", None)
+    while current is not None:
+        if current is tap:
+            if parent is None:
+                model.optimizer = tap.inner_optimizer
+            else:
+                parent.inner_optimizer = tap.inner_optimizer
+            return True
+        parent, current = current, getattr(current, "inner_optimizer", None)
+    return False
