@@ -14,12 +14,14 @@ from neural_feature_importance.keras.callbacks import (
     EmbeddingVarianceImportanceKeras,
     VarianceImportanceKeras,
 )
+from neural_feature_importance.keras.gradients import GradientTapOptimizer
 from neural_feature_importance.keras.layers import select_layer
 from neural_feature_importance.keras.monitors import MetricThreshold
 
 __all__ = [
     "ConvVarianceImportanceKeras",
     "EmbeddingVarianceImportanceKeras",
+    "GradientTapOptimizer",
     "MetricThreshold",
     "VarianceImportanceKeras",
     "select_layer",

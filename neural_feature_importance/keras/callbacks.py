@@ -156,6 +156,9 @@ class _KerasTracker(keras.callbacks.Callback):
         """
         check_update_every(self.update_every)
         check_gradient_every(self.gradient_every)
+        # A fit() that raised never reached on_train_end: take out its tap (its
+        # unfinished epoch is dropped, as a resume from the last epoch's end would).
+        self._remove_tap()
         continuing = (self.view is not None or self.layers_ is not None) and (
             self._resume_pending or not self.reset_on_train_begin
         )

@@ -123,6 +123,46 @@ def test_taylor_equals_the_hand_computation_and_the_torch_tracker(every):
     np.testing.assert_allclose(tracker.raw_importances_, taylor.raw_importances_, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "compile_options",
+    [{"run_eagerly": True}, {"jit_compile": False}, {"jit_compile": True}],
+    ids=["eager", "graph", "xla"],
+)
+def test_taylor_is_the_same_eager_and_compiled(compile_options):
+    if BACKEND == "torch" and compile_options.get("jit_compile"):
+        pytest.skip("jit_compile=True on Keras's torch backend is torch.compile (not tested here)")
+    x, y = linear_data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(UNITS, name="hidden")])
+    model.compile(keras.optimizers.Adam(0.05), "mse", **compile_options)
+    taylor = VarianceImportanceKeras(scoring="taylor", gradient_every=2)
+    recorder = WeightRecorder()
+    model.fit(
+        x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=[taylor, recorder]
+    )
+    expected, n_read = taylor_by_hand(applied_gradients(x, y, recorder), 2)
+    assert taylor._mode.n_steps == n_read == 6
+    np.testing.assert_allclose(taylor.raw_importances_, expected, rtol=1e-5)
+
+
+def test_a_callback_reused_after_a_failed_fit_takes_its_old_tap_out():
+    x, y = linear_data()
+    optimizer = keras.optimizers.Adam(0.05)
+    model = linear_model(optimizer)
+    taylor = VarianceImportanceKeras(scoring="taylor")
+
+    class Fail(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[taylor, Fail()])
+    assert len(find_taps(model.optimizer)) == 1  # on_train_end never ran
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[taylor])
+    assert model.optimizer is optimizer
+    assert taylor._mode.n_steps == 2  # the second fit's 8 updates, one in 4 read
+
+
 def test_the_users_optimizer_is_given_back_and_the_next_fit_runs_without_the_tap():
     x, y = linear_data()
     optimizer = keras.optimizers.Adam(0.05)
