@@ -11,7 +11,7 @@ PIP := $(BIN)/python -m pip
 TORCH ?= torch==2.13.0
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: demo test test-core test-keras lint format clean
+.PHONY: demo test test-core test-keras lint format clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet "$(TORCH)"
-	$(PIP) install --quiet -e ".[all,dev]" "tensorflow-cpu>=2.16" "jax[cpu]>=0.4.30"
+	$(PIP) install --quiet -e ".[all,dev,docs]" "tensorflow-cpu>=2.16" "jax[cpu]>=0.4.30"
 	touch $@
 
 demo: $(VENV)/.demo-installed
@@ -40,10 +40,15 @@ test: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check neural_feature_importance tests
+	$(BIN)/mypy
 
 format: $(VENV)/.test-installed
 	$(BIN)/ruff format neural_feature_importance tests
 	$(BIN)/ruff check --fix .
+
+# The documentation site (mkdocs.yml, pages in docs/) into site/, warnings as errors.
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -50,7 +50,8 @@ def _pyplot() -> Any:
 
 def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax
+        # Typed Figure | SubFigure: axes inside a subfigure give the SubFigure (same drawing API).
+        return cast("Figure", ax.figure), ax
     fig, ax = _pyplot().subplots(figsize=figsize, layout="constrained")
     return fig, ax
 
@@ -615,19 +616,19 @@ def plot_filter_ablation(
     -------
     matplotlib.figure.Figure
     """
-    ks = np.asarray(ks)
+    kept = np.asarray(ks)
     fig, ax = _new_axes(ax, (5.6, 3.8))
-    ax.plot(ks, top, "o-", color=IMPORTANCE_COLOR, label="top-k (VIANN rank)", linewidth=2)
-    ax.plot(ks, bottom, "s--", color=HIGHLIGHT_COLOR, label="bottom-k")
-    ax.plot(ks, random_mean, "^-", color=MUTED_COLOR, label="random k (mean)")
+    ax.plot(kept, top, "o-", color=IMPORTANCE_COLOR, label="top-k (VIANN rank)", linewidth=2)
+    ax.plot(kept, bottom, "s--", color=HIGHLIGHT_COLOR, label="bottom-k")
+    ax.plot(kept, random_mean, "^-", color=MUTED_COLOR, label="random k (mean)")
     if random_std is not None:
         mean, std = np.asarray(random_mean), np.asarray(random_std)
-        ax.fill_between(ks, mean - std, mean + std, color=MUTED_COLOR, alpha=0.3, label="± 1 std")
+        ax.fill_between(kept, mean - std, mean + std, color=MUTED_COLOR, alpha=0.3, label="± 1 std")
     if full is not None:
         ax.axhline(full, color="black", linestyle=":", label=f"all filters ({full:.3f})")
     if chance is not None:
         ax.axhline(chance, color=MUTED_COLOR, linestyle=":", label=f"chance ({chance:.2f})")
-    ax.set_xticks(ks)
+    ax.set_xticks(kept)
     ax.set_xlabel("filters kept (k)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
@@ -666,16 +667,18 @@ def plot_recall_at_k(
     -------
     matplotlib.figure.Figure
     """
-    ks = np.asarray(ks)
+    cutoffs = np.asarray(ks)
     fig, ax = _new_axes(ax, (5.6, 3.8))
-    styles = ["o-", "s--", "^:", "d-."] if ks.size <= 12 else ["-", "--", ":", "-."]
+    styles = ["o-", "s--", "^:", "d-."] if cutoffs.size <= 12 else ["-", "--", ":", "-."]
     colors = [IMPORTANCE_COLOR, HIGHLIGHT_COLOR, MUTED_COLOR, "#2a9d8f"]
-    for index, (name, values) in enumerate(recalls.items()):
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != ks.shape:
-            raise ValueError(f"recalls[{name!r}] has {values.size} values for {ks.size} cut-offs.")
+    for index, (name, recall) in enumerate(recalls.items()):
+        values = np.asarray(recall, dtype=np.float64)
+        if values.shape != cutoffs.shape:
+            raise ValueError(
+                f"recalls[{name!r}] has {values.size} values for {cutoffs.size} cut-offs."
+            )
         ax.plot(
-            ks,
+            cutoffs,
             values,
             styles[index % 4],
             color=colors[index % 4],

@@ -69,9 +69,11 @@ def _as_probabilities(out: np.ndarray) -> np.ndarray:
 
 def _make_wrapper(task: str) -> type:
     BaseEstimator, ClassifierMixin, RegressorMixin, _ = _import_sklearn()
-    mixin = ClassifierMixin if task == "classification" else RegressorMixin
+    # Imported when called, so the bases are values (Any) to the type checker.
+    mixin: Any = ClassifierMixin if task == "classification" else RegressorMixin
+    base: Any = BaseEstimator
 
-    class _ModelEstimator(mixin, BaseEstimator):
+    class _ModelEstimator(mixin, base):
         """A trained model seen as a fitted scikit-learn estimator (never refitted)."""
 
         def __init__(
@@ -89,6 +91,7 @@ def _make_wrapper(task: str) -> type:
 
         @property
         def classes_(self) -> np.ndarray:
+            assert self.n_classes is not None  # classifiers are made with n_classes
             return np.arange(self.n_classes)
 
         def predict(self, X: Any) -> np.ndarray:

@@ -262,18 +262,20 @@ class ScoringMode:
                 "or use update_every=N."
             )
 
-    def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def contributions(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         """Per-weight contributions as a ``(features, units)`` numpy matrix.
 
-        ``last`` is the last snapshot as a ``(features, units)`` matrix.
+        ``last`` is the last snapshot as a ``(features, units)`` matrix, or
+        ``None`` before the first one (a gradient mode may be read without
+        snapshots; the snapshot modes' ``min_snapshots`` guarantees one).
         """
         raise NotImplementedError
 
-    def feature_scores(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def feature_scores(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         """Raw, non-negative score per input feature, ``(n_features,)``."""
         return np.maximum(self.contributions(moments, last).sum(axis=1), 0.0)
 
-    def unit_scores(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def unit_scores(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         """Raw, non-negative score per unit (filter), ``(n_units,)``."""
         return np.maximum(self.contributions(moments, last).sum(axis=0), 0.0)
 
@@ -373,7 +375,8 @@ class GrowthMode(ScoringMode):
     def start(self, weights: Array) -> None:
         self.arrays["initial"] = self.ops.copy_as(weights, self.dtype)
 
-    def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def contributions(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
+        assert last is not None  # min_snapshots = 1
         initial = self._matrix("initial")
         return last**2 - initial**2
 
@@ -401,7 +404,7 @@ class PathMode(ScoringMode):
         self._add("path", abs(current - self.arrays["previous"]))
         self.arrays["previous"] = current
 
-    def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def contributions(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         return self._matrix("path")
 
 
@@ -435,7 +438,8 @@ class EMAVarianceMode(ScoringMode):
         self.arrays["mean"] += alpha * delta
         self.arrays["variance"] = (1.0 - alpha) * (self.arrays["variance"] + alpha * delta * delta)
 
-    def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def contributions(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
+        assert last is not None  # min_snapshots = 2
         return self._matrix("variance") * np.abs(last)
 
     def merge(self, other: ScoringMode) -> None:
@@ -473,7 +477,8 @@ class UpdateVarianceMode(ScoringMode):
         self.updates.update(current - self.arrays["previous"])
         self.arrays["previous"] = current
 
-    def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def contributions(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
+        assert last is not None  # min_snapshots = 2
         variance = self.view.to_matrix(self.ops.to_numpy(self.updates.variance(ddof=1)))
         return variance * np.abs(last)
 
@@ -595,12 +600,12 @@ class TaylorMode(ScoringMode):
         self._pending = {}
         self._unflushed = 0
 
-    def feature_scores(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def feature_scores(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         self.flush()
         reduced = self.ops.to_numpy(self.arrays["features"])
         return _reduced_to_features(self.view, reduced) / self.n_steps
 
-    def unit_scores(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def unit_scores(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         self.flush()
         if self.arrays["units"] is None:
             raise NotFittedError("unit scores of scoring='taylor' are kept for convolutions only.")
@@ -646,7 +651,7 @@ class MovementMode(ScoringMode):
     ) -> dict[str, Array]:
         return {"score": -(gradient * weights)}
 
-    def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def contributions(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         return self._matrix("score") / self.n_steps
 
 
@@ -694,7 +699,7 @@ class SynapticMode(ScoringMode):
         self.n_steps += 1
         return True
 
-    def contributions(self, moments: RunningMoments, last: np.ndarray) -> np.ndarray:
+    def contributions(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         return self._matrix("omega") / self.n_steps
 
 

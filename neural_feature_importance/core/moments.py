@@ -107,6 +107,9 @@ class RunningMoments:
             return
         if other.shape != self.shape:
             raise ValueError(f"cannot merge moments of shape {other.shape} into {self.shape}")
+        # Both have snapshots, so their accumulators exist.
+        assert self._shift is not None and self._mean_shifted is not None
+        assert other._shift is not None and other._mean_shifted is not None
         n_a, n_b = self.count, other.count
         total = n_a + n_b
         other_mean_here = other._mean_shifted + (other._shift - self._shift)
@@ -119,6 +122,7 @@ class RunningMoments:
     def mean(self) -> Array:
         """Elementwise mean of the snapshots seen so far."""
         self._require(1, "the mean")
+        assert self._shift is not None
         return self._shift + self._mean_shifted
 
     @property
@@ -137,6 +141,7 @@ class RunningMoments:
             VIANN uses (``numpy.var(..., ddof=1)``).
         """
         self._require(ddof + 1, f"a variance with ddof={ddof}")
+        assert self._m2 is not None
         return self._m2 / (self.count - ddof)
 
     def _require(self, needed: int, what: str) -> None:

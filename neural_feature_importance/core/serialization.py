@@ -201,8 +201,10 @@ def save_state(
     --------
     load_state : Read the file back.
     """
+    # Typed as Any values: numpy's stub reads a str-keyed ``**`` as possibly ``allow_pickle``.
+    arrays: dict[str, Any] = flatten_state(state, to_numpy)
     with open(path, "wb") as handle:
-        np.savez(handle, **flatten_state(state, to_numpy))
+        np.savez(handle, **arrays)
 
 
 def _unreadable(path: str, problem: str) -> StateDictError:

@@ -178,7 +178,7 @@ class VarianceImportanceBase:
 
     # ------------------------------------------------------------------ state
     def _clear(self) -> None:
-        self.layers_: dict[str, VarianceImportanceBase] | None = None
+        self.layers_: Mapping[str, VarianceImportanceBase] | None = None
         """With several input layers: one tracker per layer, by name (else ``None``)."""
         self.view: WeightView | None = None
         self.layer_name: str | None = None
@@ -261,6 +261,7 @@ class VarianceImportanceBase:
             self.start(weights, self.layer_name)
             if self.include_initial:
                 return
+        assert self.view is not None  # set by start()
         if tuple(weights.shape) != self.view.weight_shape:
             raise ValueError(
                 f"layer {self.layer_name!r}: a weight of shape {tuple(weights.shape)} was "
@@ -305,6 +306,7 @@ class VarianceImportanceBase:
         """
         if self.view is None:
             self.start(weights, self.layer_name)
+        assert self.view is not None  # set by start()
         if self._mode is None or not self._mode.needs_gradients:
             return
         if tuple(gradient.shape) != self.view.weight_shape:
@@ -521,8 +523,11 @@ class VarianceImportanceBase:
         return self._columns
 
     # ------------------------------------------------------ several input layers
-    def _new_layer_tracker(self, name: str, kind: Kind) -> VarianceImportanceBase:
-        """A tracker of one of several input layers (adapters that track several make it)."""
+    def _new_layer_tracker(self, name: str, kind: str) -> VarianceImportanceBase:
+        """A tracker of one of several input layers (adapters that track several make it).
+
+        ``kind`` is the layer's kind as a saved state recorded it; adapters check it.
+        """
         raise NotImplementedError(f"{type(self).__name__} tracks one layer")
 
     def _layer_tracker_options(self) -> dict[str, Any]:
@@ -547,7 +552,7 @@ class VarianceImportanceBase:
             )
         try:
             layers = {
-                name: self._new_layer_tracker(name, kind)  # type: ignore[arg-type]
+                name: self._new_layer_tracker(name, kind)
                 for name, kind in zip(names, kinds, strict=True)
             }
         except (LookupError, ValueError) as error:
@@ -884,6 +889,7 @@ class ConvVarianceImportanceBase(VarianceImportanceBase):
     def heatmap_(self) -> np.ndarray:
         """Normalised importance per kernel position and input channel, ``(*kernel, in)``."""
         scores = normalize_scores(self._input_raw(), self.normalize)
+        assert self.view is not None  # fitted, so tracking has started
         return scores.reshape(self.view.feature_shape)
 
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -227,10 +228,10 @@ def load_mnist_images(
     return _digit_dataset(images, labels, "mnist", source, test_size, n_samples, random_state)
 
 
-def load_image_dataset(name: str, **kwargs: object) -> ImageDataset:
+def load_image_dataset(name: str, **kwargs: Any) -> ImageDataset:
     """Load ``"digits"`` or ``"mnist"`` by name; keyword arguments go to the loader."""
     if name == "digits":
-        return load_digits_images(**kwargs)  # type: ignore[arg-type]
+        return load_digits_images(**kwargs)
     if name == "mnist":
-        return load_mnist_images(**kwargs)  # type: ignore[arg-type]
+        return load_mnist_images(**kwargs)
     raise ValueError(f"dataset={name!r} is not known; use one of {IMAGE_DATASETS}.")

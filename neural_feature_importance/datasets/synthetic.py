@@ -79,7 +79,7 @@ def _import_sklearn() -> Any:
     return import_optional("sklearn", "make_synthetic")
 
 
-def _masks(n_features: int, n_informative: int, n_decoys: int = 0) -> tuple[np.ndarray, ...]:
+def _masks(n_features: int, n_informative: int, n_decoys: int = 0) -> tuple[np.ndarray, np.ndarray]:
     informative = np.zeros(n_features, dtype=bool)
     informative[:n_informative] = True
     decoys = np.zeros(n_features, dtype=bool)

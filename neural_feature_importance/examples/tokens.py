@@ -261,7 +261,7 @@ def rank_tokens(scores: np.ndarray, exclude: Sequence[int] = ()) -> np.ndarray:
 def recall_at_k(
     scores: np.ndarray,
     relevant: Sequence[int] | np.ndarray,
-    ks: Sequence[int] | int,
+    ks: Sequence[int] | np.ndarray | int,
     *,
     exclude: Sequence[int] = (),
 ) -> np.ndarray:
@@ -305,7 +305,7 @@ def token_frequencies(sequences: np.ndarray, vocab_size: int) -> np.ndarray:
     return np.bincount(np.asarray(sequences).ravel(), minlength=vocab_size).astype(np.float64)
 
 
-def expected_random_recall(ks: Sequence[int], n_candidates: int) -> np.ndarray:
+def expected_random_recall(ks: Sequence[int] | np.ndarray, n_candidates: int) -> np.ndarray:
     """Expected recall@k of a random ranking of ``n_candidates`` tokens: ``k / n``."""
     return np.minimum(np.asarray(ks, dtype=np.float64) / n_candidates, 1.0)
 

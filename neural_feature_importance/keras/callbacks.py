@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import keras
 import numpy as np
@@ -64,14 +64,15 @@ __all__ = [
 ]
 
 
-class _KerasTracker(keras.callbacks.Callback):
+class _KerasTracker(keras.callbacks.Callback, VarianceImportanceBase):
     """The Keras glue shared by the three trackers (hooks, layer, weights).
 
-    Concrete classes also inherit one of the core trackers, which holds the
-    statistics; this class only decides which weight to read and when.
+    Concrete classes also list one of the core trackers after this class,
+    which fixes :attr:`kind` and holds the statistics; this class only decides
+    which weight to read and when. Inheriting the dense core tracker here lets
+    its methods use the core's API (the classes' method resolution order is
+    the same either way).
     """
-
-    kind: ClassVar[str]
 
     def __init__(
         self,
@@ -98,7 +99,7 @@ class _KerasTracker(keras.callbacks.Callback):
         # The core tracker (every concrete class's other base) stores the
         # statistics' parameters; weights arrive as numpy arrays in Keras's layout.
         VarianceImportanceBase.__init__(
-            self,  # type: ignore[arg-type]
+            self,
             normalize,
             dtype=dtype,
             include_initial=include_initial,
@@ -182,7 +183,7 @@ class _KerasTracker(keras.callbacks.Callback):
             )
 
     @property
-    def on_train_batch_end(self) -> Callable[..., Any]:  # type: ignore[override]
+    def on_train_batch_end(self) -> Callable[..., Any]:
         """Keras's batch hook: counts batches when ``update_every`` is set.
 
         Keras dispatches batch hooks on a background thread (JAX, PyTorch
@@ -197,6 +198,7 @@ class _KerasTracker(keras.callbacks.Callback):
     def _count_batch(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Count one training batch; take a snapshot every ``update_every``."""
         self._batches_seen += 1
+        assert self.update_every is not None  # the hook counts only with update_every
         if self._batches_seen % self.update_every == 0:
             self._snapshot(sync=True)
 
@@ -375,6 +377,7 @@ class _KerasTracker(keras.callbacks.Callback):
                 "callback to start afresh."
             )
         if continuing:
+            assert self.view is not None  # one layer's state is continued
             if tuple(weights.shape) != self.view.weight_shape:
                 raise StateDictError(
                     f"{name} continues a state of a {self.view.weight_shape} weight "

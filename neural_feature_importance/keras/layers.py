@@ -48,7 +48,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import keras
 
@@ -56,12 +56,12 @@ from neural_feature_importance.core.errors import LayerSelectionError
 
 logger = logging.getLogger(__name__)
 
-LayerSpec = str | int | keras.layers.Layer | None
+LayerSpec: TypeAlias = str | int | keras.layers.Layer | None
 """What ``layer=`` accepts: a layer name, an index into ``model.layers``, a
 layer object, or ``None`` for the default choice."""
 
 
-def _classes(*names: str) -> tuple[type, ...]:
+def _classes(*names: str) -> tuple[type[Any], ...]:
     """Keras layer classes by name, ignoring names this Keras version lacks."""
     return tuple(cls for name in names if (cls := getattr(keras.layers, name, None)) is not None)
 

@@ -21,7 +21,7 @@ from neural_feature_importance.core.errors import LayerSelectionError
 from neural_feature_importance.core.views import Kind
 from neural_feature_importance.torch.parametrized import trainable_weight_parameters
 
-MODULE_TYPES: dict[str, tuple[type[nn.Module], ...]] = {
+MODULE_TYPES: dict[Kind, tuple[type[nn.Module], ...]] = {
     "dense": (nn.Linear,),
     "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
     "embedding": (nn.Embedding, nn.EmbeddingBag),
@@ -34,7 +34,7 @@ TRACKER_FOR_KIND = {
 _ALL_TYPES = tuple(t for types in MODULE_TYPES.values() for t in types)
 
 
-def module_kind(module: nn.Module) -> str | None:
+def module_kind(module: nn.Module) -> Kind | None:
     """Return ``"dense"``, ``"conv"`` or ``"embedding"`` for a trackable module."""
     for kind, types in MODULE_TYPES.items():
         if isinstance(module, types):

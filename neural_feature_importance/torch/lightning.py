@@ -15,18 +15,22 @@ resumes with the same importances as an uninterrupted run.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-try:
+if TYPE_CHECKING:
+    # Checked against one of the two distributions (their classes are the same API).
     from lightning.pytorch import Callback, LightningModule, Trainer
-except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
-    from pytorch_lightning import Callback, LightningModule, Trainer
+else:
+    try:
+        from lightning.pytorch import Callback, LightningModule, Trainer
+    except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
+        from pytorch_lightning import Callback, LightningModule, Trainer
 
 from neural_feature_importance.core.errors import NoSignalError, NotFittedError
 from neural_feature_importance.core.scoring import Normalize
-from neural_feature_importance.torch.trackers import TRACKERS, VarianceImportanceTorch
+from neural_feature_importance.torch.trackers import TRACKERS, _TorchTrackerMixin
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +58,8 @@ class VarianceImportanceLightning(Callback):
 
     Attributes
     ----------
-    tracker : VarianceImportanceTorch or subclass
-        The underlying tracker (created at the start of training).
+    tracker : VarianceImportanceTorch or its conv/embedding counterpart
+        The underlying torch tracker of ``kind`` (created at the start of training).
     """
 
     def __init__(
@@ -81,7 +85,7 @@ class VarianceImportanceLightning(Callback):
         self.update_every = update_every
         self.normalize = normalize
         self.tracker_options = tracker_options
-        self.tracker: VarianceImportanceTorch | None = None
+        self.tracker: _TorchTrackerMixin | None = None
         self._pending_state: dict[str, Any] | None = None
         self._last_global_step = -1
 
@@ -99,7 +103,7 @@ class VarianceImportanceLightning(Callback):
         scoring = self.tracker_options.get("scoring", "viann")
         return self._generate_state_key(layer=layer, kind=self.kind, scoring=scoring)
 
-    def _make_tracker(self, pl_module: LightningModule) -> VarianceImportanceTorch:
+    def _make_tracker(self, pl_module: LightningModule) -> _TorchTrackerMixin:
         return TRACKERS[self.kind](
             pl_module,
             self.layer,
@@ -154,7 +158,7 @@ class VarianceImportanceLightning(Callback):
         self._pending_state = dict(state_dict) if state_dict else None
 
     # ---------------------------------------------------------------- results
-    def _fitted_tracker(self) -> VarianceImportanceTorch:
+    def _fitted_tracker(self) -> _TorchTrackerMixin:
         if self.tracker is None:
             raise NotFittedError(
                 "VarianceImportanceLightning has not seen training yet; pass it to "

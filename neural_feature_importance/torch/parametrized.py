@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
+import torch.nn.grad
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm
@@ -53,6 +54,11 @@ def _weight_hook(module: nn.Module, name: str = "weight") -> WeightNorm | Spectr
         if isinstance(hook, (WeightNorm, SpectralNorm)) and hook.name == name:
             return hook
     return None
+
+
+def _parametrizations(module: nn.Module) -> nn.Module:
+    """The ``ParametrizationList`` of ``module.weight`` (a ``parametrize``-parametrized module)."""
+    return cast(nn.ModuleDict, module.parametrizations)["weight"]
 
 
 def is_parametrized_weight(module: nn.Module) -> bool:
@@ -98,15 +104,15 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
     """
     with torch.no_grad():
         if parametrize.is_parametrized(module, "weight"):
-            parametrizations = module.parametrizations["weight"]
+            parametrizations = _parametrizations(module)
             modes = [(part, part.training) for part in parametrizations.modules()]
             parametrizations.eval()
             try:
-                weight = module.weight
+                computed = cast(torch.Tensor, module.weight)
             finally:
                 for part, training in modes:
                     part.training = training
-            return weight.detach()
+            return computed.detach()
         hook = _weight_hook(module)
         if isinstance(hook, WeightNorm):
             return hook.compute_weight(module).detach()
@@ -130,7 +136,7 @@ def trainable_weight_parameters(module: nn.Module) -> list[nn.Parameter]:
     """
     if parametrize.is_parametrized(module, "weight"):
         found: list[nn.Parameter] = []
-        for param in module.parametrizations["weight"].parameters():
+        for param in _parametrizations(module).parameters():
             if not any(param is seen for seen in found):
                 found.append(param)
         return found

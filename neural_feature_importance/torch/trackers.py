@@ -23,7 +23,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -104,15 +104,24 @@ def _check_layer_list(model: nn.Module, layers: Sequence[str | nn.Module]) -> li
     return names
 
 
-class _TorchTrackerMixin:
-    """Layer choice and training-loop hooks shared by the three torch trackers."""
+class _TorchTrackerMixin(VarianceImportanceBase):
+    """Layer choice and training-loop hooks shared by the three torch trackers.
 
-    """``on_step_end`` reads ``param.grad``, so gradient scoring modes work here."""
+    Each concrete tracker also lists its core tracker (dense, conv or
+    embedding) after this class, which fixes :attr:`kind` and the scores;
+    inheriting the dense one here only lets the methods below use the core's
+    API (the classes' method resolution order is the same either way).
+    ``on_step_end`` reads ``param.grad``, so gradient scoring modes work here.
+    """
+
+    ops: TorchArrayOps
+    layers_: dict[str, _TorchTrackerMixin] | None
+    tracked_layer_name_: str
 
     def __init__(
         self,
         model: nn.Module,
-        layer: str | nn.Module | Sequence[str | nn.Module] | None = None,
+        layer: str | nn.Module | list[str | nn.Module] | tuple[str | nn.Module, ...] | None = None,
         *,
         update_every: int | None = None,
         normalize: Normalize = "minmax",
@@ -131,12 +140,12 @@ class _TorchTrackerMixin:
             _check_layer_list(model, layer)
         elif layer is not None:
             # The model is known: a wrong layer fails here, not when training begins.
-            select_layer(model, layer, self.kind)  # type: ignore[attr-defined]
+            select_layer(model, layer, self.kind)
         self.model = model
         self.layer = layer
         self.update_every = update_every
         self.gradient_every = gradient_every
-        super().__init__(  # type: ignore[call-arg]
+        super().__init__(
             normalize,
             dtype=_dtype_name(dtype),
             include_initial=include_initial,
@@ -215,14 +224,14 @@ class _TorchTrackerMixin:
                 if shape is None:
                     return  # a lazy layer: checked when the importances are read
                 views.append(WeightView(member.kind, "torch", shape))
-            self._feature_columns.resolve(n_combined_inputs(views), ", ".join(members))  # type: ignore[attr-defined]
+            self._feature_columns.resolve(n_combined_inputs(views), ", ".join(members))
             return
         shape = self._expected_weight_shape()
         if shape is not None:
-            n_inputs = WeightView(self.kind, "torch", shape).n_features  # type: ignore[attr-defined]
-            self._columns = self._feature_columns.resolve(n_inputs, self.tracked_layer_name_)  # type: ignore[attr-defined]
+            n_inputs = WeightView(self.kind, "torch", shape).n_features
+            self._columns = self._feature_columns.resolve(n_inputs, self.tracked_layer_name_)
 
-    def _new_layer_tracker(self, name: str, kind: str | None = None) -> Any:
+    def _new_layer_tracker(self, name: str, kind: str | None = None) -> _TorchTrackerMixin:
         """A tracker of one input layer, with this tracker's options (names/groups apply here)."""
         module = dict(self.model.named_modules())[name]
         found = module_kind(module) or "dense"
@@ -233,12 +242,12 @@ class _TorchTrackerMixin:
             name,
             update_every=self.update_every,
             gradient_every=self.gradient_every,
-            **self._layer_tracker_options(),  # type: ignore[attr-defined]
+            **self._layer_tracker_options(),
         )
 
     def _track_layers(self, names: Sequence[str]) -> None:
         """Track ``names`` (one tracker each, started now) and combine their scores."""
-        self._clear()  # type: ignore[attr-defined]
+        self._clear()
         self._detach_hooks()
         self.layers_ = {name: self._new_layer_tracker(name) for name in names}
         for member in self.layers_.values():
@@ -268,19 +277,24 @@ class _TorchTrackerMixin:
                 f"{type(self).__name__} tracks one layer ({self.layer!r}); pass the same "
                 "layer=[...] (or layer=None)."
             )
-        super()._load_layers(state)  # type: ignore[misc]
-        self.tracked_layer_name_ = self.layer_name  # type: ignore[attr-defined]
+        super()._load_layers(state)
+        assert self.layer_name is not None  # the core names the layers
+        self.tracked_layer_name_ = self.layer_name
         self._steps = int(state.get("steps", 0))
         self._resume_pending = True
 
     # ------------------------------------------------------------- selection
     def _resolve_layer(self, layer: str | nn.Module | None = None) -> None:
         """Choose the module to track: ``layer``, else ``self.layer``, else the default."""
-        name, module = select_layer(self.model, layer or self.layer, self.kind)  # type: ignore[attr-defined]
+        # One layer here: several are tracked by one tracker each (and select_layer
+        # rejects a list at run time).
+        chosen = cast("str | nn.Module | None", layer or self.layer)
+        name, module = select_layer(self.model, chosen, self.kind)
         self._module = module
         self._parametrized = is_parametrized_weight(module)
-        self._param = None if self._parametrized else module.weight
-        self.ops.device = trainable_weight_parameters(module)[0].device  # type: ignore[attr-defined]
+        # A Linear, ConvNd or Embedding: its weight is a parameter unless parametrized.
+        self._param = None if self._parametrized else cast(nn.Parameter, module.weight)
+        self.ops.device = trainable_weight_parameters(module)[0].device
         self.tracked_layer_name_ = name
         if self._capture is not None:
             self._capture.detach()
@@ -290,6 +304,7 @@ class _TorchTrackerMixin:
         """The tracked weight as the forward pass uses it (detached; effective if parametrized)."""
         if self._module is None:
             self._resolve_layer()
+        assert self._module is not None  # set by _resolve_layer()
         if self._parametrized:
             return effective_weight(self._module)
         assert self._param is not None
@@ -321,7 +336,7 @@ class _TorchTrackerMixin:
 
     def _inputs_found(self, result: InputLayerResult) -> None:
         self._probe = None
-        untouched = self._steps == 0 and self.n_updates_ <= int(self.include_initial)  # type: ignore[attr-defined]
+        untouched = self._steps == 0 and self.n_updates_ <= int(self.include_initial)
         readers = [reader.name for reader in result.readers]
         if len(readers) > 1 and not result.unread and untouched and not self._resumed:
             # Every model input reaches a layer of its own: track them all as one result.
@@ -337,7 +352,7 @@ class _TorchTrackerMixin:
                 ),
             )
             return
-        names, warning = choose_input_layers(result, self.kind)  # type: ignore[attr-defined]
+        names, warning = choose_input_layers(result, self.kind)
         chosen = names[0] if names else self.tracked_layer_name_
         if chosen != self.tracked_layer_name_ and untouched and not self._resumed:
             previous = self.tracked_layer_name_
@@ -369,13 +384,13 @@ class _TorchTrackerMixin:
             self._begin_layers()
             return
         self.layers_ = None
-        resumed_layer = self.layer_name if self._resume_pending and self.layer is None else None  # type: ignore[attr-defined]
+        resumed_layer = self.layer_name if self._resume_pending and self.layer is None else None
         self._resolve_layer(self._existing(resumed_layer))
         if self._resume_pending:
             self._resume_pending = False
             self._resumed = True
             expected = self._expected_weight_shape()
-            view = self.view  # type: ignore[attr-defined]
+            view = self.view
             if view is not None and expected is not None and view.weight_shape != expected:
                 raise StateDictError(
                     f"{type(self).__name__} resumes a state of a {view.weight_shape} weight, "
@@ -387,7 +402,7 @@ class _TorchTrackerMixin:
                 "%s resumes tracking %r from %d loaded snapshots",
                 type(self).__name__,
                 self.tracked_layer_name_,
-                self.n_updates_,  # type: ignore[attr-defined]
+                self.n_updates_,
             )
         else:
             self._resumed = False
@@ -405,10 +420,10 @@ class _TorchTrackerMixin:
         if self._uninitialized():
             # Lazy modules get their shape at the first forward pass; the core
             # starts tracking at the first snapshot instead.
-            self._clear()  # type: ignore[attr-defined]
+            self._clear()
             self.layer_name = self.tracked_layer_name_
         else:
-            self.start(  # type: ignore[attr-defined]
+            self.start(
                 self._weight(),
                 layer_name=self.tracked_layer_name_,
                 check_columns=self.layer is not None,
@@ -417,7 +432,7 @@ class _TorchTrackerMixin:
 
     def _gradient_every(self) -> int | None:
         """Steps between gradient reads, or ``None`` for snapshot modes."""
-        mode = self._mode  # type: ignore[attr-defined]
+        mode = self._mode
         if mode is None or not mode.needs_gradients:
             return None
         return self.gradient_every or mode.gradient_every
@@ -468,14 +483,14 @@ class _TorchTrackerMixin:
             grad = None if self._param is None else self._param.grad
         if grad is None:
             raise ValueError(
-                f"{type(self).__name__}(scoring={self.scoring!r}) reads the gradient of "  # type: ignore[attr-defined]
+                f"{type(self).__name__}(scoring={self.scoring!r}) reads the gradient of "
                 f"{self.tracked_layer_name_!r} in on_step_end(), but it is None. Call "
                 "on_step_end() after optimizer.step() and before optimizer.zero_grad(), "
                 "and make sure the layer is trainable and used in the forward pass."
             )
         # No torch.no_grad() needed (it costs a microsecond per step): neither
         # the gradient nor the detached weight requires grad.
-        self.update_gradients(grad, self._weight())  # type: ignore[attr-defined]
+        self.update_gradients(grad, self._weight())
 
     def on_epoch_end(self) -> None:
         """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf."""
@@ -490,7 +505,7 @@ class _TorchTrackerMixin:
             return
         if self.update_every is None:
             self._snapshot()
-        self.end_epoch()  # type: ignore[attr-defined]
+        self.end_epoch()
 
     def on_train_end(self) -> Any:
         """Compute and log the importances; returns :attr:`feature_importances_`.
@@ -500,7 +515,7 @@ class _TorchTrackerMixin:
         self._detach_hooks()
         for member in (self.layers_ or {}).values():
             member._detach_hooks()
-        return self.finalize()  # type: ignore[attr-defined]
+        return self.finalize()
 
     def _detach_hooks(self) -> None:
         for hooks in (self._probe, self._capture):
@@ -513,7 +528,7 @@ class _TorchTrackerMixin:
             logger.info("%s: on_train_begin() was not called; calling it now", type(self).__name__)
             self.on_train_begin()
         with torch.no_grad():
-            self.update(self._weight())  # type: ignore[attr-defined]
+            self.update(self._weight())
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -521,7 +536,7 @@ class _TorchTrackerMixin:
 
         With several input layers: each layer's state under ``"layers"``.
         """
-        state = super().state_dict()  # type: ignore[misc]
+        state = super().state_dict()
         state["steps"] = int(self._steps)
         return state
 
@@ -533,7 +548,7 @@ class _TorchTrackerMixin:
         :class:`~neural_feature_importance.core.errors.StateDictError` here.
         """
         if isinstance(state, dict) and "layer_names" in state:
-            super().load_state_dict(state)  # type: ignore[misc]
+            super().load_state_dict(state)
             return
         if isinstance(self.layer, list | tuple):
             raise StateDictError(
@@ -544,7 +559,7 @@ class _TorchTrackerMixin:
         if self._module is None or saved is not None:
             # With the default layer, the layer the state was saved from is the one to resume.
             self._resolve_layer(saved)
-        super().load_state_dict(state)  # type: ignore[misc]
+        super().load_state_dict(state)
         saved_name = str(state.get("layer_name", ""))
         if saved_name and saved_name != self.tracked_layer_name_:
             logger.warning(
