@@ -28,6 +28,8 @@ from neural_feature_importance.core import (
     VarianceImportanceBase,
 )
 
+__version__: str
+"""The installed distribution's version (from its metadata)."""
 try:
     __version__ = metadata.version("neural-feature-importance")
 except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree

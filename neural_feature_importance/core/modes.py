@@ -113,6 +113,8 @@ class ScoringMode:
     dtype : str
         Precision of the statistics (``"float64"`` or ``"float32"``).
 
+    Notes
+    -----
     Subclasses set :attr:`name`, :attr:`needs_gradients`, :attr:`min_snapshots`
     and the names of their arrays with how two trackers' arrays merge
     (:attr:`merge_rules`: ``"sum"`` adds them, ``"first"`` keeps this

@@ -688,8 +688,17 @@ class VarianceImportanceBase:
 
         For data-parallel training: each process tracks its replica and the
         statistics are combined with Chan et al.'s formula. The last weights
-        are taken from ``other`` (the later stream).
+        are taken from ``other`` (the later stream). Trackers of several input
+        layers (:attr:`layers_`) merge layer by layer.
+
+        Raises
+        ------
+        ValueError
+            If the two trackers track different weights, layers or scoring modes.
         """
+        if self.layers_ is not None or other.layers_ is not None:
+            self._merge_layers(other)
+            return
         if other.view is None:
             return
         if self.view is None:
@@ -708,6 +717,30 @@ class VarianceImportanceBase:
         if other._last is not None:
             self._last = self.ops.copy_as(other._last, self.dtype)
         self._checked_updates = min(self._checked_updates, other._checked_updates)
+        self._cached_raw = None
+
+    def _merge_layers(self, other: VarianceImportanceBase) -> None:
+        """:meth:`merge` of two trackers of the same input layers, one layer at a time."""
+        mine = list(self.layers_ or {})
+        theirs = list(other.layers_ or {})
+        if not theirs:
+            if other.view is None:
+                return  # nothing tracked yet on the other side
+            raise ValueError(
+                f"cannot merge a tracker of one layer ({other.layer_name!r}) into one of the "
+                f"layers {mine}."
+            )
+        if not mine and self.view is None:
+            self.load_state_dict(other.state_dict())
+            return
+        if mine != theirs:
+            raise ValueError(
+                f"cannot merge a tracker of the layers {theirs} into one of the layers "
+                f"{mine or [self.layer_name]}; both must track the same input layers."
+            )
+        assert self.layers_ is not None and other.layers_ is not None
+        for name, tracker in self.layers_.items():
+            tracker.merge(other.layers_[name])
         self._cached_raw = None
 
     def state_dict(self) -> dict[str, Any]:

@@ -200,7 +200,7 @@ def make_synthetic(name: str, *, n_samples: int | None = None, random_state: int
     name : str
         One of :data:`SYNTHETIC_DATASETS`.
     n_samples : int, optional
-        Number of rows; default :data:`DEFAULT_N_SAMPLES` ``[name]``.
+        Number of rows; default ``DEFAULT_N_SAMPLES[name]``.
     random_state : int, default=0
         Seed of everything random: the data, the noise and the column order.
 

@@ -153,6 +153,42 @@ def test_combined_state_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(resumed.raw_importances_, whole.raw_importances_)
 
 
+@pytest.mark.parametrize("scoring", ["viann", "taylor"])
+def test_trackers_of_several_layers_merge_layer_by_layer(scoring):
+    # A whole run against its first and second halves, each tracked by its own
+    # tracker and merged (the later stream into the earlier one).
+    inputs, y = _branch_data()
+    torch.manual_seed(0)
+    model = TwoBranches()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    whole, first, second = (VarianceImportanceTorch(model, scoring=scoring) for _ in range(3))
+    for epoch in range(6):
+        half = first if epoch < 3 else second
+        if epoch in (0, 3):
+            half.on_train_begin()
+        if epoch == 0:
+            whole.on_train_begin()
+        for rows in torch.randperm(N, generator=torch.Generator().manual_seed(epoch)).split(64):
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(*(t[rows] for t in inputs)), y[rows]).backward()
+            optimizer.step()
+            whole.on_step_end()
+            half.on_step_end()
+        whole.on_epoch_end()
+        half.on_epoch_end()
+    first.merge(second)
+    assert list(first.layers_) == ["left", "right"]
+    if scoring == "viann":
+        assert first.n_updates_ == whole.n_updates_ == 6
+    np.testing.assert_allclose(first.raw_importances_, whole.raw_importances_, rtol=1e-10)
+    single = VarianceImportanceTorch(model, layer="left")
+    single.on_train_begin()
+    with pytest.raises(ValueError, match=r"cannot merge a tracker of one layer \('left'\)"):
+        first.merge(single)
+    with pytest.raises(ValueError, match=r"cannot merge a tracker of the layers"):
+        single.merge(first)
+
+
 def test_layer_list_errors_name_the_entry():
     model = TwoBranches()
     with pytest.raises(ValueError, match="names 'left' twice"):
