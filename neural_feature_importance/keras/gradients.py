@@ -47,6 +47,10 @@ from neural_feature_importance.core.modes import ScoringMode
 __all__ = ["GradientTapOptimizer", "KerasStepOps", "find_taps", "unlink_tap"]
 
 
+def _nothing() -> None:
+    """The branch of a step that is not read."""
+
+
 class KerasStepOps:
     """The modes' per-step reduction in ``keras.ops`` (compiles into the train step)."""
 
@@ -199,7 +203,11 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
 
     # ------------------------------------------------------------------ step
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
-        """Apply the update with the wrapped optimizer, then add the step's terms."""
+        """Apply the update with the wrapped optimizer, then add the step's terms if read.
+
+        The terms are computed only on read steps, behind a ``keras.ops.cond``:
+        reading one update in ``gradient_every`` costs a quarter of reading every one.
+        """
         if trainable_variables is not None:
             variables = list(trainable_variables)
             if not self.built:
@@ -208,8 +216,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             variables = list(self._trainable_variables)
         grads = list(grads)
         position = {id(v): i for i, v in enumerate(variables)}
-        inner = self.inner_optimizer
-        read_gradients = []
+        inputs = []
         for slot in self._slots:
             index = position.get(id(slot.variable))
             gradient = None if index is None else grads[index]
@@ -219,61 +226,93 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
                     "train step computed none; is the layer used in the forward pass and "
                     "trainable?"
                 )
-            read_gradients.append(self._applied_gradient(gradient, slot.variable))
-        before = [
-            slot.variable.value if slot.mode.name == "synaptic" else None for slot in self._slots
-        ]
+            # Read before the update: it resets the accumulated gradient and moves the weight.
+            accumulated = self._accumulated(slot.variable)
+            before = slot.variable.value if slot.mode.name == "synaptic" else None
+            inputs.append((slot, gradient, accumulated, before))
         applied = self._is_update_step()
-        inner.apply(grads, trainable_variables)
+        self.inner_optimizer.apply(grads, trainable_variables)
         # Keras variables are read through .value: JAX refuses them inside jit.
         steps = self._steps_variable.value
-        read = keras.ops.logical_and(
-            applied, keras.ops.equal(keras.ops.mod(steps, self.gradient_every), 0)
-        )
-        for slot, gradient, weight_before in zip(self._slots, read_gradients, before, strict=True):
-            self._add_terms(slot, gradient, weight_before, read)
-        self._steps_variable.assign(keras.ops.where(applied, steps + 1, steps))
+        read = keras.ops.equal(keras.ops.mod(steps, self.gradient_every), 0)
+        if applied is True:
+            self._steps_variable.assign_add(1)
+        else:
+            read = keras.ops.logical_and(applied, read)
+            self._steps_variable.assign(keras.ops.where(applied, steps + 1, steps))
+        if keras.backend.backend() == "jax":
+            # Inside jit's stateless scope a branch may not assign: it returns the values.
+            current = [variable.value for variable in self._state_variables()]
+            new = keras.ops.cond(read, lambda: self._read_values(inputs), lambda: current)
+            self._assign_state(new)
+        else:
+            # TensorFlow graphs and eager torch run the assignments in the taken branch only.
+            keras.ops.cond(read, lambda: self._assign_state(self._read_values(inputs)), _nothing)
 
-    def _applied_gradient(self, gradient: Any, variable: Any) -> Any:
+    def _accumulated(self, variable: Any) -> Any:
+        """A copy of the accumulated gradient of ``variable`` (None without accumulation)."""
+        inner = self.inner_optimizer
+        if not inner.gradient_accumulation_steps:
+            return None
+        accumulated = inner._accumulated_gradients[inner._get_variable_index(variable)]
+        # A copy: the update resets the accumulator in place (torch), or after this read.
+        return keras.ops.copy(accumulated.value)
+
+    def _applied_gradient(self, gradient: Any, accumulated: Any) -> Any:
         """The gradient the wrapped optimizer applies (unscaled, averaged if accumulated)."""
         inner = self.inner_optimizer
         gradient = keras.ops.convert_to_tensor(gradient)  # densifies TensorFlow IndexedSlices
         gradient = keras.ops.cast(gradient, "float32")
         if inner.loss_scale_factor is not None:
             gradient = gradient / inner.loss_scale_factor
-        steps = inner.gradient_accumulation_steps
-        if steps:
-            accumulated = inner._accumulated_gradients[inner._get_variable_index(variable)]
-            gradient = (gradient + keras.ops.cast(accumulated.value, "float32")) / steps
+        if accumulated is not None:
+            steps = inner.gradient_accumulation_steps
+            gradient = (gradient + keras.ops.cast(accumulated, "float32")) / steps
         return gradient
 
     def _is_update_step(self) -> Any:
-        """Whether this call updates the weights (always, without gradient accumulation)."""
+        """Whether this call updates the weights: ``True``, or a tensor under accumulation."""
         inner = self.inner_optimizer
         steps = inner.gradient_accumulation_steps
         if not steps:
-            return keras.ops.convert_to_tensor(True)
+            return True
         return keras.ops.equal(keras.ops.mod(inner._iterations.value + 1, steps), 0)
 
-    @staticmethod
-    def _add_terms(slot: _Slot, gradient: Any, before: Any, read: Any) -> None:
-        """Kahan-add the step's terms where ``read`` and the terms are finite."""
-        weights = keras.ops.cast(slot.variable.value, "float32")
-        if before is not None:
-            before = keras.ops.cast(before, "float32")
-        terms = slot.mode.step_terms(gradient, weights, before, KERAS_STEP_OPS)
-        finite = keras.ops.all(keras.ops.isfinite(terms[slot.mode.check_key]))
-        take = keras.ops.logical_and(read, finite)
-        for key, term in terms.items():
-            total, compensation = slot.sums[key].value, slot.compensations[key].value
-            corrected = term - compensation
-            new_total = total + corrected
-            new_compensation = (new_total - total) - corrected
-            slot.sums[key].assign(keras.ops.where(take, new_total, total))
-            slot.compensations[key].assign(keras.ops.where(take, new_compensation, compensation))
-        skipped = keras.ops.logical_and(read, keras.ops.logical_not(finite))
-        slot.n_read.assign_add(keras.ops.cast(take, "int32"))
-        slot.n_skipped.assign_add(keras.ops.cast(skipped, "int32"))
+    def _state_variables(self) -> list[Any]:
+        """The variables one read updates, in the order of :meth:`_read_values`."""
+        variables = []
+        for slot in self._slots:
+            for key in slot.sums:
+                variables += [slot.sums[key], slot.compensations[key]]
+            variables += [slot.n_read, slot.n_skipped]
+        return variables
+
+    def _assign_state(self, values: Sequence[Any]) -> None:
+        for variable, value in zip(self._state_variables(), values, strict=True):
+            variable.assign(value)
+
+    def _read_values(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> list[Any]:
+        """The state after reading this step: Kahan-added terms where they are finite."""
+        values = []
+        for slot, raw_gradient, accumulated, before in inputs:
+            gradient = self._applied_gradient(raw_gradient, accumulated)
+            weights = keras.ops.cast(slot.variable.value, "float32")
+            if before is not None:
+                before = keras.ops.cast(before, "float32")
+            terms = slot.mode.step_terms(gradient, weights, before, KERAS_STEP_OPS)
+            finite = keras.ops.all(keras.ops.isfinite(terms[slot.mode.check_key]))
+            for key, term in terms.items():
+                total, compensation = slot.sums[key].value, slot.compensations[key].value
+                corrected = term - compensation
+                new_total = total + corrected
+                new_compensation = (new_total - total) - corrected
+                values += [
+                    keras.ops.where(finite, new_total, total),
+                    keras.ops.where(finite, new_compensation, compensation),
+                ]
+            counted = keras.ops.cast(finite, "int32")
+            values += [slot.n_read.value + counted, slot.n_skipped.value + (1 - counted)]
+        return values
 
     # ------------------------------------------------------------------ host
     @property
