@@ -7,11 +7,18 @@ post-hoc references explaining that network. Each epoch count is its own set
 of training runs. ``report`` then writes the tables into ``research/scoring_modes/RESULTS.md``
 (between its ``tables`` markers; the text around them is kept).
 
+Gradient modes (``taylor``, ``movement``, ``synaptic``) run in both frameworks:
+PyTorch reads ``param.grad``, the Keras callbacks read the gradient through
+the tap they put around ``model.optimizer``. With ``taylor`` among the modes a
+second taylor tracker reading every step (``taylor_every_step_*``) is added
+(``--no-every-step`` drops it).
+
 Usage (from the repository root; one core, a few minutes per epoch count)::
 
     OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run --epochs 15 60 200
-    OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run --framework keras \\
-        --modes viann growth path --seeds 3 --no-reference
+    KERAS_BACKEND=tensorflow OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py \\
+        run --framework keras --modes viann growth path ema_variance update_variance taylor \\
+        movement --seeds 3
     .venv/bin/python research/scoring_modes_truth.py report
 """
 
@@ -39,14 +46,27 @@ GOAL_AUC, GOAL_PK, GOAL_COST = 0.99, 0.95, 2.0
 START, END = "<!-- tables:start -->", "<!-- tables:end -->"
 
 
-def methods(framework: str, modes: list[str]) -> list:
-    """One VIANN variant per scoring mode, for ``run_truth``."""
+def _describe(mode: str, framework: str) -> str:
+    if not SCORING_MODES[mode].needs_gradients:
+        return f"scoring={mode!r} ({framework}, one snapshot per epoch)"
+    every = SCORING_MODES[mode].gradient_every
+    where = "param.grad" if framework == "torch" else "the optimizer's gradient tap"
+    return f"scoring={mode!r} ({framework}, {where}, one step in {every})"
+
+
+def methods(framework: str, modes: list[str], every_step: bool = True) -> list:
+    """One VIANN variant per scoring mode, for ``run_truth``.
+
+    Gradient modes work in both frameworks: PyTorch reads ``param.grad`` in
+    ``on_step_end``, Keras wraps ``model.optimizer`` in a gradient tap that sums
+    the per-step terms inside the compiled train step.
+    """
     return [
         viann_variant(
             f"{mode}_{framework}",
             framework=framework,
             scoring=mode,
-            description=f"scoring={mode!r} ({framework}, one snapshot per epoch)",
+            description=_describe(mode, framework),
         )
         for mode in modes
     ] + (
@@ -58,10 +78,10 @@ def methods(framework: str, modes: list[str]) -> list:
                 framework=framework,
                 scoring="taylor",
                 gradient_every=1,
-                description="scoring='taylor', gradient_every=1 (torch)",
+                description=f"scoring='taylor', gradient_every=1 ({framework})",
             )
         ]
-        if framework == "torch" and "taylor" in modes
+        if every_step and "taylor" in modes
         else []
     )
 
@@ -72,9 +92,7 @@ def run(args: argparse.Namespace) -> None:
 
     limit_threads(1)
     modes = args.modes or list(SCORING_MODES)
-    if args.framework == "keras":
-        modes = [m for m in modes if not SCORING_MODES[m].needs_gradients]
-    chosen = methods(args.framework, modes)
+    chosen = methods(args.framework, modes, every_step=not args.no_every_step)
     if args.framework == "torch" and not args.no_reference:
         chosen += list(REFERENCE)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -116,7 +134,8 @@ def load() -> pd.DataFrame:
             "no research/scoring_modes/truth_*.csv yet; run `scoring_modes_truth.py run` first."
         )
     table = pd.concat(frames, ignore_index=True)
-    return table[table["error"].fillna("") == ""]
+    error = table["error"]
+    return table[error.isna() | (error.astype(str) == "")]
 
 
 def headline(table: pd.DataFrame) -> list[list[str]]:
@@ -189,6 +208,71 @@ def cost_table(table: pd.DataFrame) -> str:
     return _md(["method", *datasets, "median %", "90th pct %"], rows)
 
 
+def _suite_means(sub: pd.DataFrame, column: str) -> float:
+    """Mean over data sets of the per-data-set mean over seeds."""
+    return float(sub.groupby("dataset")[column].mean().mean())
+
+
+def framework_gap(table: pd.DataFrame) -> str:
+    """Keras against PyTorch, mode by mode: suite means on the seeds both ran, and the gap.
+
+    One row per (scoring mode, epochs) present in both frameworks. ``PyTorch``
+    is on the seeds Keras ran (the first ones), ``PyTorch, all seeds`` on all
+    of its seeds; the gap is Keras minus PyTorch on the common seeds, and the
+    data set where the AUC gap is largest.
+    """
+    torch_rows = table[table["framework"] == "torch"]
+    keras_rows = table[table["framework"] == "keras"]
+    rows = []
+    for method in dict.fromkeys(keras_rows["method"]):
+        mode = method.removesuffix("_keras")
+        twin = f"{mode}_torch"
+        for epochs, k in keras_rows[keras_rows["method"] == method].groupby("epochs"):
+            t_all = torch_rows[(torch_rows["method"] == twin) & (torch_rows["epochs"] == epochs)]
+            t = t_all[t_all["seed"].isin(set(k["seed"]))]
+            if t.empty:
+                continue
+            per_k = k.groupby("dataset")["auc"].mean()
+            per_t = t.groupby("dataset")["auc"].mean()
+            gaps = (per_k - per_t).dropna()
+            worst = gaps.idxmin()
+            k_auc, t_auc = _suite_means(k, "auc"), _suite_means(t, "auc")
+            k_pk, t_pk = _suite_means(k, "precision_at_k"), _suite_means(t, "precision_at_k")
+            rows.append(
+                [
+                    mode,
+                    int(epochs),
+                    f"{k_auc:.3f}",
+                    f"{t_auc:.3f}",
+                    f"{_suite_means(t_all, 'auc'):.3f}",
+                    f"{k_auc - t_auc:+.3f}",
+                    f"{k_pk:.3f}",
+                    f"{t_pk:.3f}",
+                    f"{_suite_means(t_all, 'precision_at_k'):.3f}",
+                    f"{k_pk - t_pk:+.3f}",
+                    f"{worst} ({gaps[worst]:+.3f})",
+                    f"{k['seed'].nunique()} / {t_all['seed'].nunique()}",
+                ]
+            )
+    return _md(
+        [
+            "mode",
+            "epochs",
+            "AUC Keras",
+            "AUC PyTorch",
+            "AUC PyTorch, all seeds",
+            "AUC gap",
+            "P@k Keras",
+            "P@k PyTorch",
+            "P@k PyTorch, all seeds",
+            "P@k gap",
+            "largest AUC gap (data set)",
+            "seeds (Keras / PyTorch)",
+        ],
+        rows,
+    )
+
+
 def report(args: argparse.Namespace) -> None:
     """Write the tables into research/scoring_modes/RESULTS.md, between its markers."""
     table = load()
@@ -202,13 +286,16 @@ def report(args: argparse.Namespace) -> None:
         "## Table: every scoring mode on the planted-truth suite",
         "",
         "Made with `OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run "
-        "--epochs 15 60 200` (PyTorch, 5 seeds; 11 min) and `KERAS_BACKEND=tensorflow ... run "
-        "--framework keras "
-        "--modes viann growth path ema_variance update_variance --seeds 3` (TensorFlow backend), "
+        "--epochs 15 60 200` (PyTorch, 5 seeds; 11 min) and `KERAS_BACKEND=tensorflow "
+        "OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run "
+        "--framework keras --modes viann growth path ema_variance update_variance taylor "
+        "movement --seeds 3 --epochs 15 60 200` (TensorFlow backend; 1.2 / 4.0 / 13.3 min, "
+        "18.6 min in all, on a machine shared with other jobs), "
         "then `... report`. Runner: the benchmark suite's "
         "`benchmarks.truth.run_truth`: MLP 64-64 (ReLU, Adam 1e-3, batch 32), "
         "75/25 split, each epoch count its own training runs; every mode is a tracker "
-        "attached to the same run (`scoring=` of `VarianceImportanceTorch`), the references "
+        "attached to the same run (`scoring=` of `VarianceImportanceTorch` or "
+        "`VarianceImportanceKeras`), the references "
         "explain that network afterwards. Raw rows: `research/scoring_modes/truth_*.csv`.",
         "",
         f"Goal: suite-mean ROC-AUC >= {GOAL_AUC}, precision@k >= {GOAL_PK}, tracker "
@@ -234,7 +321,12 @@ def report(args: argparse.Namespace) -> None:
     ]
     if not keras_table.empty:
         text += [
-            "**Keras** (snapshot modes only: callbacks cannot see gradients)",
+            "**Keras** (TensorFlow backend, `model.fit` with the callbacks; gradient modes "
+            "read the gradient through the tap the callback puts around `model.optimizer`, "
+            "inside the compiled train step). Cost of the gradient modes here is the time in "
+            "the callback's hooks only (installing the tap and rebuilding the train function "
+            "at the start, draining the sums once per epoch); the work the tap adds inside "
+            "the compiled step is part of training time and not in this column.",
             "",
             _md(
                 [
@@ -268,6 +360,14 @@ def report(args: argparse.Namespace) -> None:
     ]
     if not keras_table.empty:
         text += [
+            "### Keras against PyTorch, mode by mode",
+            "",
+            "Suite means (mean over data sets of the mean over seeds) on the seeds both "
+            "frameworks ran; `PyTorch, all seeds` adds its other seeds. Gap = Keras minus "
+            "PyTorch on the common seeds.",
+            "",
+            framework_gap(table),
+            "",
             "### Keras: ROC-AUC per data set",
             "",
             per_dataset(keras_table, "auc"),
@@ -297,6 +397,11 @@ def main() -> None:
     r.add_argument("--modes", nargs="+", choices=list(SCORING_MODES))
     r.add_argument("--datasets", nargs="+")
     r.add_argument("--no-reference", action="store_true", help="skip the post-hoc references")
+    r.add_argument(
+        "--no-every-step",
+        action="store_true",
+        help="with taylor, skip the extra taylor tracker that reads every step",
+    )
     sub.add_parser("report")
     args = parser.parse_args()
     run(args) if args.command == "run" else report(args)

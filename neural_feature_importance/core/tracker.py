@@ -493,9 +493,11 @@ class VarianceImportanceBase:
                     "optimizer steps was 0"
                 )
                 causes = (
-                    "the gradient was cleared before on_step_end() (call it after "
-                    "optimizer.step() and before optimizer.zero_grad(); "
-                    "zero_grad(set_to_none=False) leaves zeros behind)"
+                    "in PyTorch, the gradient was cleared before on_step_end() (call it "
+                    "after optimizer.step() and before optimizer.zero_grad(); "
+                    "zero_grad(set_to_none=False) leaves zeros behind); in Keras, a custom "
+                    "loop that updates the model with another optimizer than the one "
+                    "wrap_optimizer() returned"
                 )
             else:
                 measured = f"the weights did not change over the {self.n_updates_} snapshots"

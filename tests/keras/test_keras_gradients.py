@@ -203,6 +203,23 @@ def test_two_gradient_callbacks_share_one_fit_and_both_give_the_optimizer_back()
     )
 
 
+def test_synaptic_sums_each_steps_loss_decrease():
+    x, y = linear_data()
+    model = linear_model()
+    synaptic = VarianceImportanceKeras(scoring="synaptic")
+    recorder = WeightRecorder()
+    model.fit(
+        x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=[synaptic, recorder]
+    )
+    steps = applied_gradients(x, y, recorder)
+    # Every step is read; the update of step t runs from the kernel before it.
+    omega = -sum(g * (w - before) for (g, w), before in zip(steps, recorder.kernels, strict=False))
+    assert synaptic._mode.n_steps == 8
+    expected = np.maximum(omega.sum(axis=1) / 8, 0)
+    np.testing.assert_allclose(synaptic.raw_importances_, expected, rtol=1e-4, atol=1e-9)
+    assert np.count_nonzero(expected) >= 2
+
+
 def test_gradient_accumulation_reads_each_applied_update_once():
     x, y = linear_data()
     model = linear_model(keras.optimizers.SGD(0.05, gradient_accumulation_steps=2))
