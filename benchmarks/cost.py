@@ -24,15 +24,40 @@ Three parts (``--parts overhead,scale,memory``):
     state tensors, float64 and float32 statistics), the peak extra memory of
     an update in the numpy core (``tracemalloc``), and the time per update.
 
+One more part runs only when named (``--parts keras_gradients``):
+
+``keras_gradients``
+    The Keras gradient mode (``scoring="taylor"``), whose per-step work is
+    inside the compiled train step where hook timing cannot see it: paired,
+    interleaved fits of a fresh model without any callback, with a
+    ``scoring="viann"`` callback and with a ``scoring="taylor"`` one, the
+    steady-state epoch times compared round by round (median and IQR of the
+    paired differences), the compiled train step alone profiled with and
+    without the tap (alternating blocks of steps on one batch), the taylor
+    callback's hooks timed inside them and the traces of the train step. One
+    subprocess per Keras backend
+    (``--backends tensorflow,jax``; ``torch`` too). Writes
+    ``cost_keras_gradients.md``, ``cost_keras_gradients.csv`` (one row per fit or
+    block of steps)
+    and ``cost_keras_gradients_summary.csv``, and its own section of
+    ``RESULTS.md``.
+
 Run ``python -m benchmarks.cost`` (about 10 minutes on one core) or
-``python -m benchmarks.cost --quick`` (a smoke run).
+``python -m benchmarks.cost --quick`` (a smoke run);
+``python -m benchmarks.cost --parts keras_gradients`` (about 14 minutes for the
+two default backends, 20 with ``--backends tensorflow,jax,torch``).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
+import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -54,6 +79,8 @@ from benchmarks.methods import (
 from benchmarks.training import (
     KERAS_HOOKS,
     TORCH_HOOKS,
+    count_keras_traces,
+    keras_epoch_clock,
     limit_threads,
     time_hooks,
     timed_read,
@@ -66,6 +93,8 @@ from benchmarks.training import (
 logger = logging.getLogger(__name__)
 
 PARTS = ("overhead", "scale", "memory")
+# Parts run only when named in --parts (not by default): one subprocess per Keras backend.
+OPTIONAL_PARTS = ("keras_gradients",)
 OVERHEAD_MODELS = ("mlp", "conv2d", "embedding")
 FEATURE_SIZES = (10, 30, 100, 300, 1000, 2000)
 ROW_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -80,6 +109,9 @@ SCALE_METHODS = (
 POSTHOC_SCALE_METHODS = frozenset(SCALE_METHODS[2:])
 MEMORY_INPUTS = (10, 100, 1_000, 10_000, 100_000)
 MEMORY_UNITS = 64
+KERAS_GRADIENT_BACKENDS = ("tensorflow", "jax")
+KERAS_GRADIENT_MODELS = ("mlp", "conv2d", "embedding")
+KERAS_GRADIENT_VARIANTS = ("plain", "viann", "taylor")
 
 FULL = {
     "overhead_rows": {"mlp": 20_000, "conv2d": 5_000, "embedding": 4_000},
@@ -92,6 +124,11 @@ FULL = {
     "row_features": 50,
     "memory_inputs": MEMORY_INPUTS,
     "method_budget": 90.0,
+    "keras_gradient_rows": {"mlp": 10_000, "conv2d": 5_000, "embedding": 4_000},
+    "keras_gradient_epochs": 3,
+    "keras_gradient_repeats": 6,
+    "keras_gradient_models": KERAS_GRADIENT_MODELS,
+    "keras_gradient_step_blocks": 20,
 }
 QUICK = {
     "overhead_rows": {"mlp": 600, "conv2d": 200, "embedding": 200},
@@ -104,6 +141,11 @@ QUICK = {
     "row_features": 10,
     "memory_inputs": (10, 100),
     "method_budget": 30.0,
+    "keras_gradient_rows": {"mlp": 256, "conv2d": 128, "embedding": 128},
+    "keras_gradient_epochs": 1,
+    "keras_gradient_repeats": 2,
+    "keras_gradient_models": ("mlp",),
+    "keras_gradient_step_blocks": 4,
 }
 
 
@@ -579,6 +621,767 @@ def run_memory(
     return pd.DataFrame(out)
 
 
+# ========================================================== keras gradients
+# The module each Keras backend needs (a backend whose module is missing is skipped).
+_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+_TAYLOR_GOAL_PCT = 2.0
+_KERAS_LOSS = "sparse_categorical_crossentropy"
+
+
+class _WarningCount(logging.Handler):
+    """Collects the library's WARNING log records during one fit."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _keras_gradient_fit(
+    spec: dict[str, Any], variant: str, epochs: int, seed: int = 0, refit: bool = False
+) -> dict[str, Any]:
+    """One ``fit`` of a fresh model (same seed) with ``variant``'s callback; its timings.
+
+    ``variant``: ``plain`` (no callback), ``viann`` (per-epoch snapshots) or
+    ``taylor`` (the gradient tap). The epoch clock is the last callback, so an
+    epoch's time includes the tracker's ``on_epoch_end`` (the tap's drain).
+    ``refit=True`` fits the model a second time for ``epochs`` more and
+    reports that second ``fit`` (retracing, and the train function rebuilt).
+    Keras's global state and Python's garbage are cleared before the fit, and
+    the cyclic garbage collector is off during it (as ``timeit`` does), so that
+    a collection of earlier models' garbage does not land in one variant's epoch.
+    """
+    import keras
+
+    keras.backend.clear_session()  # also collects the garbage
+    keras.utils.set_random_seed(seed)
+    model = spec["keras"]()
+    traces = count_keras_traces(model)
+    tracker = None
+    hooks = inner = None
+    if variant != "plain":
+        tracker = _tracker_classes("keras")[spec["kind"]](scoring=variant)
+        # Nested inside the hooks: the tap's install (train function rebuilt) and drain.
+        inner = time_hooks(tracker, ("_install_tap", "_drain_tap"))
+        hooks = time_hooks(tracker, KERAS_HOOKS)
+    library_log = _WarningCount()
+    package_logger = logging.getLogger("neural_feature_importance")
+    package_logger.addHandler(library_log)
+    clock = keras_epoch_clock()
+    fit_args = (model, spec["X_keras"], spec["y"], "classification")
+    callbacks = [*([tracker] if tracker is not None else []), clock]
+    traces_before = 0
+    gc.disable()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if refit:
+                train_keras(
+                    *fit_args, epochs=epochs, batch_size=spec["batch_size"], callbacks=callbacks
+                )
+                traces_before = traces()
+                if hooks is not None and inner is not None:
+                    for timer in (hooks, inner):
+                        timer.seconds, timer.calls, timer.per_hook = 0.0, 0, {}
+                # train_keras compiles again, which resets the train function; fit on
+                # the compiled model directly, as a user continuing training would.
+                start = time.perf_counter()
+                model.fit(
+                    np.asarray(spec["X_keras"], dtype=np.float32),
+                    np.asarray(spec["y"]),
+                    epochs=epochs,
+                    batch_size=spec["batch_size"],
+                    shuffle=True,
+                    verbose=0,
+                    callbacks=callbacks,
+                )
+                fit_s = time.perf_counter() - start
+            else:
+                fit_s = train_keras(
+                    *fit_args, epochs=epochs, batch_size=spec["batch_size"], callbacks=callbacks
+                )
+    finally:
+        gc.enable()
+        package_logger.removeHandler(library_log)
+    epoch_s, epoch_cpu = clock.epoch_seconds, clock.epoch_cpu_seconds
+    ours = [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if "neural_feature_importance" in str(w.filename)
+    ]
+    row: dict[str, Any] = {
+        "kind": "refit" if refit else "fit",
+        "variant": variant,
+        "epochs": epochs,
+        "steps_per_epoch": int(np.ceil(len(spec["y"]) / spec["batch_size"])),
+        "fit_seconds": fit_s,
+        "first_epoch_seconds": epoch_s[0],
+        "first_epoch_cpu_seconds": epoch_cpu[0],
+        # Median of the epochs after the first: steady state, tracing excluded.
+        "epoch_seconds": float(np.median(epoch_s[1:])) if len(epoch_s) > 1 else np.nan,
+        "epoch_cpu_seconds": float(np.median(epoch_cpu[1:])) if len(epoch_cpu) > 1 else np.nan,
+        "epoch_seconds_all": ";".join(f"{s:.5f}" for s in epoch_s),
+        "epoch_cpu_seconds_all": ";".join(f"{s:.5f}" for s in epoch_cpu),
+        "traces": traces() - traces_before,
+        "optimizer_after_fit": type(model.optimizer).__name__,
+        "library_warnings": " | ".join([*library_log.messages, *ours]),
+    }
+    if tracker is not None and hooks is not None and inner is not None:
+        per_hook, nested = hooks.per_hook, inner.per_hook
+        row.update(
+            {
+                "on_train_begin_seconds": per_hook.get("on_train_begin", 0.0),
+                "install_seconds": nested.get("_install_tap", 0.0),
+                "on_epoch_end_seconds": per_hook.get("on_epoch_end", 0.0) / max(len(epoch_s), 1),
+                # The drains at the epochs' ends (on_train_end drains once more, empty).
+                "drain_seconds": nested.get("_drain_tap", 0.0) / max(len(epoch_s) + 1, 1),
+                "on_train_end_seconds": per_hook.get("on_train_end", 0.0),
+                "n_updates": tracker.n_updates_,
+                "gradient_reads": getattr(tracker._mode, "n_steps", 0)
+                if variant == "taylor"
+                else 0,
+            }
+        )
+        # Reading the importances proves the fit tracked something (it is not timed here).
+        row["importances_read"] = bool(np.all(np.isfinite(tracker.feature_importances_)))
+    return row
+
+
+def _keras_step_runner(spec: dict[str, Any], variant: str, seed: int = 0) -> Any:
+    """A function ``run(n)`` that applies ``n`` compiled train steps to one fixed batch.
+
+    The step is the one ``fit`` compiles (``model.train_step``, jitted on JAX,
+    a ``tf.function`` on TensorFlow, eager on PyTorch), without ``fit``'s data
+    pipeline and callbacks; ``variant="taylor"`` installs the tap through the
+    callback's own ``set_model`` / ``on_train_begin``. Returns ``None`` where
+    this Keras version's trainer does not expose what it needs.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = spec["keras"]()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss=_KERAS_LOSS)
+    batch = spec["batch_size"]
+    x = np.asarray(spec["X_keras"][:batch])
+    x = x if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32)
+    y = np.asarray(spec["y"][:batch])
+    if variant == "taylor":
+        tracker = _tracker_classes("keras")[spec["kind"]](scoring="taylor")
+        tracker.set_model(model)
+        tracker.on_train_begin()
+    else:
+        model.optimizer.build(model.trainable_variables)  # built before tracing, as the tap's
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        get_state = getattr(model, "_get_jax_state", None)
+        if get_state is None:  # pragma: no cover - another Keras version
+            return None
+        state = [
+            get_state(
+                trainable_variables=True,
+                non_trainable_variables=True,
+                optimizer_variables=True,
+                metrics_variables=True,
+            )
+        ]
+        step = jax.jit(model.train_step, donate_argnums=0)
+        data = (jax.numpy.asarray(x), jax.numpy.asarray(y))
+
+        def run(n: int) -> None:
+            current = state[0]
+            for _ in range(n):
+                _, current = step(current, data)
+            jax.block_until_ready(current)
+            state[0] = current
+
+        return run
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        function = tf.function(
+            model.train_step, jit_compile=bool(model.jit_compile), reduce_retracing=True
+        )
+        tf_data = (tf.constant(x), tf.constant(y))
+
+        def run(n: int) -> None:
+            for _ in range(n):
+                function(tf_data)
+
+        return run
+    import torch
+
+    torch_data = (torch.as_tensor(x), torch.as_tensor(y))
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            model.train_step(torch_data)
+
+    return run
+
+
+def _keras_step_profile(
+    spec: dict[str, Any], blocks: int = 20, block_seconds: float = 0.25
+) -> list[dict[str, Any]]:
+    """CPU time per compiled train step with and without the tap, in alternating blocks.
+
+    Blocks of steps (about ``block_seconds`` each) alternate plain/taylor,
+    taylor/plain...; one row per block and variant, in microseconds per step.
+    """
+    runs = {variant: _keras_step_runner(spec, variant) for variant in ("plain", "taylor")}
+    if any(run is None for run in runs.values()):
+        return []
+    for run in runs.values():
+        run(3)  # trace and compile
+    start = time.process_time()
+    runs["plain"](5)
+    per_step = max((time.process_time() - start) / 5, 1e-6)
+    block = max(3, int(block_seconds / per_step))
+    out = []
+    gc.collect()
+    gc.disable()
+    try:
+        for index in range(blocks):
+            order = ("plain", "taylor") if index % 2 == 0 else ("taylor", "plain")
+            for variant in order:
+                start = time.process_time()
+                runs[variant](block)
+                seconds = (time.process_time() - start) / block
+                out.append(
+                    {"kind": "step", "variant": variant, "repeat": index, "step_us": 1e6 * seconds}
+                )
+    finally:
+        gc.enable()
+    return out
+
+
+def keras_gradient_fits(
+    models: Iterable[str] = KERAS_GRADIENT_MODELS,
+    *,
+    rows: dict[str, int] | None = None,
+    epochs: int = 3,
+    repeats: int = 6,
+    step_blocks: int = 20,
+    variants: Sequence[str] = KERAS_GRADIENT_VARIANTS,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Interleaved fits with and without a Keras tracker, on the backend already loaded.
+
+    For each model: a warm-up fit of every variant on two batches (first-use
+    costs of the process), then ``repeats`` rounds; a round fits a fresh model
+    of the same seed once per variant (``plain``, ``viann``, ``taylor``), in an
+    order rotated from round to round, each for ``1 + epochs`` epochs (the
+    first epoch, which traces and compiles the train step, is reported apart).
+    Then one ``refit`` per variant: a second ``fit()`` of the same model (two
+    epochs each), and a profile of the compiled train step alone with and
+    without the tap (:func:`_keras_step_profile`). One row per fit (``kind``
+    ``fit`` or ``refit``) or per block of steps (``kind="step"``).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    rows = rows or FULL["keras_gradient_rows"]
+    out = []
+    for name in models:
+        spec = _overhead_data(name, rows[name])
+        for variant in variants:
+            _keras_gradient_fit(_subset(spec, 2 * spec["batch_size"]), variant, 2)
+        for rep in range(repeats):
+            order = list(variants[rep % len(variants) :]) + list(variants[: rep % len(variants)])
+            for position, variant in enumerate(order):
+                row = _keras_gradient_fit(spec, variant, 1 + epochs)
+                out.append(
+                    {
+                        "backend": backend,
+                        "model": name,
+                        "data": spec["data"],
+                        "repeat": rep,
+                        "position": position,
+                        **row,
+                    }
+                )
+            if progress is not None:
+                last = {r["variant"]: r["epoch_seconds"] for r in out[-len(order) :]}
+                progress(
+                    f"keras_gradients {backend} {name} round {rep + 1}/{repeats}: "
+                    + ", ".join(f"{v} {1e3 * last[v]:.0f} ms/epoch" for v in variants)
+                )
+        for variant in variants:
+            row = _keras_gradient_fit(spec, variant, 2, refit=True)
+            out.append(
+                {
+                    "backend": backend,
+                    "model": name,
+                    "data": spec["data"],
+                    "repeat": -1,
+                    "position": -1,
+                    **row,
+                }
+            )
+        keras.backend.clear_session()
+        for row in _keras_step_profile(spec, blocks=step_blocks):
+            out.append({"backend": backend, "model": name, "data": spec["data"], **row})
+        if progress is not None:
+            progress(f"keras_gradients {backend} {name}: second fit and step profile done")
+    return pd.DataFrame(out)
+
+
+def _keras_gradients_child(config_path: str, out_path: str) -> None:
+    """Entry point of one backend's subprocess (``KERAS_BACKEND`` is set by the parent)."""
+    config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    threads = int(config["threads"])
+    limit_threads(threads)
+    if os.environ.get("KERAS_BACKEND") == "tensorflow":
+        import tensorflow as tf
+
+        try:  # before TensorFlow's runtime starts, i.e. before keras is imported
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # pragma: no cover - runtime already started
+            pass
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    table = keras_gradient_fits(
+        config["models"],
+        rows=config["rows"],
+        epochs=config["epochs"],
+        repeats=config["repeats"],
+        step_blocks=config["step_blocks"],
+        progress=lambda line: print(line, flush=True),
+    )
+    table.to_csv(out_path, index=False)
+
+
+def run_keras_gradients(
+    backends: Iterable[str] = KERAS_GRADIENT_BACKENDS,
+    models: Iterable[str] = KERAS_GRADIENT_MODELS,
+    *,
+    rows: dict[str, int] | None = None,
+    epochs: int = 3,
+    repeats: int = 6,
+    step_blocks: int = 20,
+    threads: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """:func:`keras_gradient_fits` once per Keras backend, each in its own subprocess.
+
+    Keras fixes its backend at import (``KERAS_BACKEND``), so every backend
+    runs in a fresh interpreter. A backend whose module is not installed is
+    skipped (with a message). Returns the fits of all backends.
+    """
+    import importlib.util
+
+    rows = rows or FULL["keras_gradient_rows"]
+    models = list(models)
+    tables = []
+    repo = report.BENCHMARKS_DIR.parent
+    for backend in backends:
+        module = _BACKEND_MODULES.get(backend)
+        if module is None:
+            raise ValueError(
+                f"unknown Keras backend {backend!r}; use {', '.join(_BACKEND_MODULES)}"
+            )
+        if importlib.util.find_spec(module) is None:
+            if progress is not None:
+                progress(f"keras_gradients {backend}: {module} is not installed, skipped")
+            continue
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": backend,
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "OPENBLAS_NUM_THREADS": str(threads),
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p
+            ),
+        }
+        if backend == "jax" and threads == 1:
+            env["XLA_FLAGS"] = (
+                os.environ.get("XLA_FLAGS", "")
+                + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+            ).strip()
+        with tempfile.TemporaryDirectory(prefix="viann-keras-gradients-") as tmp:
+            config_path, out_path = Path(tmp) / "config.json", Path(tmp) / "fits.csv"
+            config = {
+                "models": models,
+                "rows": rows,
+                "epochs": epochs,
+                "repeats": repeats,
+                "step_blocks": step_blocks,
+                "threads": threads,
+            }
+            config_path.write_text(json.dumps(config), encoding="utf-8")
+            code = (
+                "import sys; from benchmarks.cost import _keras_gradients_child; "
+                "_keras_gradients_child(sys.argv[1], sys.argv[2])"
+            )
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", code, str(config_path), str(out_path)],
+                cwd=repo,
+                env=env,
+                check=True,
+            )
+            table = pd.read_csv(out_path, keep_default_na=False, na_values=[""])
+        table["backend_seconds"] = time.perf_counter() - start
+        tables.append(table)
+        if progress is not None:
+            progress(f"keras_gradients {backend}: {time.perf_counter() - start:.0f} s")
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return (np.nan, np.nan, np.nan)
+    q1, q2, q3 = np.percentile(arr, [25, 50, 75])
+    return (float(q2), float(q1), float(q3))
+
+
+def _paired_stats(group: pd.DataFrame, column: str, steps: int) -> dict[str, float]:
+    """Paired statistics of one clock (``epoch_seconds`` or ``epoch_cpu_seconds``)."""
+    wide = group.pivot(index="repeat", columns="variant", values=column)
+
+    def paired(a: str, b: str) -> list[float]:
+        return list(100.0 * (wide[a] - wide[b]) / wide[b])
+
+    taylor_pct = paired("taylor", "plain")
+    plain = wide["plain"].to_numpy()
+    out = {
+        "plain_epoch": float(np.median(plain)),
+        "viann_epoch": float(wide["viann"].median()),
+        "taylor_epoch": float(wide["taylor"].median()),
+        "taylor_slower_rounds": float(np.sum(np.asarray(taylor_pct) > 0)),
+        "taylor_us_per_step": float(1e6 * np.median(wide["taylor"] - wide["plain"]) / steps),
+    }
+    for key, values in (
+        ("taylor_overhead", taylor_pct),
+        ("taylor_vs_viann", paired("taylor", "viann")),
+        ("viann_overhead", paired("viann", "plain")),
+        ("noise", list(100.0 * np.diff(plain) / plain[:-1])),
+    ):
+        med, q1, q3 = _quartiles(values)
+        out.update({f"{key}_pct": med, f"{key}_q1": q1, f"{key}_q3": q3})
+    return out
+
+
+def summarise_keras_gradients(fits: pd.DataFrame) -> pd.DataFrame:
+    """One row per (backend, model): paired overheads (median, IQR) and the hooks' times.
+
+    A round's overhead is ``100 * (taylor - plain) / plain`` of the steady
+    epoch time (median of the epochs after the first) of the fits of that
+    round, which ran next to each other; ``noise`` is the same statistic for
+    plain against the next round's plain, the run-to-run spread of the machine.
+    The statistics are computed on CPU time (columns without a suffix) and on
+    wall time (``_wall``).
+    """
+    out = []
+    if fits.empty:
+        return pd.DataFrame(out)
+    main_fits = fits[fits["kind"] == "fit"]
+    for (backend, model), group in main_fits.groupby(["backend", "model"], sort=False):
+        first = group.pivot(index="repeat", columns="variant", values="first_epoch_seconds")
+        taylor = group[group["variant"] == "taylor"]
+        viann = group[group["variant"] == "viann"]
+        steps = int(group["steps_per_epoch"].iloc[0])
+        same = (fits["backend"] == backend) & (fits["model"] == model)
+        refits = fits[same & (fits["kind"] == "refit")].set_index("variant")
+        blocks = fits[same & (fits["kind"] == "step")]
+        row: dict[str, Any] = {
+            "backend": backend,
+            "model": model,
+            "data": group["data"].iloc[0],
+            "rounds": int(group["repeat"].nunique()),
+            "timed_epochs": int(group["epochs"].iloc[0]) - 1,
+            "steps_per_epoch": steps,
+        }
+        row.update(_paired_stats(group, "epoch_cpu_seconds", steps))
+        row.update(
+            {f"{k}_wall": v for k, v in _paired_stats(group, "epoch_seconds", steps).items()}
+        )
+        row.update(
+            {
+                "first_epoch_extra_seconds": float(np.median(first["taylor"] - first["plain"])),
+                "plain_first_epoch_seconds": float(first["plain"].median()),
+                "on_train_begin_seconds": float(taylor["on_train_begin_seconds"].median()),
+                "install_seconds": float(taylor["install_seconds"].median()),
+                "on_epoch_end_seconds": float(taylor["on_epoch_end_seconds"].median()),
+                "drain_seconds": float(taylor["drain_seconds"].median()),
+                "on_train_end_seconds": float(taylor["on_train_end_seconds"].median()),
+                "viann_on_epoch_end_seconds": float(viann["on_epoch_end_seconds"].median()),
+                "gradient_reads": int(taylor["gradient_reads"].median()),
+                "plain_traces": int(group[group["variant"] == "plain"]["traces"].median()),
+                "taylor_traces": int(taylor["traces"].median()),
+                "refit_plain_traces": _cell(refits, "plain", "traces"),
+                "refit_taylor_traces": _cell(refits, "taylor", "traces"),
+                "refit_first_epoch_extra_seconds": _cell(refits, "taylor", "first_epoch_seconds")
+                - _cell(refits, "plain", "first_epoch_seconds"),
+                "optimizer_after_fit": ",".join(sorted(set(taylor["optimizer_after_fit"]))),
+                "library_warnings": " | ".join(
+                    sorted({w for w in group["library_warnings"].dropna().astype(str) if w})
+                ),
+            }
+        )
+        row.update(_step_stats(blocks, row))
+        row["verdict"] = _verdict(row)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _step_stats(blocks: pd.DataFrame, row: dict[str, Any]) -> dict[str, float]:
+    """The step profile's statistics, and the overhead it predicts for ``fit``.
+
+    ``estimated_overhead_pct`` = (extra CPU time per step x steps per epoch +
+    the taylor callback's ``on_epoch_end``) / plain's CPU time per epoch.
+    """
+    keys = ("step_plain_us", "step_taylor_us", "step_extra_us", "step_extra_q1", "step_extra_q3")
+    if blocks.empty:
+        return {**dict.fromkeys(keys, np.nan), "estimated_overhead_pct": np.nan}
+    wide = blocks.pivot(index="repeat", columns="variant", values="step_us")
+    extra, q1, q3 = _quartiles(list(wide["taylor"] - wide["plain"]))
+    per_epoch = extra * 1e-6 * row["steps_per_epoch"] + row["on_epoch_end_seconds"]
+    return {
+        "step_plain_us": float(wide["plain"].median()),
+        "step_taylor_us": float(wide["taylor"].median()),
+        "step_extra_us": extra,
+        "step_extra_q1": q1,
+        "step_extra_q3": q3,
+        "step_blocks": len(wide),
+        "estimated_overhead_pct": 100.0 * per_epoch / row["plain_epoch"],
+    }
+
+
+def _cell(table: pd.DataFrame, index: str, column: str) -> float:
+    if index not in table.index:
+        return np.nan
+    return float(table.loc[index, column])
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    """The goal, judged on the step profile's estimate; the noise, on the paired fits."""
+    med, q1, q3 = row["taylor_overhead_pct"], row["taylor_overhead_q1"], row["taylor_overhead_q3"]
+    estimate = row.get("estimated_overhead_pct", np.nan)
+    if not np.isfinite(med):
+        return "n/a"
+    noise = (
+        "fits: within noise" if q1 <= 0.0 <= q3 else "fits: slower" if q1 > 0 else "fits: faster"
+    )
+    if not np.isfinite(estimate):
+        goal = "meets" if q3 <= _TAYLOR_GOAL_PCT else "misses" if q1 > _TAYLOR_GOAL_PCT else "?"
+    else:
+        goal = "meets" if estimate <= _TAYLOR_GOAL_PCT else "misses"
+    return f"{goal} {_TAYLOR_GOAL_PCT:g} %; {noise}"
+
+
+def _pct(med: float, q1: float, q3: float) -> str:
+    if not np.isfinite(med):
+        return "n/a"
+    return f"{med:+.1f} % [{q1:+.1f}, {q3:+.1f}]"
+
+
+def _ms(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "n/a"
+    return f"{1e3 * seconds:.1f} ms" if abs(seconds) < 1.0 else f"{seconds:.2f} s"
+
+
+def _us(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.0f} µs"
+
+
+def keras_gradients_markdown(summary: pd.DataFrame, fits: pd.DataFrame) -> str:
+    """The tables of the ``keras_gradients`` part."""
+    if summary.empty:
+        return "No Keras backend ran."
+    first = summary.iloc[0]
+    data_lines = sorted({f"- {r['model']}: {r['data']}" for _, r in summary.iterrows()})
+    fit_rows, step_rows, hook_rows = [], [], []
+    for _, r in summary.iterrows():
+
+        def stat(key: str, suffix: str = "", r: pd.Series = r) -> str:
+            return _pct(r[f"{key}_pct{suffix}"], r[f"{key}_q1{suffix}"], r[f"{key}_q3{suffix}"])
+
+        label = f"{r['model']} ({r['backend']})"
+        fit_rows.append(
+            [
+                label,
+                f"{int(r['steps_per_epoch']):,}",
+                f"{_ms(r['plain_epoch'])} / {_ms(r['plain_epoch_wall'])}",
+                f"{_ms(r['taylor_epoch'])} / {_ms(r['taylor_epoch_wall'])}",
+                stat("taylor_overhead"),
+                f"{int(r['taylor_slower_rounds'])} / {int(r['rounds'])}",
+                stat("noise"),
+                stat("taylor_vs_viann"),
+                stat("viann_overhead"),
+                stat("taylor_overhead", "_wall"),
+                stat("noise", "_wall"),
+            ]
+        )
+        extra = r["step_extra_us"]
+        step_rows.append(
+            [
+                label,
+                _us(r["step_plain_us"]),
+                _us(r["step_taylor_us"]),
+                "n/a"
+                if not np.isfinite(extra)
+                else f"{extra:+.0f} µs [{r['step_extra_q1']:+.0f}, {r['step_extra_q3']:+.0f}]",
+                "n/a" if not np.isfinite(extra) else f"{100 * extra / r['step_plain_us']:+.1f} %",
+                _us(1e6 * r["plain_epoch"] / r["steps_per_epoch"]),
+                "n/a"
+                if not np.isfinite(r["estimated_overhead_pct"])
+                else f"{r['estimated_overhead_pct']:+.1f} %",
+                stat("taylor_overhead"),
+                r["verdict"],
+            ]
+        )
+        hook_rows.append(
+            [
+                label,
+                f"{_ms(r['on_train_begin_seconds'])} ({_ms(r['install_seconds'])})",
+                f"{_ms(r['on_epoch_end_seconds'])} ({_ms(r['drain_seconds'])})",
+                _ms(r["viann_on_epoch_end_seconds"]),
+                _ms(r["on_train_end_seconds"]),
+                f"{_ms(r['first_epoch_extra_seconds'])} of {_ms(r['plain_first_epoch_seconds'])}",
+                f"{int(r['plain_traces'])} / {int(r['taylor_traces'])}",
+                f"{_int(r['refit_plain_traces'])} / {_int(r['refit_taylor_traces'])}",
+                _ms(r["refit_first_epoch_extra_seconds"]),
+                f"{int(r['gradient_reads']):,}",
+            ]
+        )
+    warnings_seen = sorted(
+        {w for w in summary["library_warnings"].dropna().astype(str) for w in w.split(" | ") if w}
+    )
+    restored = sorted(set(",".join(summary["optimizer_after_fit"].astype(str)).split(",")))
+    backend_seconds = (
+        fits.groupby("backend", sort=False)["backend_seconds"].first()
+        if "backend_seconds" in fits
+        else pd.Series(dtype=float)
+    )
+    lines = [
+        '### Keras gradient mode (`scoring="taylor"`): training time with and without the tap',
+        "",
+        "The tap adds its per-step terms inside the compiled train step, where hook timing "
+        "cannot see them, so its cost is measured as a *difference of paired runs*, twice: "
+        "whole fits (what a user pays, but noisy on a shared machine) and the compiled step "
+        "alone (precise).",
+        "",
+        "**Paired fits.** In each round a fresh model of the same seed is fitted once without "
+        'any callback (`plain`), once with `scoring="viann"` (per-epoch snapshots) and once '
+        'with `scoring="taylor"` (the gradient tap, `gradient_every=4`), in an order rotated '
+        f"from round to round, for 1 + {int(first['timed_epochs'])} epochs on the same data "
+        "(Keras's global state cleared and the garbage collected before each fit, the cyclic "
+        "collector off during it). An epoch runs from one `on_epoch_end` to the next, so the "
+        "tracker's `on_epoch_end` (with the drain) is counted; the first epoch (tracing and "
+        "compiling) is left out and the median of the others is the fit's epoch time. Both "
+        "clocks are kept: the process's CPU time (`process_time`, every thread; the main "
+        "measure, because on a shared machine it does not count waiting for a core) and wall "
+        "time. `taylor - plain` = median [interquartile range] over the rounds of "
+        "`100 * (taylor - plain) / plain` within a round; `slower in` = rounds where taylor "
+        "took more CPU time; `noise` = the same statistic for one round's plain fit against the "
+        "next round's (the machine's run-to-run spread, what a difference has to beat). An "
+        "interquartile range that contains 0 is within noise.",
+        "",
+        *data_lines,
+        "",
+        report.markdown_table(
+            [
+                "model (backend)",
+                "steps/epoch",
+                "plain epoch, CPU / wall",
+                "taylor epoch, CPU / wall",
+                "taylor - plain, CPU",
+                "slower in",
+                "noise, CPU",
+                "taylor - viann, CPU",
+                "viann - plain, CPU",
+                "taylor - plain, wall",
+                "noise, wall",
+            ],
+            fit_rows,
+        ),
+        "",
+        "**The compiled step alone.** The train step that `fit` compiles (`model.train_step`: "
+        "jitted on JAX, a `tf.function` on TensorFlow, eager on the PyTorch backend), applied "
+        "to one fixed batch in alternating blocks of about 0.25 s of plain and taylor steps "
+        f"({int(first['step_blocks'])} blocks each, CPU time per step; the tap installed by "
+        "the callback's own `on_train_begin`). `extra per step` = median [IQR] of the paired "
+        "block differences; "
+        "`fit step` = plain's CPU time per step inside `fit` (the data pipeline and Keras's "
+        "per-step work included); `estimated` = (extra per step x steps per epoch + the taylor "
+        "callback's `on_epoch_end`) / plain's epoch, the overhead the fits should show without "
+        f"the noise. `verdict`: the {_TAYLOR_GOAL_PCT:g} % goal judged on `estimated`; whether "
+        "the paired fits could tell taylor from plain.",
+        "",
+        report.markdown_table(
+            [
+                "model (backend)",
+                "plain step",
+                "taylor step",
+                "extra per step",
+                "of the step",
+                "fit step",
+                "estimated",
+                "paired fits",
+                "verdict",
+            ],
+            step_rows,
+        ),
+        "",
+        "Hooks of the taylor callback, timed inside them (wall time, medians over the "
+        "rounds): `on_train_begin` includes choosing the layer, wrapping the optimizer and "
+        "rebuilding the train function (in brackets: the install and rebuild alone); "
+        "`on_epoch_end` per epoch includes the drain of the tap's sums to the host (in "
+        "brackets) and the callback's weight snapshot. Tracing is not in `on_train_begin`: it "
+        "happens at the first step, so `first epoch` is the first epoch's extra wall time "
+        "against plain's. `traces` = Python calls of `train_step` in one `fit()`: traces of "
+        "the compiled step on TensorFlow and JAX (one more for a last, smaller batch; "
+        "TensorFlow traces a plain model twice because Adam creates its variables in the first "
+        "trace, while the tap builds them beforehand), one call per step on the eager PyTorch "
+        "backend. `2nd fit` = a second `fit()` of the same model (one sample, wall time, "
+        "noisy): plain Keras reuses its compiled step; the callback makes Keras rebuild it.",
+        "",
+        report.markdown_table(
+            [
+                "model (backend)",
+                "on_train_begin (install)",
+                "on_epoch_end (drain)",
+                "viann on_epoch_end",
+                "on_train_end",
+                "first epoch, taylor - plain",
+                "traces plain / taylor",
+                "traces, 2nd fit",
+                "2nd fit's first epoch, taylor - plain",
+                "gradient reads",
+            ],
+            hook_rows,
+        ),
+        "",
+        f"After every fit the model's optimizer was `{', '.join(restored)}` again. "
+        + (
+            "The library logged or warned: " + "; ".join(warnings_seen) + "."
+            if warnings_seen
+            else "The library logged no warning."
+        ),
+    ]
+    if not backend_seconds.empty:
+        lines += [
+            "",
+            "Wall time per backend: "
+            + ", ".join(f"{b} {s / 60:.1f} min" for b, s in backend_seconds.items())
+            + ".",
+        ]
+    return "\n".join(lines)
+
+
+def _int(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else str(int(value))
+
+
 # ================================================================== report
 def _mb(n: float) -> str:
     if n < 1e6:
@@ -827,6 +1630,12 @@ def plot(
 
 
 # ===================================================================== CLI
+def _models(option: str | None, default: Sequence[str]) -> list[str]:
+    if option is None:
+        return list(default)
+    return [m.strip() for m in option.split(",") if m.strip()]
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     """Command line: ``python -m benchmarks.cost [--quick] [--parts ...]``."""
     parser = argparse.ArgumentParser(
@@ -834,9 +1643,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     )
     parser.add_argument("--quick", action="store_true", help="smoke run with tiny sizes")
     parser.add_argument(
-        "--parts", default=",".join(PARTS), help="comma list of " + ", ".join(PARTS)
+        "--parts",
+        default=",".join(PARTS),
+        help="comma list of " + ", ".join(PARTS + OPTIONAL_PARTS) + f" (default {','.join(PARTS)})",
     )
-    parser.add_argument("--models", default=",".join(OVERHEAD_MODELS))
+    parser.add_argument(
+        "--models",
+        help=f"models of the overhead parts (default {','.join(OVERHEAD_MODELS)}; "
+        f"keras_gradients: {','.join(KERAS_GRADIENT_MODELS)})",
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(KERAS_GRADIENT_BACKENDS),
+        help="Keras backends of the keras_gradients part (tensorflow, jax, torch)",
+    )
+    parser.add_argument("--repeats", type=int, help="keras_gradients: paired rounds (default 6)")
     parser.add_argument("--frameworks", default="torch,keras")
     parser.add_argument("--max-rows", type=int, help="largest row count of the scale sweep")
     parser.add_argument("--max-features", type=int, help="largest feature count of the sweep")
@@ -848,9 +1669,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     args = parser.parse_args(argv)
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
+    unknown = sorted(set(parts) - set(PARTS) - set(OPTIONAL_PARTS))
     if unknown:
-        parser.error(f"unknown part(s) {unknown}; use {', '.join(PARTS)}")
+        parser.error(f"unknown part(s) {unknown}; use {', '.join(PARTS + OPTIONAL_PARTS)}")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if "keras_gradients" in parts:
+        bad = sorted(set(backends) - set(_BACKEND_MODULES))
+        if bad:
+            parser.error(f"unknown Keras backend(s) {bad}; use {', '.join(_BACKEND_MODULES)}")
+    if args.repeats is not None and args.repeats < 2:
+        parser.error("--repeats must be at least 2 (the spread needs rounds)")
     limit_threads(args.threads)
     if args.device != "cpu":
         import torch
@@ -879,7 +1707,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     results: dict[str, pd.DataFrame] = {}
     if "overhead" in parts:
         results["overhead"] = run_overhead(
-            [m.strip() for m in args.models.split(",") if m.strip()],
+            _models(args.models, OVERHEAD_MODELS),
             [f.strip() for f in args.frameworks.split(",") if f.strip()],
             rows=settings["overhead_rows"],
             epochs=settings["overhead_epochs"],
@@ -901,14 +1729,55 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
         results["memory"] = run_memory(settings["memory_inputs"])
         say("memory: done")
     elapsed = time.perf_counter() - start
-    for name, table in results.items():
-        table.to_csv(out / f"cost_{name}.csv", index=False)
-    plots = plot(results.get("overhead"), results.get("scale"), results.get("memory"), out)
-    text = markdown(results.get("overhead"), results.get("scale"), results.get("memory"), plots)
     command = (
         "python -m benchmarks.cost"
-        + (" " + " ".join(argv if argv is not None else __import__("sys").argv[1:])).rstrip()
+        + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     )
+    update = not args.quick and not args.no_update
+    update = update and out.resolve() == report.RESULTS_DIR.resolve()
+    if "keras_gradients" in parts:
+        gradient_start = time.perf_counter()
+        fits = run_keras_gradients(
+            backends,
+            _models(args.models, settings["keras_gradient_models"]),
+            rows=settings["keras_gradient_rows"],
+            epochs=settings["keras_gradient_epochs"],
+            repeats=args.repeats or settings["keras_gradient_repeats"],
+            step_blocks=settings["keras_gradient_step_blocks"],
+            threads=args.threads,
+            progress=say,
+        )
+        fits.to_csv(out / "cost_keras_gradients.csv", index=False)
+        summary = summarise_keras_gradients(fits)
+        results["keras_gradients"] = fits
+        results["keras_gradients_summary"] = summary
+        summary.to_csv(out / "cost_keras_gradients_summary.csv", index=False)
+        minutes = (time.perf_counter() - gradient_start) / 60
+        # One process per backend: the parent's KERAS_BACKEND says nothing here.
+        machine = report.machine_info().split(". The machine was shared")[0]
+        machine = re.sub(r" \(backend \w+\)", "", machine)
+        versions = ", ".join(f"{m} {report._version(m)}" for m in ("jax", "jaxlib"))
+        gradient_body = (
+            f"Command: `{command}` ({minutes:.1f} min).\n\n{machine}; {versions}; backends "
+            f"{', '.join(backends)}, each in its own process ({args.threads} thread(s): "
+            "OMP/MKL/OpenBLAS and torch; TensorFlow's intra- and inter-op pools; XLA's CPU "
+            "Eigen pool off for JAX). The machine was shared with other jobs while this ran: "
+            "the runs are paired and interleaved so that its load falls on both sides of each "
+            "difference.\n\n" + keras_gradients_markdown(summary, fits)
+        )
+        (out / "cost_keras_gradients.md").write_text(gradient_body + "\n", encoding="utf-8")
+        print(gradient_body)
+        print(f"\nwrote {out}/cost_keras_gradients.md, .csv and _summary.csv")
+        if update:
+            report.update_section("cost_keras_gradients", gradient_body)
+            print(f"updated {report.RESULTS_MD} (cost_keras_gradients)")
+    if not any(part in PARTS for part in parts):
+        return results
+    for name in PARTS:
+        if name in results:
+            results[name].to_csv(out / f"cost_{name}.csv", index=False)
+    plots = plot(results.get("overhead"), results.get("scale"), results.get("memory"), out)
+    text = markdown(results.get("overhead"), results.get("scale"), results.get("memory"), plots)
     device = None if args.device == "cpu" else args.device
     body = (
         f"Command: `{command}` ({elapsed / 60:.1f} min).\n\n{report.machine_info(device)}\n\n{text}"
@@ -916,7 +1785,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     (out / "cost.md").write_text(body + "\n", encoding="utf-8")
     print(body)
     print(f"\nwrote {out}/cost_*.csv, cost.md and {len(plots)} plot(s)")
-    if not args.quick and not args.no_update and out.resolve() == report.RESULTS_DIR.resolve():
+    if update:
         report.update_section("cost", body)
         print(f"updated {report.RESULTS_MD}")
     return results

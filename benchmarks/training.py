@@ -349,3 +349,65 @@ def keras_embedding_mlp(
     activation = "softmax" if n_outputs > 1 else None
     outputs = keras.layers.Dense(n_outputs, activation=activation, name="output")(h)
     return keras.Model(inputs, outputs)
+
+
+# ------------------------------------------------- Keras: epoch clock, traces
+def keras_epoch_clock() -> Any:
+    """A Keras callback that stamps the clocks at ``on_train_begin`` and every epoch's end.
+
+    Two clocks: ``perf_counter`` (wall time) and ``process_time`` (CPU time of
+    the whole process, all its threads). On a shared machine the CPU time is
+    the steadier measure of the work done, since waiting for a core is not
+    counted. Put the clock *last* in ``callbacks``: Keras calls callbacks in
+    list order, so each stamp then comes after the other callbacks' hooks of
+    that epoch (a tracker's ``on_epoch_end``, a gradient tap's drain), and
+    ``epoch_seconds`` / ``epoch_cpu_seconds`` (differences of consecutive
+    stamps) count them as part of the epoch. The first epoch includes tracing
+    and compiling the train step. The clock overrides no batch hook, so Keras
+    keeps its asynchronous batch dispatch.
+    """
+    import keras
+
+    class EpochClock(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stamps: list[float] = []
+            self.cpu_stamps: list[float] = []
+
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            self.stamps = [time.perf_counter()]
+            self.cpu_stamps = [time.process_time()]
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.stamps.append(time.perf_counter())
+            self.cpu_stamps.append(time.process_time())
+
+        @property
+        def epoch_seconds(self) -> list[float]:
+            return [float(s) for s in np.diff(self.stamps)]
+
+        @property
+        def epoch_cpu_seconds(self) -> list[float]:
+            return [float(s) for s in np.diff(self.cpu_stamps)]
+
+    return EpochClock()
+
+
+def count_keras_traces(model: Any) -> Callable[[], int]:
+    """Count the Python calls of ``model.train_step``; returns a function that reads the count.
+
+    Set before ``fit``: the TensorFlow and JAX trainers call ``train_step``
+    in Python only while tracing the compiled step, so the count is the
+    number of traces (the PyTorch backend runs it eagerly: one call a step).
+    The wrapper is set on the instance; the model's class is untouched.
+    """
+    original = model.train_step
+    calls = [0]
+
+    @functools.wraps(original)
+    def train_step(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    object.__setattr__(model, "train_step", train_step)
+    return lambda: calls[0]
