@@ -456,6 +456,13 @@ GROUPED_METHODS: dict[str, Method] = {
         "growth of the squared weights, per epoch, groups= (Keras network)",
         tracker_kwargs={"scoring": "growth"},
     ),
+    "taylor_keras": Method(
+        "taylor_keras",
+        "viann",
+        "keras",
+        "gradient x weight, every 4th step, groups= (Keras network, optimizer tap)",
+        tracker_kwargs={"scoring": "taylor"},
+    ),
     "grouped_permutation": Method(
         "grouped_permutation",
         "posthoc",
@@ -468,9 +475,11 @@ GROUPED_METHODS: dict[str, Method] = {
 
 The trackers' family is ``viann``: attached while training, each gets the
 first dense layer (``layer="mlp.0"`` in PyTorch, ``"mlp_0"`` in Keras) and
-``feature_names=`` / ``groups=`` from the data. ``taylor`` reads gradients, so
-it exists for PyTorch only; the Keras rows watch their own network (Keras'
-initialisation), while ``grouped_permutation`` explains the PyTorch one.
+``feature_names=`` / ``groups=`` from the data. ``taylor`` reads gradients:
+in PyTorch from ``param.grad``, in Keras (``taylor_keras``) through the
+gradient tap the callback puts around ``model.optimizer``. The Keras rows
+watch their own network (Keras' initialisation), while
+``grouped_permutation`` explains the PyTorch one.
 """
 
 
