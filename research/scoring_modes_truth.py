@@ -138,6 +138,19 @@ def load() -> pd.DataFrame:
     return table[error.isna() | (error.astype(str) == "")]
 
 
+HEADLINE_COLUMNS = [
+    "method",
+    "epochs",
+    "ROC-AUC",
+    "precision@k",
+    "worst data set (AUC)",
+    "cost",
+    "meets goal",
+    "seeds",
+]
+"""Columns of the headline tables (one per framework), as :func:`headline` fills them."""
+
+
 def headline(table: pd.DataFrame) -> list[list[str]]:
     """One row per (method, epochs): suite means, worst data set, cost, goal."""
     rows = []
@@ -304,19 +317,7 @@ def report(args: argparse.Namespace) -> None:
         "tracker's hooks (and reading the scores) / training time without them, median over "
         "runs; for the post-hoc references, seconds after training.",
         "",
-        _md(
-            [
-                "method",
-                "epochs",
-                "ROC-AUC",
-                "precision@k",
-                "worst data set (AUC)",
-                "cost",
-                "meets goal",
-                "seeds",
-            ],
-            headline(torch_table),
-        ),
+        _md(HEADLINE_COLUMNS, headline(torch_table)),
         "",
     ]
     if not keras_table.empty:
@@ -328,19 +329,7 @@ def report(args: argparse.Namespace) -> None:
             "at the start, draining the sums once per epoch); the work the tap adds inside "
             "the compiled step is part of training time and not in this column.",
             "",
-            _md(
-                [
-                    "method",
-                    "epochs",
-                    "ROC-AUC",
-                    "precision@k",
-                    "worst data set (AUC)",
-                    "cost",
-                    "meets goal",
-                    "seeds",
-                ],
-                headline(keras_table),
-            ),
+            _md(HEADLINE_COLUMNS, headline(keras_table)),
             "",
         ]
     text += [

@@ -149,6 +149,8 @@ class ScoringMode:
 
     check_key: ClassVar[str] = ""
     """Gradient modes: the term of :meth:`step_terms` whose finiteness decides a read."""
+    needs_weights_before: ClassVar[bool] = False
+    """Gradient modes: whether :meth:`step_terms` reads the weight before the step."""
 
     def step_terms(
         self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
@@ -167,7 +169,8 @@ class ScoringMode:
         weights : array
             The weight after the optimizer step.
         before : array or None
-            The weight before the step (``synaptic`` only; ``None`` elsewhere).
+            The weight before the step, for modes with :attr:`needs_weights_before`
+            (``synaptic``); ``None`` elsewhere.
         ops : StepOps
             The array library's reductions.
         """
@@ -674,6 +677,7 @@ class SynapticMode(ScoringMode):
     name = "synaptic"
     needs_gradients = True
     check_key = "omega"
+    needs_weights_before = True
     min_snapshots = 0
     merge_rules: ClassVar[dict[str, str]] = {"previous": "last", "omega": "sum"}
 

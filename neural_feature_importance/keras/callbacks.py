@@ -160,7 +160,7 @@ class _KerasTracker(keras.callbacks.Callback, VarianceImportanceBase):
         # A fit() that raised never reached on_train_end: take out its tap (its
         # unfinished epoch is dropped, as a resume from the last epoch's end would).
         self._remove_tap()
-        continuing = (self.view is not None or self.layers_ is not None) and (
+        continuing = self._has_statistics() and (
             self._resume_pending or not self.reset_on_train_begin
         )
         self._resume_pending = False
@@ -237,6 +237,10 @@ class _KerasTracker(keras.callbacks.Callback, VarianceImportanceBase):
             when,
         )
 
+    def _has_statistics(self) -> bool:
+        """Whether a weight (or several input layers) is being tracked already."""
+        return self.view is not None or self.layers_ is not None
+
     # --------------------------------------------------------------- gradients
     def _needs_gradients(self) -> bool:
         return get_mode(self.scoring).needs_gradients
@@ -270,7 +274,7 @@ class _KerasTracker(keras.callbacks.Callback, VarianceImportanceBase):
                     "set_model(model) on a built model (call it on a batch first), then "
                     "on_train_begin()."
                 )
-            self._choose_layer(self.view is not None or self.layers_ is not None)
+            self._choose_layer(self._has_statistics())
         self._tap = GradientTapOptimizer(
             optimizer, self._tap_targets(), gradient_every=self._gradient_every()
         )
@@ -460,7 +464,7 @@ class _KerasTracker(keras.callbacks.Callback, VarianceImportanceBase):
                 sync_state()
         if self.tracked_layer_ is None:
             # The model was not built at on_train_begin (a custom training loop).
-            continuing = self.view is not None or self.layers_ is not None
+            continuing = self._has_statistics()
             self._choose_layer(continuing)
             if self.include_initial and not continuing:
                 logger.warning(

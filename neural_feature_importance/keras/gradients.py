@@ -229,7 +229,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             # Read before the update: it resets the accumulated gradient and moves the weight.
             accumulated = self._accumulated(slot.variable)
             # A copy: on TensorFlow and torch .value reads the live variable.
-            before = keras.ops.copy(slot.variable.value) if slot.mode.name == "synaptic" else None
+            before = keras.ops.copy(slot.variable.value) if slot.mode.needs_weights_before else None
             inputs.append((slot, gradient, accumulated, before))
         applied = self._is_update_step()
         self.inner_optimizer.apply(grads, trainable_variables)
