@@ -213,17 +213,13 @@ class _KerasTracker(keras.callbacks.Callback, VarianceImportanceBase):
         """Give the optimizer back; compute and log the importances, or say why there are none."""
         self._drain_tap()
         self._remove_tap()
-        if self._needs_gradients():
+        gradients = self._needs_gradients()
+        if gradients or self.n_updates_ >= 2:
+            # A gradient mode may also have recorded no read (NotFittedError).
+            reported = (NoSignalError, NotFittedError) if gradients else (NoSignalError,)
             try:
                 self.finalize()
-            except (NoSignalError, NotFittedError) as error:
-                # fit() itself succeeded; reading feature_importances_ raises the same error.
-                logger.warning("%s", error)
-            return
-        if self.n_updates_ >= 2:
-            try:
-                self.finalize()
-            except NoSignalError as error:
+            except reported as error:
                 # fit() itself succeeded; reading feature_importances_ raises the same error.
                 logger.warning("%s", error)
             return
