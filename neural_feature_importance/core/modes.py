@@ -81,20 +81,9 @@ The sums are also flushed at every weight snapshot (epoch end).
 """
 
 
-def unit_axis(view: WeightView) -> int:
-    """Axis of the raw (framework-layout) weight that indexes the units.
-
-    Keras kernels and embedding tables keep the units last; PyTorch ``Linear``
-    and ``ConvNd`` weights keep them first.
-    """
-    if view.layout == "torch" and view.kind in ("dense", "conv"):
-        return 0
-    return len(view.weight_shape) - 1
-
-
 def _reduced_to_features(view: WeightView, reduced: np.ndarray) -> np.ndarray:
     """Per-feature values summed over the unit axis -> ``(n_features,)`` in view order."""
-    axis = unit_axis(view)
+    axis = view.unit_axis
     shape = list(view.weight_shape)
     shape[axis] = 1
     single_unit = WeightView(view.kind, view.layout, tuple(shape))
@@ -129,6 +118,22 @@ class ScoringMode:
     """Gradient modes: read one optimizer step in this many, unless the tracker says."""
     min_snapshots: ClassVar[int] = 1
     merge_rules: ClassVar[dict[str, str]] = {}
+    keeps_last: ClassVar[bool] = False
+    """Whether the scores read the last weight snapshot.
+
+    The tracker keeps a copy of the last snapshot only for the modes that
+    read it, so that each mode's state holds only what it needs (``taylor``
+    keeps one accumulator per feature and nothing per weight).
+    """
+    reduces_each_step: ClassVar[bool] = False
+    """Whether each step's terms are already complete sums (gradient modes).
+
+    ``taylor`` takes the absolute value of each step's per-feature sum over
+    the units (and, for convolutions, of each unit's sum over the features),
+    so under a sharded weight those sums must be complete at every step: the
+    adapter's step operations reduce them over the processes
+    (:mod:`.sharding`), and the accumulated sums need no reduction when read.
+    """
 
     def __init__(self, view: WeightView, ops: ArrayOps, dtype: str) -> None:
         self.view = view
@@ -276,13 +281,26 @@ class ScoringMode:
         """
         raise NotImplementedError
 
+    def feature_sums(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
+        """Per-feature sums before the final clipping at 0, ``(n_features,)``.
+
+        Sums over the units, so the sums of the slices of a sharded weight
+        add up to the whole weight's (:mod:`.sharding`); see
+        :attr:`reduces_each_step` for the exception.
+        """
+        return self.contributions(moments, last).sum(axis=1)
+
+    def unit_sums(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
+        """Per-unit (filter) sums before the final clipping at 0, ``(n_units,)``."""
+        return self.contributions(moments, last).sum(axis=0)
+
     def feature_scores(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         """Raw, non-negative score per input feature, ``(n_features,)``."""
-        return np.maximum(self.contributions(moments, last).sum(axis=1), 0.0)
+        return np.maximum(self.feature_sums(moments, last), 0.0)
 
     def unit_scores(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         """Raw, non-negative score per unit (filter), ``(n_units,)``."""
-        return np.maximum(self.contributions(moments, last).sum(axis=0), 0.0)
+        return np.maximum(self.unit_sums(moments, last), 0.0)
 
     def _matrix(self, key: str) -> np.ndarray:
         return self.view.to_matrix(self.ops.to_numpy(self.arrays[key]))
@@ -354,6 +372,7 @@ class ViannMode(ScoringMode):
 
     name = "viann"
     min_snapshots = 2
+    keeps_last = True
 
 
 class GrowthMode(ScoringMode):
@@ -375,6 +394,7 @@ class GrowthMode(ScoringMode):
 
     name = "growth"
     min_snapshots = 1
+    keeps_last = True
     merge_rules: ClassVar[dict[str, str]] = {"initial": "first"}
 
     def start(self, weights: Array) -> None:
@@ -430,6 +450,7 @@ class EMAVarianceMode(ScoringMode):
 
     name = "ema_variance"
     min_snapshots = 2
+    keeps_last = True
     merge_rules: ClassVar[dict[str, str]] = {"mean": "last", "variance": "last"}
 
     def snapshot(self, weights: Array) -> None:
@@ -467,6 +488,7 @@ class UpdateVarianceMode(ScoringMode):
 
     name = "update_variance"
     min_snapshots = 2
+    keeps_last = True
     merge_rules: ClassVar[dict[str, str]] = {"previous": "last"}
 
     def __init__(self, view: WeightView, ops: ArrayOps, dtype: str) -> None:
@@ -546,10 +568,11 @@ class TaylorMode(ScoringMode):
     gradient_every = 4
     min_snapshots = 0
     merge_rules: ClassVar[dict[str, str]] = {"features": "sum", "units": "sum"}
+    reduces_each_step = True
 
     def __init__(self, view: WeightView, ops: ArrayOps, dtype: str) -> None:
         super().__init__(view, ops, dtype)
-        self._unit_axis = unit_axis(view)
+        self._unit_axis = view.unit_axis
         ndim = len(view.weight_shape)
         self._other_axes = tuple(a for a in range(ndim) if a != self._unit_axis)
         self._track_units = view.kind == "conv"
@@ -605,12 +628,12 @@ class TaylorMode(ScoringMode):
         self._pending = {}
         self._unflushed = 0
 
-    def feature_scores(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
+    def feature_sums(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         self.flush()
         reduced = self.ops.to_numpy(self.arrays["features"])
         return _reduced_to_features(self.view, reduced) / self.n_steps
 
-    def unit_scores(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
+    def unit_sums(self, moments: RunningMoments, last: np.ndarray | None) -> np.ndarray:
         self.flush()
         if self.arrays["units"] is None:
             raise NotFittedError("unit scores of scoring='taylor' are kept for convolutions only.")

@@ -61,8 +61,6 @@ class RunningMoments:
         self._shift: Array | None = None
         self._mean_shifted: Array | None = None
         self._m2: Array | None = None
-        # Scratch for the update's delta: reused so that an update allocates nothing.
-        self._delta: Array | None = None
 
     @property
     def shape(self) -> tuple[int, ...] | None:
@@ -82,10 +80,9 @@ class RunningMoments:
                 f"update of shape {tuple(x.shape)} does not match the tracked shape "
                 f"{self.shape}; call reset() before tracking another array."
             )
-        if self._delta is None:
-            self._delta = self.ops.zeros_like(self._shift)
-        delta = self._delta
-        self.ops.copy_into(delta, x)
+        # A temporary, not a kept scratch array: the tracker's memory is then the
+        # shift, mean and M2 (plus the last weights), 8x a float32 weight in float64.
+        delta = self.ops.copy_as(x, self.dtype)
         delta -= self._shift  # exact for nearby floats (Sterbenz)
         delta -= self._mean_shifted
         self.count += 1
@@ -176,5 +173,4 @@ class RunningMoments:
         self._shift = self.ops.copy_as(state["shift"], self.dtype)
         self._mean_shifted = self.ops.copy_as(state["mean"], self.dtype)
         self._m2 = self.ops.copy_as(state["m2"], self.dtype)
-        self._delta = None
         self.count = count

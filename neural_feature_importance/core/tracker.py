@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from neural_feature_importance.core.scoring import (
     viann_scores,
 )
 from neural_feature_importance.core.serialization import load_state, save_state
+from neural_feature_importance.core.sharding import WeightShard
 from neural_feature_importance.core.views import Kind, Layout, WeightView
 
 logger = logging.getLogger(__name__)
@@ -185,6 +186,12 @@ class VarianceImportanceBase:
         self._columns: ResolvedColumns | None = None
         self._moments = RunningMoments(check_dtype(self.dtype), self.ops)
         self._last: Array | None = None
+        self._n_snapshots = 0
+        # This process's slice of a sharded weight (FSDP2), else None.
+        self._shard: WeightShard | None = None
+        # Modes that keep no per-weight copy: the snapshots' sums since the last
+        # finite check (NaN/Inf propagate into a sum), for finite_check="deferred".
+        self._unchecked_sum: Array | None = None
         self._history: list[np.ndarray] = []
         self._checked_updates = 0
         self._cached_raw: np.ndarray | None = None
@@ -208,7 +215,11 @@ class VarianceImportanceBase:
         return None if mode is ViannMode else mode(view, self.ops, check_dtype(self.dtype))
 
     def start(
-        self, weights: Array, layer_name: str | None = None, check_columns: bool = True
+        self,
+        weights: Array,
+        layer_name: str | None = None,
+        check_columns: bool = True,
+        shard: WeightShard | None = None,
     ) -> None:
         """Begin tracking a weight array, forgetting any earlier statistics.
 
@@ -223,28 +234,40 @@ class VarianceImportanceBase:
             Check ``feature_names``/``groups`` against the weight's inputs now.
             Adapters that may still move to another layer (the torch trackers
             before the first forward pass) check them once the layer is final.
+        shard : WeightShard, optional
+            Where ``weights`` lies in a weight sharded across processes
+            (:mod:`.sharding`): the statistics are then this process's slice,
+            and reading scores is a collective every process must join.
         """
         check_normalize(self.normalize)
         check_finite_check(self.finite_check)
         mode = self._check_scoring()
         view = WeightView(self.kind, self.layout, tuple(weights.shape))
+        if shard is not None and shard.local_shape != view.weight_shape:
+            raise ValueError(
+                f"the weights passed have shape {view.weight_shape}, but the shard is "
+                f"{shard.describe()}, of shape {shard.local_shape}."
+            )
+        whole = view if shard is None else shard.view
         columns = (
-            self._feature_columns.resolve(view.n_features, layer_name) if check_columns else None
+            self._feature_columns.resolve(whole.n_features, layer_name) if check_columns else None
         )
         self._clear()
         self.view = view
+        self._shard = shard
         self._columns = columns
         self.layer_name = layer_name or "weights"
         self._mode = self._new_mode(mode, self.view)
         if self._mode is not None:
             self._mode.start(weights)
         logger.info(
-            "%s tracks %r: weight %s, %d input features x %d units",
+            "%s tracks %r: weight %s, %d input features x %d units%s",
             type(self).__name__,
             self.layer_name,
-            self.view.weight_shape,
-            self.view.n_features,
-            self.view.n_units,
+            whole.weight_shape,
+            whole.n_features,
+            whole.n_units,
+            "" if shard is None else f"; this process holds {shard.describe()}",
         )
         if self.include_initial:
             self.update(weights)
@@ -269,7 +292,7 @@ class VarianceImportanceBase:
                 "track another layer, call reset() first (the torch trackers and Keras "
                 "callbacks do this when training begins)."
             )
-        update_number = self._moments.count + 1
+        update_number = self._n_snapshots + 1
         if self.finite_check == "update" and not self.ops.all_finite(weights):
             raise NonFiniteWeightsError(
                 f"layer {self.layer_name!r}: weight update {update_number} contains NaN "
@@ -277,18 +300,34 @@ class VarianceImportanceBase:
                 f"{update_number - 1} finite updates. Lower the learning rate, clip "
                 "gradients, or check the inputs for NaN."
             )
-        self._moments.update(weights)
-        if self._mode is not None:
-            self._mode.snapshot(weights)
-        if self._last is None:
-            self._last = self.ops.copy_as(weights, self.dtype)
+        # Each mode keeps only what its scores read: VIANN the moments and the
+        # last weights, the other modes their own statistics (and the last
+        # weights if they read them); taylor nothing per weight.
+        if self._mode is None:
+            self._moments.update(weights)
         else:
-            self.ops.copy_into(self._last, weights)
+            self._mode.snapshot(weights)
+            if self.finite_check == "deferred" and not self._mode.keeps_last:
+                total = weights.sum()
+                if self._unchecked_sum is None:
+                    self._unchecked_sum = self.ops.copy_as(total, self.dtype)
+                else:
+                    self._unchecked_sum += total
+        if self._keeps_last():
+            if self._last is None:
+                self._last = self.ops.copy_as(weights, self.dtype)
+            else:
+                self.ops.copy_into(self._last, weights)
+        self._n_snapshots += 1
         if self.finite_check == "update":
-            self._checked_updates = self._moments.count
+            self._checked_updates = self._n_snapshots
         self._cached_raw = None
         if self.record_history and self._ready():
             self._history.append(self._compute_raw())
+
+    def _keeps_last(self) -> bool:
+        """Whether the scores read the last snapshot (VIANN and some modes)."""
+        return self._mode is None or self._mode.keeps_last
 
     def update_gradients(self, gradient: Array, weights: Array) -> None:
         """Add one optimizer step's gradient of the tracked weight (gradient modes).
@@ -390,13 +429,19 @@ class VarianceImportanceBase:
         With ``finite_check="deferred"`` the adapters call this once per epoch:
         it costs one device sync instead of one per update.
         """
-        count = self._moments.count
-        if count == self._checked_updates or self._last is None:
+        count = self._n_snapshots
+        if count == self._checked_updates:
             return
-        state = self._moments.state_dict()
-        finite = all(self.ops.all_finite(state[key]) for key in ("mean", "m2"))
-        if finite and self.ops.all_finite(self._last):
+        if self._mode is None:
+            state = self._moments.state_dict()
+            arrays = [state["mean"], state["m2"], self._last]
+        else:
+            arrays = [self._unchecked_sum, self._last]
+        # Under a sharded weight all_finite is a collective whose answer is the
+        # same on every process, so every process stops at the same array.
+        if all(array is None or self.ops.all_finite(array) for array in arrays):
             self._checked_updates = count
+            self._unchecked_sum = None
             return
         first = self._checked_updates + 1
         span = f"update {count}" if first == count else f"one of updates {first}-{count}"
@@ -406,14 +451,25 @@ class VarianceImportanceBase:
             "for NaN; resume from a checkpoint taken before the divergence."
         )
 
-    def finalize(self) -> np.ndarray:
+    def finalize(self, log: bool = True) -> np.ndarray:
         """Compute the importances now (the original's ``on_train_end`` step).
 
         Logs the ten most important features and returns
-        :attr:`feature_importances_`.
+        :attr:`feature_importances_`. Under a sharded weight every process
+        calls it (reading scores is a collective), and then any process may
+        read the importances again without communicating, until the next
+        update.
+
+        Parameters
+        ----------
+        log : bool, default=True
+            Log the top features (distributed adapters pass ``False`` except
+            on the first process).
         """
         scores = self.feature_importances_
         names = self.feature_names_in_
+        if not log:
+            return scores
         logger.info(
             "%s: most important features of %r: %s",
             type(self).__name__,
@@ -431,7 +487,7 @@ class VarianceImportanceBase:
             self._mode.check_ready()
         except NotFittedError:
             return False
-        return self._mode.needs_gradients or self._last is not None
+        return self._mode.needs_gradients or not self._mode.keeps_last or self._last is not None
 
     def _require_fitted(self) -> None:
         if self._mode is not None:
@@ -466,12 +522,21 @@ class VarianceImportanceBase:
         return viann_scores(variance, last)
 
     def _compute_raw(self) -> np.ndarray:
-        if self._cached_raw is None:
-            if self._mode is None:
-                self._cached_raw = self._score_matrices(*self._matrices())
-            else:
-                self._cached_raw = self._mode.feature_scores(self._moments, self._last_matrix())
-        return self._cached_raw
+        """Raw score of every input feature of the whole weight (a collective if sharded)."""
+        if self._mode is None:
+            sums = self._score_matrices(*self._matrices())
+        else:
+            sums = self._mode.feature_sums(self._moments, self._last_matrix())
+        if self._shard is not None:
+            complete = self._mode is not None and self._mode.reduces_each_step
+            sums = self._shard.features(sums, partial=not complete)
+        # VIANN's sums are its scores (kept bit for bit); the modes clip at 0.
+        return sums if self._mode is None else np.maximum(sums, 0.0)
+
+    def _whole_view(self) -> WeightView:
+        """The view of the whole weight (the shard's, when this process holds a slice)."""
+        assert self.view is not None
+        return self.view if self._shard is None else self._shard.view
 
     def _last_matrix(self) -> np.ndarray | None:
         """The last snapshot as a ``(features, units)`` numpy matrix (None before one)."""
@@ -514,23 +579,83 @@ class VarianceImportanceBase:
         return raw
 
     def _input_raw(self) -> np.ndarray:
-        """Raw score of every tracked input (before grouping), checked for signal."""
-        self._require_fitted()
-        return self._check_signal(self._compute_raw(), "feature").copy()
+        """Raw score of every tracked input (before grouping), checked for signal.
+
+        Kept until the next update, so that under a sharded weight only the
+        first read after an update communicates.
+        """
+        if self._cached_raw is None:
+            self._require_fitted()
+            self._cached_raw = self._compute_raw()
+        return self._check_signal(self._cached_raw, "feature").copy()
 
     def _resolved_columns(self) -> ResolvedColumns:
         if self._columns is None:
             assert self.view is not None
-            self._columns = self._feature_columns.resolve(self.view.n_features, self.layer_name)
+            whole = self._whole_view()
+            self._columns = self._feature_columns.resolve(whole.n_features, self.layer_name)
         return self._columns
 
     # ------------------------------------------------------ several input layers
     def _new_layer_tracker(self, name: str, kind: str) -> VarianceImportanceBase:
-        """A tracker of one of several input layers (adapters that track several make it).
+        """A tracker of one of several input layers, of ``kind``, with this tracker's options.
 
-        ``kind`` is the layer's kind as a saved state recorded it; adapters check it.
+        ``kind`` is the layer's kind as a saved state recorded it. The core's
+        own trackers (which restore a state to read its scores, see
+        :meth:`from_state`) make core trackers; adapters make their own and
+        check the kind against the model.
         """
-        raise NotImplementedError(f"{type(self).__name__} tracks one layer")
+        if kind not in CORE_TRACKERS:
+            raise ValueError(
+                f"layer {name!r} has kind {kind!r}, not one of {sorted(CORE_TRACKERS)}"
+            )
+        return CORE_TRACKERS[kind](
+            layout=self.layout, ops=self.ops, **self._layer_tracker_options()
+        )
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **options: Any) -> VarianceImportanceBase:
+        """A core tracker (numpy) holding a saved state, to read its scores anywhere.
+
+        For a state that reached another process than the one that trained
+        (Lightning's ``ddp_spawn`` hands its workers' state back this way), or
+        to inspect a checkpoint without the model: the kind, layout and
+        scoring come from the state, the rest from ``options``.
+
+        Parameters
+        ----------
+        state : dict
+            A state from :meth:`state_dict` (tensors are converted) or
+            :func:`~.serialization.load_state`.
+        **options
+            ``normalize``, ``dtype``, ``feature_names``, ``groups``...: as
+            the constructor's.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> tracker = VarianceImportanceBase()
+        >>> for step in range(3):
+        ...     tracker.update(np.array([[0.0, 1.0], [float(step), 2.0]]))
+        >>> restored = VarianceImportanceBase.from_state(tracker.state_dict())
+        >>> restored.raw_importances_.tolist()
+        [0.0, 1.0]
+        """
+        if not isinstance(state, dict) or str(state.get("kind")) not in CORE_TRACKERS:
+            raise StateDictError(
+                "from_state() takes a tracker state (a dict from state_dict() or load_state())."
+            )
+        scoring = state.get("scoring")
+        if "layers" in state and scoring is None:
+            first = str(state["layer_names"]).split("\n")[0]
+            scoring = state["layers"][first].get("scoring")
+        options = {"scoring": str(scoring or "viann"), **options}
+        layout = str(state.get("layout"))
+        if layout not in ("keras", "torch"):
+            raise StateDictError(f"the state's layout {layout!r} is not 'keras' or 'torch'.")
+        tracker = CORE_TRACKERS[str(state["kind"])](layout=cast(Layout, layout), **options)
+        tracker.load_state_dict(state)
+        return tracker
 
     def _layer_tracker_options(self) -> dict[str, Any]:
         """The options a tracker of one input layer shares with this one (scores stay raw)."""
@@ -577,8 +702,7 @@ class VarianceImportanceBase:
             try:
                 raw = layer._input_raw()
             except NoSignalError as error:
-                assert layer.view is not None
-                raw = np.zeros(layer.view.n_features)  # a silent layer is a finding
+                raw = np.zeros(layer._whole_view().n_features)  # a silent layer is a finding
                 silent.append(error)
             scores.append(LayerScores(name, layer.kind, raw))
         names, raw = combined_inputs(scores)
@@ -659,7 +783,16 @@ class VarianceImportanceBase:
 
     @property
     def variance_(self) -> np.ndarray:
-        """Running variance of every tracked weight, in the framework's layout."""
+        """Running variance of every tracked weight, in the framework's layout.
+
+        Kept by ``scoring="viann"`` only (each mode keeps only what its scores
+        read); under a sharded weight, this process's slice.
+        """
+        if self._mode is not None:
+            raise NotFittedError(
+                f"variance_ is VIANN's statistic; scoring={self.scoring!r} keeps no "
+                "per-weight variance. Use scoring='viann' to read it."
+            )
         self._require_fitted()
         return self.ops.to_numpy(self._moments.variance(ddof=1))
 
@@ -668,7 +801,7 @@ class VarianceImportanceBase:
         """Number of snapshots in the statistics (the same in every tracked input layer)."""
         if self.layers_ is not None:
             return min(layer.n_updates_ for layer in self.layers_.values())
-        return self._moments.count
+        return self._n_snapshots
 
     @property
     def history_(self) -> np.ndarray:
@@ -713,11 +846,22 @@ class VarianceImportanceBase:
                 f"cannot merge a tracker with scoring={other.scoring!r} into one with "
                 f"scoring={self.scoring!r}."
             )
+        if _shard_state(self._shard) != _shard_state(other._shard):
+            raise ValueError(
+                "cannot merge trackers of different slices of a sharded weight; each "
+                "process's tracker already follows every step of its own slice."
+            )
         if self._mode is not None and other._mode is not None:
             self._mode.merge(other._mode)
         self._moments.merge(other._moments)
         if other._last is not None:
             self._last = self.ops.copy_as(other._last, self.dtype)
+        if other._unchecked_sum is not None:
+            total = self.ops.copy_as(other._unchecked_sum, self.dtype)
+            self._unchecked_sum = (
+                total if self._unchecked_sum is None else self._unchecked_sum + total
+            )
+        self._n_snapshots += other._n_snapshots
         self._checked_updates = min(self._checked_updates, other._checked_updates)
         self._cached_raw = None
 
@@ -778,6 +922,11 @@ class VarianceImportanceBase:
             # Only non-default modes add keys: the paper's state stays as it was.
             state["scoring"] = self.scoring
             state["mode"] = self._mode.state_dict()
+            state["n_snapshots"] = int(self._n_snapshots)
+            if self._unchecked_sum is not None:
+                state["unchecked_sum"] = self._unchecked_sum
+        if self._shard is not None:
+            state["shard"] = self._shard.state_dict()
         return state
 
     def _expected_weight_shape(self) -> tuple[int, ...] | None:
@@ -787,6 +936,10 @@ class VarianceImportanceBase:
         trackers) return its weight's shape, so that :meth:`load_state_dict`
         rejects a state of another model at once.
         """
+        return None
+
+    def _expected_shard(self) -> WeightShard | None:
+        """The slice of the weight this process will track, if sharded (adapters say)."""
         return None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -856,18 +1009,35 @@ class VarianceImportanceBase:
         if not shape:
             self._clear()
             return
+        shard = self._shard if self.view is not None else self._expected_shard()
+        if shard is not None:
+            shard.check_state(state.get("shard"), str(state["layer_name"]))
+        elif state.get("shard") is not None:
+            raise StateDictError(
+                f"the state of layer {str(state['layer_name'])!r} is one process's slice of a "
+                "sharded weight, but this tracker tracks a whole weight. Load it in the process "
+                "that saved it, under the same sharding."
+            )
         # Build the new statistics aside, so that a failure leaves this tracker intact.
         view = WeightView(self.kind, self.layout, shape)
         moments = RunningMoments(check_dtype(self.dtype), self.ops)
-        moments.load_state_dict(state["moments"])
-        last = None if state["last"] is None else self.ops.copy_as(state["last"], self.dtype)
+        keeps_last = mode_class is ViannMode or mode_class.keeps_last
+        if mode_class is ViannMode:
+            moments.load_state_dict(state["moments"])
+        # States saved before each mode kept only its own statistics carry VIANN's
+        # moments (and the last weights) for every mode; those are dropped here.
+        n_snapshots = int(state.get("n_snapshots", state["moments"]["count"]))
+        last = None
+        if keeps_last and state["last"] is not None:
+            last = self.ops.copy_as(state["last"], self.dtype)
         for name, array in (("moments", moments.state_dict()["shift"]), ("last", last)):
             if array is not None and tuple(array.shape) != shape:
                 raise StateDictError(
                     f"the state's {name!r} array has shape {tuple(array.shape)}, not the "
                     f"weight shape {shape} it declares; the state is corrupted."
                 )
-        columns = self._feature_columns.resolve(view.n_features, str(state["layer_name"]))
+        whole = view if shard is None else shard.view
+        columns = self._feature_columns.resolve(whole.n_features, str(state["layer_name"]))
         mode = self._new_mode(mode_class, view)
         if mode is not None:
             if "mode" not in state:
@@ -875,12 +1045,16 @@ class VarianceImportanceBase:
             mode.load_state_dict(state["mode"])
         self._clear()
         self.view = view
+        self._shard = shard
         self._columns = columns
         self._mode = mode
         self.layer_name = str(state["layer_name"]) or None
         self._moments = moments
         self._last = last
-        self._checked_updates = int(state.get("checked_updates", moments.count))
+        self._n_snapshots = n_snapshots
+        if state.get("unchecked_sum") is not None:
+            self._unchecked_sum = self.ops.copy_as(state["unchecked_sum"], self.dtype)
+        self._checked_updates = int(state.get("checked_updates", n_snapshots))
         if mode is not None:
             self._skipped_reported = mode.n_skipped
             self._reads_reported = mode.n_steps + mode.n_skipped
@@ -924,17 +1098,23 @@ class ConvVarianceImportanceBase(VarianceImportanceBase):
     def heatmap_(self) -> np.ndarray:
         """Normalised importance per kernel position and input channel, ``(*kernel, in)``."""
         scores = normalize_scores(self._input_raw(), self.normalize)
-        assert self.view is not None  # fitted, so tracking has started
-        return scores.reshape(self.view.feature_shape)
+        return scores.reshape(self._whole_view().feature_shape)
 
     @property
     def raw_filter_importances_(self) -> np.ndarray:
-        """Raw score of every filter (output channel), ``(n_filters,)``."""
+        """Raw score of every filter (output channel), ``(n_filters,)``.
+
+        Under a sharded weight, a collective every process must join.
+        """
         self._require_fitted()
         if self._mode is not None:
-            raw = self._mode.unit_scores(self._moments, self._last_matrix())
+            sums = self._mode.unit_sums(self._moments, self._last_matrix())
         else:
-            raw = unit_scores(*self._matrices())
+            sums = unit_scores(*self._matrices())
+        if self._shard is not None:
+            complete = self._mode is not None and self._mode.reduces_each_step
+            sums = self._shard.units(sums, partial=not complete)
+        raw = sums if self._mode is None else np.maximum(sums, 0.0)
         return self._check_signal(raw, "filter")
 
     @property
@@ -947,3 +1127,15 @@ class ConvVarianceImportanceBase(VarianceImportanceBase):
         """Filter indices from most to least important."""
         raw = self.raw_filter_importances_
         return top_features(raw, raw.size)
+
+
+CORE_TRACKERS: dict[str, type[VarianceImportanceBase]] = {
+    "dense": VarianceImportanceBase,
+    "conv": ConvVarianceImportanceBase,
+    "embedding": EmbeddingVarianceImportanceBase,
+}
+"""The core tracker of each layer kind (what :meth:`VarianceImportanceBase.from_state` makes)."""
+
+
+def _shard_state(shard: WeightShard | None) -> dict[str, Any] | None:
+    return None if shard is None else shard.state_dict()

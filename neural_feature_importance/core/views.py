@@ -96,6 +96,17 @@ class WeightView:
         return int(np.prod(self.feature_shape))
 
     @property
+    def unit_axis(self) -> int:
+        """Axis of the raw (framework-layout) weight that indexes the units.
+
+        Keras kernels and embedding tables keep the units last; PyTorch
+        ``Linear`` and ``ConvNd`` weights keep them first.
+        """
+        if self.layout == "torch" and self.kind in ("dense", "conv"):
+            return 0
+        return len(self.weight_shape) - 1
+
+    @property
     def n_units(self) -> int:
         """Number of units fed by each feature (columns of the matrix)."""
         shape = self.weight_shape

@@ -151,6 +151,8 @@ class InputLayerProbe:
         self.result: InputLayerResult | None = None
         self._handles: list[RemovableHandle] = []
         self._depth = 0
+        # Outer calls that only run a training step in place of forward (Lightning).
+        self._redirects = 0
         self._watching = False
         self._done = False
         self._just_ended = False
@@ -170,6 +172,7 @@ class InputLayerProbe:
         self._done = False
         self._just_ended = False
         self._depth = 0
+        self._redirects = 0
         self._pending = InputLayerResult()
         types = tuple(t for group in MODULE_TYPES.values() for t in group)
         for name, module in self.model.named_modules():
@@ -202,8 +205,14 @@ class InputLayerProbe:
         self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         self._depth += 1
-        if self._depth > 1 or self._done:
+        if self._depth > 1 + self._redirects or self._done:
             return  # a re-entrant call of the model inside its own forward
+        if _redirected(module):
+            # Lightning's strategies (DDP, FSDP...) call the wrapped model with the
+            # batch, its forward swapped for training_step, which calls the real
+            # forward inside: the inputs are those of that inner call.
+            self._redirects += 1
+            return
         self._watching = True
         pending = self._pending
         flat = [*_flatten(args, "args"), *_flatten(kwargs, "kwargs")]
@@ -250,7 +259,7 @@ class InputLayerProbe:
     def _on_model_end(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._just_ended = True  # tells _on_model_failed, which runs next, that this call returned
         self._depth -= 1
-        if self._depth > 0 or self._done:
+        if self._depth > self._redirects or self._done:
             return
         pending = self._pending
         read = {reader.input_index for reader in pending.readers}
@@ -280,6 +289,12 @@ class InputLayerProbe:
         self._done = True
         self.detach()
         logger.debug("InputLayerProbe: the forward pass raised; hooks removed without a result")
+
+
+def _redirected(module: nn.Module) -> bool:
+    """Whether ``module``'s forward is Lightning's stand-in that runs ``training_step``."""
+    forward = vars(module).get("forward")
+    return getattr(forward, "__qualname__", "").startswith("_ForwardRedirection.")
 
 
 def _listing(result: InputLayerResult, readers: list[InputReader]) -> str:

@@ -19,6 +19,7 @@ from torch import nn
 
 from neural_feature_importance.core.errors import LayerSelectionError
 from neural_feature_importance.core.views import Kind
+from neural_feature_importance.torch.distributed import check_not_flat_sharded
 from neural_feature_importance.torch.parametrized import trainable_weight_parameters
 
 MODULE_TYPES: dict[Kind, tuple[type[nn.Module], ...]] = {
@@ -130,4 +131,5 @@ def _checked(model: nn.Module, name: str, module: nn.Module, kind: Kind) -> tupl
             "change, so every importance would be zero. Unfreeze it or choose a "
             "trainable layer:\n" + _describe(model)
         )
+    check_not_flat_sharded(model, name, trainable_weight_parameters(module)[0])
     return name, module

@@ -10,11 +10,25 @@ The callback wraps one of the torch trackers (composition, not a third
 implementation) and makes its statistics part of Lightning checkpoints through
 ``state_dict``/``load_state_dict``, so ``trainer.fit(..., ckpt_path=...)``
 resumes with the same importances as an uninterrupted run.
+
+Strategies: under ``ddp`` each process runs its own callback on its replica,
+and every rank computes the same importances. Under ``ddp_spawn`` (and the
+other strategies that train in worker processes started by
+``multiprocessing``) the callback the user holds stays in the main process,
+which trains nothing: the first worker hands its tracker's state back
+through a file (the core's ``.npz`` state format, no pickle), and the main
+process reads the importances from it. Under ``ModelParallelStrategy`` with
+FSDP2's ``fully_shard`` each rank tracks its shard of the layer, and the
+scores are reduced across ranks when training ends. Only the first rank logs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -30,6 +44,8 @@ else:
 
 from neural_feature_importance.core.errors import NoSignalError, NotFittedError
 from neural_feature_importance.core.scoring import Normalize
+from neural_feature_importance.core.serialization import load_state
+from neural_feature_importance.core.tracker import VarianceImportanceBase
 from neural_feature_importance.torch.trackers import TRACKERS, _TorchTrackerMixin
 
 logger = logging.getLogger(__name__)
@@ -59,7 +75,10 @@ class VarianceImportanceLightning(Callback):
     Attributes
     ----------
     tracker : VarianceImportanceTorch or its conv/embedding counterpart
-        The underlying torch tracker of ``kind`` (created at the start of training).
+        The underlying torch tracker of ``kind`` (created at the start of
+        training, in the process that trains). After a ``ddp_spawn`` fit, the
+        main process's callback has no torch tracker; its results come from
+        the state the first worker handed back (a core tracker).
     """
 
     def __init__(
@@ -88,6 +107,13 @@ class VarianceImportanceLightning(Callback):
         self.tracker: _TorchTrackerMixin | None = None
         self._pending_state: dict[str, Any] | None = None
         self._last_global_step = -1
+        # Where a worker process hands its state back to the process that made
+        # this callback (ddp_spawn): the callback reaches the workers pickled.
+        self._created_in = os.getpid()
+        self._handoff = (
+            Path(tempfile.gettempdir()) / f"neural-feature-importance-{uuid.uuid4().hex}.npz"
+        )
+        self._handed_back: VarianceImportanceBase | None = None
 
     @property
     def state_key(self) -> str:
@@ -137,19 +163,31 @@ class VarianceImportanceLightning(Callback):
             self.tracker.on_epoch_end()
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Log the most important features (when at least two snapshots exist)."""
-        if self.tracker is None or self.tracker.n_updates_ < 2:
+        """Compute the importances on every rank; the first rank logs them.
+
+        Every rank computes them because under FSDP2 the ranks' shards are
+        reduced. In a worker process (``ddp_spawn``), the first rank then hands
+        the tracker's state back to the main process.
+        """
+        if self.tracker is None:
             return
-        try:
-            self.tracker.on_train_end()
-        except NoSignalError as error:
-            # Training itself succeeded; reading feature_importances_ raises the same error.
-            logger.warning("%s", error)
+        if self.tracker.n_updates_ >= 2:
+            try:
+                self.tracker.on_train_end()
+            except NoSignalError as error:
+                # Training itself succeeded; reading feature_importances_ raises the same error.
+                if trainer.is_global_zero:
+                    logger.warning("%s", error)
+        if trainer.is_global_zero and os.getpid() != self._created_in:
+            self.tracker.save_state(self._handoff)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The tracker's state (tensors and plain values), saved in checkpoints."""
         if self.tracker is None:
+            handed_back = self._handed_back_tracker()
+            if handed_back is not None:
+                return handed_back.state_dict()
             return dict(self._pending_state or {})
         return self.tracker.state_dict()
 
@@ -158,13 +196,34 @@ class VarianceImportanceLightning(Callback):
         self._pending_state = dict(state_dict) if state_dict else None
 
     # ---------------------------------------------------------------- results
-    def _fitted_tracker(self) -> _TorchTrackerMixin:
-        if self.tracker is None:
+    def _handed_back_tracker(self) -> VarianceImportanceBase | None:
+        """The state a worker process handed back (``ddp_spawn``); the latest fit's."""
+        if self._handoff.exists():
+            options = {
+                key: self.tracker_options[key]
+                for key in ("dtype", "feature_names", "groups")
+                if key in self.tracker_options
+            }
+            self._handed_back = VarianceImportanceBase.from_state(
+                load_state(self._handoff), normalize=self.normalize, **options
+            )
+            self._handoff.unlink()
+            logger.info(
+                "%s: read the state that the first worker process handed back.",
+                type(self).__name__,
+            )
+        return self._handed_back
+
+    def _fitted_tracker(self) -> VarianceImportanceBase:
+        if self.tracker is not None:
+            return self.tracker
+        handed_back = self._handed_back_tracker()
+        if handed_back is None:
             raise NotFittedError(
                 "VarianceImportanceLightning has not seen training yet; pass it to "
                 "Trainer(callbacks=[...]) and call trainer.fit() first."
             )
-        return self.tracker
+        return handed_back
 
     @property
     def feature_importances_(self) -> Any:

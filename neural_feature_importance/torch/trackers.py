@@ -31,7 +31,7 @@ from torch import nn
 from neural_feature_importance.core.arrays import check_dtype
 from neural_feature_importance.core.columns import FeatureColumns, Member
 from neural_feature_importance.core.combined import n_combined_inputs
-from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.errors import LayerSelectionError, StateDictError
 from neural_feature_importance.core.modes import get_mode
 from neural_feature_importance.core.options import (
     FiniteCheck,
@@ -40,6 +40,7 @@ from neural_feature_importance.core.options import (
     check_update_every,
 )
 from neural_feature_importance.core.scoring import Normalize, check_normalize
+from neural_feature_importance.core.sharding import WeightShard
 from neural_feature_importance.core.tracker import (
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
@@ -47,6 +48,14 @@ from neural_feature_importance.core.tracker import (
 )
 from neural_feature_importance.core.views import WeightView
 from neural_feature_importance.torch.arrays import TorchArrayOps
+from neural_feature_importance.torch.distributed import (
+    ShardedTorchArrayOps,
+    is_first_process,
+    is_sharded,
+    local_tensor,
+    uses_fsdp2,
+    weight_shard,
+)
 from neural_feature_importance.torch.input_layers import (
     InputLayerProbe,
     InputLayerResult,
@@ -159,6 +168,11 @@ class _TorchTrackerMixin(VarianceImportanceBase):
         )
         self._module: nn.Module | None = None
         self._param: nn.Parameter | None = None
+        # This process's slice of an FSDP2-sharded weight, else None.
+        self._layer_shard: WeightShard | None = None
+        # Under FSDP2, the input layers found during a forward pass (when the
+        # weights are unsharded), acted on at the next hook.
+        self._found_inputs: InputLayerResult | None = None
         self._parametrized = False
         self._probe: InputLayerProbe | None = None
         self._capture: EffectiveWeightGradient | None = None
@@ -220,13 +234,13 @@ class _TorchTrackerMixin(VarianceImportanceBase):
             members = self.layers_ or {n: self._new_layer_tracker(n) for n in self._layer_names()}
             views = []
             for member in members.values():
-                shape = member._expected_weight_shape()
+                shape = member._whole_weight_shape()
                 if shape is None:
                     return  # a lazy layer: checked when the importances are read
                 views.append(WeightView(member.kind, "torch", shape))
             self._feature_columns.resolve(n_combined_inputs(views), ", ".join(members))
             return
-        shape = self._expected_weight_shape()
+        shape = self._whole_weight_shape()
         if shape is not None:
             n_inputs = WeightView(self.kind, "torch", shape).n_features
             self._columns = self._feature_columns.resolve(n_inputs, self.tracked_layer_name_)
@@ -294,7 +308,23 @@ class _TorchTrackerMixin(VarianceImportanceBase):
         self._parametrized = is_parametrized_weight(module)
         # A Linear, ConvNd or Embedding: its weight is a parameter unless parametrized.
         self._param = None if self._parametrized else cast(nn.Parameter, module.weight)
-        self.ops.device = trainable_weight_parameters(module)[0].device
+        parameter = trainable_weight_parameters(module)[0]
+        if self._parametrized and is_sharded(parameter):
+            raise LayerSelectionError(
+                f"layer {name!r} is parametrized and sharded; the trackers rebuild a "
+                "parametrized layer's gradient from the whole layer. Track another layer, "
+                "or remove the parametrization."
+            )
+        found = weight_shard(self._param, self.kind, name)
+        device = local_tensor(parameter).device
+        if found is None:
+            self._layer_shard = None
+            if isinstance(self.ops, ShardedTorchArrayOps):
+                self.ops = TorchArrayOps()
+            self.ops.device = device
+        else:
+            self._layer_shard, group = found
+            self.ops = ShardedTorchArrayOps(device, self._layer_shard.dim, group)
         self.tracked_layer_name_ = name
         if self._capture is not None:
             self._capture.detach()
@@ -308,7 +338,7 @@ class _TorchTrackerMixin(VarianceImportanceBase):
         if self._parametrized:
             return effective_weight(self._module)
         assert self._param is not None
-        return self._param.detach()
+        return local_tensor(self._param.detach())
 
     def _uninitialized(self) -> bool:
         return isinstance(self._param, nn.parameter.UninitializedParameter)
@@ -319,6 +349,17 @@ class _TorchTrackerMixin(VarianceImportanceBase):
         if self._uninitialized():
             return None  # a lazy module: checked at the first snapshot
         return tuple(self._weight().shape)
+
+    def _whole_weight_shape(self) -> tuple[int, ...] | None:
+        """Shape of the whole weight (all processes' slices), if known."""
+        shape = self._expected_weight_shape()
+        shard = self._layer_shard
+        return shape if shape is None or shard is None else shard.view.weight_shape
+
+    def _expected_shard(self) -> WeightShard | None:
+        if self._module is None:
+            self._resolve_layer()
+        return self._layer_shard
 
     def _watch_inputs(self) -> None:
         """Find the layer that reads the model's inputs at the first forward pass.
@@ -336,6 +377,19 @@ class _TorchTrackerMixin(VarianceImportanceBase):
 
     def _inputs_found(self, result: InputLayerResult) -> None:
         self._probe = None
+        if uses_fsdp2(self.model):
+            # FSDP2 swaps in the unsharded weights for the forward pass: choose
+            # the layer at the next hook, when the sharded ones are back.
+            self._found_inputs = result
+            return
+        self._choose_found_inputs(result)
+
+    def _act_on_found_inputs(self) -> None:
+        result, self._found_inputs = self._found_inputs, None
+        if result is not None:
+            self._choose_found_inputs(result)
+
+    def _choose_found_inputs(self, result: InputLayerResult) -> None:
         untouched = self._steps == 0 and self.n_updates_ <= int(self.include_initial)
         readers = [reader.name for reader in result.readers]
         if len(readers) > 1 and not result.unread and untouched and not self._resumed:
@@ -427,6 +481,7 @@ class _TorchTrackerMixin(VarianceImportanceBase):
                 self._weight(),
                 layer_name=self.tracked_layer_name_,
                 check_columns=self.layer is not None,
+                shard=self._layer_shard,
             )
         self._arm_capture()
 
@@ -459,6 +514,7 @@ class _TorchTrackerMixin(VarianceImportanceBase):
         With a gradient scoring mode (``scoring="taylor"``...) it also reads the
         tracked weight's gradient, so call it before ``optimizer.zero_grad()``.
         """
+        self._act_on_found_inputs()
         self._steps += 1
         if self.layers_ is not None:
             for member in self.layers_.values():
@@ -481,6 +537,8 @@ class _TorchTrackerMixin(VarianceImportanceBase):
                 return
         else:
             grad = None if self._param is None else self._param.grad
+        if grad is not None:
+            grad = local_tensor(grad)
         if grad is None:
             raise ValueError(
                 f"{type(self).__name__}(scoring={self.scoring!r}) reads the gradient of "
@@ -494,6 +552,7 @@ class _TorchTrackerMixin(VarianceImportanceBase):
 
     def on_epoch_end(self) -> None:
         """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf."""
+        self._act_on_found_inputs()
         if self._probe is not None:
             # The model itself was never called (a loop that calls a submodule):
             # keep the layer chosen by registration order, and stop watching.
@@ -510,12 +569,15 @@ class _TorchTrackerMixin(VarianceImportanceBase):
     def on_train_end(self) -> Any:
         """Compute and log the importances; returns :attr:`feature_importances_`.
 
-        Also removes the tracker's hooks from the model.
+        Also removes the tracker's hooks from the model. In a distributed run
+        only the first process logs. Under FSDP2 every process must call it
+        (the scores of the slices are summed across processes); afterwards
+        any process may read the importances on its own.
         """
         self._detach_hooks()
         for member in (self.layers_ or {}).values():
             member._detach_hooks()
-        return self.finalize()
+        return self.finalize(log=is_first_process())
 
     def _detach_hooks(self) -> None:
         for hooks in (self._probe, self._capture):

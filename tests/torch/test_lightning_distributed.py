@@ -1,0 +1,70 @@
+"""Lightning's multi-process strategies give the importances of one process.
+
+``ddp`` and ``model_parallel`` (FSDP2) run as a script on 2 CPU processes
+(their launcher re-runs the script); ``ddp_spawn`` trains in 2 worker
+processes and the importances must reach the callback in this process. All
+must equal a one-process fit on the same global batches
+(:mod:`lightning_distributed_script`), and only the first rank logs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lightning")
+torch = pytest.importorskip("torch")
+
+import lightning_distributed_script as script  # noqa: E402
+
+RTOL = 1e-5
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> dict[str, np.ndarray]:
+    tracked = script.fit("auto", 1, script.GLOBAL_BATCH, tmp_path_factory.mktemp("single"))
+    results = {s: c.raw_importances_ for s, c in zip(script.SCORINGS, tracked, strict=True)}
+    for scores in results.values():
+        assert set(np.argsort(scores)[-2:]) == {0, 1}  # the planted inputs
+    return results
+
+
+def test_ddp_spawn_hands_the_importances_to_the_main_process(single, tmp_path):
+    tracked = script.fit("ddp_spawn", 2, script.BATCH, tmp_path)
+    for scoring, callback in zip(script.SCORINGS, tracked, strict=True):
+        assert callback.tracker is None  # this process trained nothing
+        np.testing.assert_allclose(callback.raw_importances_, single[scoring], rtol=RTOL)
+        assert list(callback.feature_names_in_) == [f"x{i}" for i in range(8)]
+        assert callback.state_dict()["format_version"] == 1
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "model_parallel"])
+def test_every_rank_equals_one_process_and_only_the_first_logs(single, tmp_path, strategy):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    run = subprocess.run(
+        [sys.executable, str(HERE / "lightning_distributed_script.py"), strategy, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    for rank in range(2):
+        with np.load(tmp_path / f"rank{rank}.npz") as saved:
+            for scoring in script.SCORINGS:
+                np.testing.assert_allclose(
+                    saved[scoring], single[scoring], rtol=RTOL, err_msg=f"rank {rank} {scoring}"
+                )
+    logged = run.stderr.count("most important features")
+    assert logged == len(script.SCORINGS), run.stderr[-4000:]
+    # The strategy calls the model with the batch, forward swapped for training_step:
+    # the inputs are still those of the inner forward call (no warning about the targets).
+    assert "read by no trackable layer" not in run.stderr
+    if strategy == "model_parallel":
+        assert run.stderr.count("this process holds indices") == 2 * len(script.SCORINGS)
