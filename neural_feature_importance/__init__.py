@@ -46,6 +46,7 @@ _LAZY = {
     "ConvVarianceImportanceTorch": _TORCH,
     "EmbeddingVarianceImportanceTorch": _TORCH,
     "VarianceImportanceLightning": _TORCH,
+    "VarianceImportanceTransformers": _TORCH,
 }
 __getattr__, _lazy_dir = lazy_exports(__name__, _LAZY)
 

@@ -16,6 +16,8 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "torch": ("torch", "torch"),
     "keras": ("keras", "keras"),
     "lightning": ("lightning", "lightning"),
+    "transformers": ("transformers", "transformers"),
+    "accelerate": ("accelerate", "transformers"),
     "sklearn": ("scikit-learn", "experiments"),
     "mlxtend": ("mlxtend", "experiments"),
     "matplotlib": ("matplotlib", "plot"),

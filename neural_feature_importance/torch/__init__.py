@@ -1,7 +1,8 @@
-"""PyTorch adapters: trackers for training loops and a Lightning callback.
+"""PyTorch adapters: trackers for training loops, a Lightning and a Hugging Face callback.
 
-Importing this package imports torch (not Lightning); ``VarianceImportanceLightning``
-loads Lightning on first use.
+Importing this package imports torch (not Lightning or transformers);
+``VarianceImportanceLightning`` loads Lightning and ``VarianceImportanceTransformers``
+loads transformers on first use.
 """
 
 from neural_feature_importance._lazy import lazy_exports
@@ -14,7 +15,11 @@ from neural_feature_importance.torch.trackers import (
 )
 
 __getattr__, _lazy_dir = lazy_exports(
-    __name__, {"VarianceImportanceLightning": "neural_feature_importance.torch.lightning"}
+    __name__,
+    {
+        "VarianceImportanceLightning": "neural_feature_importance.torch.lightning",
+        "VarianceImportanceTransformers": "neural_feature_importance.torch.huggingface",
+    },
 )
 
 __all__ = [
@@ -23,5 +28,6 @@ __all__ = [
     "TorchArrayOps",
     "VarianceImportanceLightning",
     "VarianceImportanceTorch",
+    "VarianceImportanceTransformers",
     "select_layer",
 ]

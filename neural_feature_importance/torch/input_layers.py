@@ -94,6 +94,15 @@ class InputLayerResult:
     kinds: dict[str, str] = field(default_factory=dict)
 
 
+TARGET_KEYWORDS = frozenset({"labels", "label", "num_items_in_batch"})
+"""Keyword arguments of a model call that carry targets, not inputs.
+
+Hugging Face models take the labels (and the ``Trainer``'s token count) in the
+forward call to return the loss; no layer reads them, and the probe would
+otherwise report them as inputs that no layer reads.
+"""
+
+
 def _flatten(value: Any, path: str) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(path, tensor)`` for every tensor in nested tuples, lists and mappings."""
     if isinstance(value, torch.Tensor):
@@ -215,7 +224,8 @@ class InputLayerProbe:
             return
         self._watching = True
         pending = self._pending
-        flat = [*_flatten(args, "args"), *_flatten(kwargs, "kwargs")]
+        inputs = {key: value for key, value in kwargs.items() if key not in TARGET_KEYWORDS}
+        flat = [*_flatten(args, "args"), *_flatten(inputs, "kwargs")]
         for path, tensor in flat:
             if any(tensor is seen for seen in self._tensors):
                 continue

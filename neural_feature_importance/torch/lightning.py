@@ -31,8 +31,6 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
 if TYPE_CHECKING:
     # Checked against one of the two distributions (their classes are the same API).
     from lightning.pytorch import Callback, LightningModule, Trainer
@@ -42,16 +40,16 @@ else:
     except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
         from pytorch_lightning import Callback, LightningModule, Trainer
 
-from neural_feature_importance.core.errors import NoSignalError, NotFittedError
+from neural_feature_importance.core.errors import NoSignalError
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.core.tracker import VarianceImportanceBase
-from neural_feature_importance.torch.trackers import TRACKERS, _TorchTrackerMixin
+from neural_feature_importance.torch.wrapped import Layer, WrappedTracker
 
 logger = logging.getLogger(__name__)
 
 
-class VarianceImportanceLightning(Callback):
+class VarianceImportanceLightning(WrappedTracker, Callback):
     """Track VIANN importances while a Lightning ``Trainer`` fits.
 
     Parameters
@@ -81,31 +79,25 @@ class VarianceImportanceLightning(Callback):
         the state the first worker handed back (a core tracker).
     """
 
+    fit_call = "trainer.fit()"
+
     def __init__(
         self,
-        layer: str | nn.Module | None = None,
+        layer: Layer = None,
         *,
         kind: str = "dense",
         update_every: int | None = None,
         normalize: Normalize = "minmax",
         **tracker_options: Any,
     ) -> None:
-        if kind not in TRACKERS:
-            raise ValueError(
-                f"kind={kind!r} is not supported; use one of {sorted(TRACKERS)} (the tracked "
-                "layer is an nn.Linear, an nn.ConvNd or an nn.Embedding)."
-            )
-        # Checked now, although the tracker is made when training starts.
-        TRACKERS[kind].check_options(
-            update_every=update_every, normalize=normalize, **tracker_options
+        WrappedTracker.__init__(
+            self,
+            layer,
+            kind=kind,
+            update_every=update_every,
+            normalize=normalize,
+            **tracker_options,
         )
-        self.layer = layer
-        self.kind = kind
-        self.update_every = update_every
-        self.normalize = normalize
-        self.tracker_options = tracker_options
-        self.tracker: _TorchTrackerMixin | None = None
-        self._pending_state: dict[str, Any] | None = None
         self._last_global_step = -1
         # Where a worker process hands its state back to the process that made
         # this callback (ddp_spawn): the callback reaches the workers pickled.
@@ -128,15 +120,6 @@ class VarianceImportanceLightning(Callback):
         )
         scoring = self.tracker_options.get("scoring", "viann")
         return self._generate_state_key(layer=layer, kind=self.kind, scoring=scoring)
-
-    def _make_tracker(self, pl_module: LightningModule) -> _TorchTrackerMixin:
-        return TRACKERS[self.kind](
-            pl_module,
-            self.layer,
-            update_every=self.update_every,
-            normalize=self.normalize,
-            **self.tracker_options,
-        )
 
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -215,37 +198,8 @@ class VarianceImportanceLightning(Callback):
         return self._handed_back
 
     def _fitted_tracker(self) -> VarianceImportanceBase:
-        if self.tracker is not None:
-            return self.tracker
-        handed_back = self._handed_back_tracker()
-        if handed_back is None:
-            raise NotFittedError(
-                "VarianceImportanceLightning has not seen training yet; pass it to "
-                "Trainer(callbacks=[...]) and call trainer.fit() first."
-            )
-        return handed_back
-
-    @property
-    def feature_importances_(self) -> Any:
-        """Normalised score of every input feature (see the tracker)."""
-        return self._fitted_tracker().feature_importances_
-
-    @property
-    def raw_importances_(self) -> Any:
-        """Raw score of every input feature."""
-        return self._fitted_tracker().raw_importances_
-
-    @property
-    def feature_names_in_(self) -> Any:
-        """Name of every column of the result (see the tracker)."""
-        return self._fitted_tracker().feature_names_in_
-
-    @property
-    def importances_(self) -> Any:
-        """Names, normalised and raw scores together, with ``to_frame()`` and ``plot()``."""
-        return self._fitted_tracker().importances_
-
-    @property
-    def var_scores(self) -> Any:
-        """The original package's name for :attr:`feature_importances_`."""
-        return self.feature_importances_
+        if self.tracker is None:
+            handed_back = self._handed_back_tracker()
+            if handed_back is not None:
+                return handed_back
+        return super()._fitted_tracker()

@@ -255,3 +255,24 @@ def test_a_model_calling_itself_is_probed_as_one_forward_pass():
     assert len(result.inputs) == 1  # the inner call's argument is no model input
     assert [(r.name, r.input_index) for r in result.readers] == [("fc", 0)]
     assert all_hooks(model) == []
+
+
+def test_label_keywords_are_not_inputs():
+    """A Hugging Face-style call passes the targets as ``labels=``; no layer reads them."""
+
+    class WithLoss(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(3, 1)
+
+        def forward(self, x, labels=None, num_items_in_batch=None):
+            return nn.functional.mse_loss(self.net(x), labels)
+
+    model = WithLoss()
+    probe = InputLayerProbe(model)
+    probe.attach()
+    model(torch.randn(4, 3), labels=torch.randn(4, 1), num_items_in_batch=torch.tensor(4))
+    assert probe.result is not None
+    assert [i.path for i in probe.result.inputs] == ["args[0]"]
+    assert probe.result.unread == []
+    assert [reader.name for reader in probe.result.readers] == ["net"]

@@ -1,0 +1,120 @@
+"""What the trainer callbacks share: a torch tracker made when training starts.
+
+The Lightning callback and the Hugging Face ``Trainer`` callback take the
+same options, check them when they are constructed, make one of the torch
+trackers (:data:`~neural_feature_importance.torch.trackers.TRACKERS`) when
+training starts, and expose its results. Only their hooks differ; this
+mixin is the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import nn
+
+from neural_feature_importance.core.errors import NotFittedError
+from neural_feature_importance.core.result import FeatureImportances
+from neural_feature_importance.core.scoring import Normalize
+from neural_feature_importance.core.tracker import VarianceImportanceBase
+from neural_feature_importance.torch.trackers import TRACKERS, _TorchTrackerMixin
+
+Layer = str | nn.Module | list[str | nn.Module] | tuple[str | nn.Module, ...] | None
+"""What ``layer=`` accepts: a name, a module, several of them, or ``None``."""
+
+
+class WrappedTracker:
+    """Options, tracker and results of a callback that wraps a torch tracker.
+
+    Parameters
+    ----------
+    layer : str, nn.Module or list of them, optional
+        The layer(s) to track (see the torch trackers' ``layer``).
+    kind : {"dense", "conv", "embedding"}, default="dense"
+        Which torch tracker to make.
+    update_every : int, optional
+        Snapshot every ``update_every`` optimizer steps instead of per epoch.
+    normalize : {"minmax", "sum", None}, default="minmax"
+        Scaling of :attr:`feature_importances_`.
+    **tracker_options
+        The torch trackers' other options, checked here.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an option the trackers do not have or a value they do not accept.
+    """
+
+    fit_call: ClassVar[str] = "the training"
+    """How the trainer is run, for the not-fitted message (``trainer.fit()``)."""
+
+    def __init__(
+        self,
+        layer: Layer = None,
+        *,
+        kind: str = "dense",
+        update_every: int | None = None,
+        normalize: Normalize = "minmax",
+        **tracker_options: Any,
+    ) -> None:
+        if kind not in TRACKERS:
+            raise ValueError(
+                f"kind={kind!r} is not supported; use one of {sorted(TRACKERS)} (the tracked "
+                "layer is an nn.Linear, an nn.ConvNd or an nn.Embedding)."
+            )
+        # Checked now, although the tracker is made when training starts.
+        TRACKERS[kind].check_options(
+            update_every=update_every, normalize=normalize, **tracker_options
+        )
+        self.layer = layer
+        self.kind = kind
+        self.update_every = update_every
+        self.normalize = normalize
+        self.tracker_options = tracker_options
+        self.tracker: _TorchTrackerMixin | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    def _make_tracker(self, model: nn.Module) -> _TorchTrackerMixin:
+        return TRACKERS[self.kind](
+            model,
+            self.layer,
+            update_every=self.update_every,
+            normalize=self.normalize,
+            **self.tracker_options,
+        )
+
+    # ---------------------------------------------------------------- results
+    def _fitted_tracker(self) -> VarianceImportanceBase:
+        """The tracker to read results from; raises :class:`NotFittedError` before training."""
+        if self.tracker is None:
+            raise NotFittedError(
+                f"{type(self).__name__} has not seen training yet; pass it to the trainer's "
+                f"callbacks and call {self.fit_call} first."
+            )
+        return self.tracker
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Normalised score of every input feature (see the tracker)."""
+        return self._fitted_tracker().feature_importances_
+
+    @property
+    def raw_importances_(self) -> np.ndarray:
+        """Raw score of every input feature."""
+        return self._fitted_tracker().raw_importances_
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        """Name of every column of the result (see the tracker)."""
+        return self._fitted_tracker().feature_names_in_
+
+    @property
+    def importances_(self) -> FeatureImportances:
+        """Names, normalised and raw scores together, with ``to_frame()`` and ``plot()``."""
+        return self._fitted_tracker().importances_
+
+    @property
+    def var_scores(self) -> np.ndarray:
+        """The original package's name for :attr:`feature_importances_`."""
+        return self.feature_importances_
