@@ -599,6 +599,20 @@ class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
     n_updates_ : int
         Number of snapshots taken.
 
+    Notes
+    -----
+    Data-parallel training gives the importances of single-device training
+    on the same global batches, up to float32 rounding: under JAX's
+    ``keras.distribution.DataParallel`` and TensorFlow's
+    ``tf.distribute.MirroredStrategy`` the weights read are the replicated
+    ones, and the gradient modes read the gradient of the global batch, the
+    one the optimizer applies, once per update (see
+    :mod:`neural_feature_importance.keras.gradients`). Under
+    ``MirroredStrategy`` build and compile the model inside
+    ``strategy.scope()``, as Keras requires; the callback itself needs no
+    scope. Keras's PyTorch backend has no distribution API; for PyTorch DDP
+    or FSDP use the PyTorch trackers.
+
     Examples
     --------
     >>> import keras

@@ -25,6 +25,27 @@ Where the tap sits:
 The tap reads the gradient before the wrapped optimizer's own clipping and
 weight decay (``clipnorm``, ``weight_decay``), and the weight after the step.
 
+Under Keras distribution the tap reads the gradient of the global batch, the
+one the wrapped optimizer applies:
+
+- JAX (``keras.distribution.DataParallel``): the trainer compiles one train
+  step over the whole mesh, so ``stateless_apply`` already receives the
+  global batch's gradient, and the tap's variables are replicated like the
+  optimizer's own;
+- TensorFlow (``tf.distribute.MirroredStrategy``): Keras calls
+  ``optimizer.apply`` once per replica, in replica context, with that
+  replica's gradient of its loss divided by the number of replicas; the
+  wrapped optimizer all-reduces them (a sum) before its update. The tap sums
+  them in the same way, before its ``cond``: ``tf.distribute`` allows no
+  cross-replica communication (``merge_call``) inside a branch of a ``cond``
+  in replica context, which is why this reduction runs at every step, not
+  only at read steps. Its variables are mirrored variables created in the
+  strategy that owns the tracked weight, with ``aggregation="none"``: every
+  replica computes the same new values from the all-reduced gradient and
+  the mirrored weights, and writes its own copy (no cross-replica write in
+  the branch either); :meth:`GradientTapOptimizer.drain` reads them in
+  cross-replica context and zeroes every copy.
+
 The callbacks install the tap at ``on_train_begin`` and give the user's
 optimizer back at ``on_train_end``, rebuilding the train function each time.
 Its variables are saved as those of the wrapped optimizer
@@ -34,6 +55,7 @@ training (``ModelCheckpoint``) loads into a model compiled with the plain optimi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +71,49 @@ __all__ = ["GradientTapOptimizer", "KerasStepOps", "find_taps", "unlink_tap"]
 
 def _nothing() -> None:
     """The branch of a step that is not read."""
+
+
+def _distribution_scope(variables: Sequence[Any]) -> contextlib.AbstractContextManager[Any]:
+    """The ``tf.distribute`` strategy scope of the tracked weights, where the tap is created.
+
+    On TensorFlow, a variable of the tap that a replica writes in the train
+    step must be a mirrored variable of the strategy that runs the step, and
+    Keras's TensorFlow optimizer takes its strategy from the scope it is
+    constructed in. The callbacks construct the tap in ``on_train_begin``,
+    outside the user's ``strategy.scope()``, so the tap enters the strategy
+    that owns the tracked weights itself. A null context on other backends,
+    for weights of no strategy, and inside a strategy scope already.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return contextlib.nullcontext()
+    import tensorflow as tf  # only on the TensorFlow backend, where Keras has imported it
+
+    if tf.distribute.has_strategy():
+        return contextlib.nullcontext()
+    for variable in variables:
+        value = getattr(variable, "value", variable)
+        if isinstance(value, tf.distribute.DistributedValues):
+            return value.distribute_strategy.scope()
+    return contextlib.nullcontext()
+
+
+def _sum_over_replicas(gradients: list[Any]) -> list[Any]:
+    """The tracked gradients summed over ``tf.distribute`` replicas, as Keras's optimizer sums them.
+
+    Keras's TensorFlow optimizer (``TFOptimizer._all_reduce_sum_gradients``)
+    all-reduces each replica's gradient with ``ReduceOp.SUM`` before its
+    update; each replica's loss is already divided by the number of replicas,
+    so the sum is the gradient of the global batch. Unchanged on other
+    backends, outside a replica context, and with a single replica.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return gradients
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return gradients
+    return list(context.all_reduce(tf.distribute.ReduceOp.SUM, gradients))
 
 
 class KerasStepOps:
@@ -123,7 +188,10 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         gradient_every: int = 1,
         name: str | None = None,
     ) -> None:
-        super().__init__(learning_rate=0.0, name=name or f"gradient_tap_{inner_optimizer.name}")
+        tracked = list(tracked)
+        # Keras's TensorFlow optimizer takes its tf.distribute strategy from this scope.
+        with _distribution_scope([variable for _, variable, _ in tracked]):
+            super().__init__(learning_rate=0.0, name=name or f"gradient_tap_{inner_optimizer.name}")
         self.inner_optimizer = inner_optimizer
         self.gradient_every = int(gradient_every)
         self._slots = [_Slot(slot_name, variable, mode) for slot_name, variable, mode in tracked]
@@ -138,7 +206,15 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
 
     # ------------------------------------------------------------- variables
     def build(self, var_list: list[Any]) -> None:
-        """Create the tap's sums and counters (the wrapped optimizer keeps its own)."""
+        """Create the tap's sums and counters (the wrapped optimizer keeps its own).
+
+        On TensorFlow they are created in the ``tf.distribute`` strategy of the
+        tracked weights (see :func:`_distribution_scope`).
+        """
+        with _distribution_scope([slot.variable for slot in self._slots]):
+            self._build(var_list)
+
+    def _build(self, var_list: list[Any]) -> None:
         if not self.inner_optimizer.built:
             self.inner_optimizer.build(var_list)
         super().build(var_list)
@@ -207,6 +283,8 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
 
         The terms are computed only on read steps, behind a ``keras.ops.cond``:
         reading one update in ``gradient_every`` costs a quarter of reading every one.
+        Under ``tf.distribute`` each replica calls this with its own gradient,
+        and the tracked gradients are first summed over the replicas.
         """
         if trainable_variables is not None:
             variables = list(trainable_variables)
@@ -216,7 +294,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             variables = list(self._trainable_variables)
         grads = list(grads)
         position = {id(v): i for i, v in enumerate(variables)}
-        inputs = []
+        gradients = []
         for slot in self._slots:
             index = position.get(id(slot.variable))
             gradient = None if index is None else grads[index]
@@ -226,6 +304,11 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
                     "train step computed none; is the layer used in the forward pass and "
                     "trainable?"
                 )
+            gradients.append(gradient)
+        # Under MirroredStrategy: the global batch's gradient, at every step (not in the cond).
+        gradients = _sum_over_replicas(gradients)
+        inputs = []
+        for slot, gradient in zip(self._slots, gradients, strict=True):
             # Read before the update: it resets the accumulated gradient and moves the weight.
             accumulated = self._accumulated(slot.variable)
             # A copy: on TensorFlow and torch .value reads the live variable.
