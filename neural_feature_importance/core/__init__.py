@@ -29,6 +29,7 @@ from neural_feature_importance.core.scoring import (
     viann_scores,
 )
 from neural_feature_importance.core.serialization import load_state, save_state
+from neural_feature_importance.core.sharding import WeightShard
 from neural_feature_importance.core.tracker import (
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
@@ -54,6 +55,7 @@ __all__ = [
     "RunningMoments",
     "StateDictError",
     "VarianceImportanceBase",
+    "WeightShard",
     "WeightView",
     "load_state",
     "normalize_scores",
