@@ -31,6 +31,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 if TYPE_CHECKING:
     # Checked against one of the two distributions (their classes are the same API).
     from lightning.pytorch import Callback, LightningModule, Trainer
@@ -40,7 +42,7 @@ else:
     except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
         from pytorch_lightning import Callback, LightningModule, Trainer
 
-from neural_feature_importance.core.errors import NoSignalError
+from neural_feature_importance.core.errors import NoSignalError, StateDictError
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.core.tracker import VarianceImportanceBase
@@ -126,7 +128,7 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         """Create the tracker, restoring a checkpointed state if one was loaded."""
         self.tracker = self._make_tracker(pl_module)
         if self._pending_state is not None:
-            self.tracker.load_state_dict(self._pending_state)
+            self.tracker.load_state_dict(self._own_state(trainer, self._pending_state))
             self._pending_state = None
         self.tracker.on_train_begin()
         self._last_global_step = trainer.global_step
@@ -166,17 +168,44 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """The tracker's state (tensors and plain values), saved in checkpoints."""
+        """The tracker's state (tensors and plain values), saved in checkpoints.
+
+        Under FSDP2 each rank's tracker holds its own shard, but Lightning
+        writes the callbacks' states from the first rank only, so the state is
+        then every rank's, gathered (``{"ranks": [state of rank 0, ...]}``;
+        every rank must call this, as Lightning's checkpointing does), and
+        each rank resumes from its own entry.
+        """
         if self.tracker is None:
             handed_back = self._handed_back_tracker()
             if handed_back is not None:
                 return handed_back.state_dict()
             return dict(self._pending_state or {})
-        return self.tracker.state_dict()
+        state = self.tracker.state_dict()
+        if self.tracker.sharded and torch.distributed.is_initialized():
+            every_rank: list[Any] = [None] * torch.distributed.get_world_size()
+            # In-memory transport between the ranks; the checkpoint holds tensors and values.
+            torch.distributed.all_gather_object(every_rank, _to_cpu(state))
+            return {"ranks": every_rank}
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Keep a checkpointed state; it is applied when training starts."""
         self._pending_state = dict(state_dict) if state_dict else None
+
+    def _own_state(self, trainer: Trainer, state: dict[str, Any]) -> dict[str, Any]:
+        """The entry of this rank in a state gathered from sharded trackers, else ``state``."""
+        if "ranks" not in state:
+            return state
+        ranks = list(state["ranks"])
+        if len(ranks) != trainer.world_size:
+            raise StateDictError(
+                f"{type(self).__name__}: the checkpoint holds the tracker states of "
+                f"{len(ranks)} processes (a layer sharded by FSDP2), but this run has "
+                f"{trainer.world_size}. Resume with {len(ranks)} processes."
+            )
+        own: dict[str, Any] = ranks[trainer.global_rank]
+        return own
 
     # ---------------------------------------------------------------- results
     def _handed_back_tracker(self) -> VarianceImportanceBase | None:
@@ -203,3 +232,12 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
             if handed_back is not None:
                 return handed_back
         return super()._fitted_tracker()
+
+
+def _to_cpu(value: Any) -> Any:
+    """``value`` with every tensor moved to the CPU (for gathering states across ranks)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    return value

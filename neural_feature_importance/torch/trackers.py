@@ -361,6 +361,18 @@ class _TorchTrackerMixin(VarianceImportanceBase):
             self._resolve_layer()
         return self._layer_shard
 
+    @property
+    def sharded(self) -> bool:
+        """Whether this process tracks a shard of the layer (FSDP2), so its state is its own.
+
+        With several input layers, whether any of them is sharded.
+        """
+        if self.layers_ is not None:
+            return any(member.sharded for member in self.layers_.values())
+        if isinstance(self.layer, list | tuple):
+            return any(self._new_layer_tracker(name).sharded for name in self._layer_names())
+        return self._expected_shard() is not None
+
     def _watch_inputs(self) -> None:
         """Find the layer that reads the model's inputs at the first forward pass.
 

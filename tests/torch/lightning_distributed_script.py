@@ -78,8 +78,21 @@ def callbacks() -> list[VarianceImportanceLightning]:
     ]
 
 
-def fit(strategy: str | object, devices: int, batch_size: int, root: Path) -> list:
-    """Fit a fresh regressor under ``strategy``; return its callbacks."""
+def fit(
+    strategy: str | object,
+    devices: int,
+    batch_size: int,
+    root: Path,
+    epochs: int = EPOCHS,
+    ckpt_path: Path | None = None,
+) -> list:
+    """Fit a fresh regressor under ``strategy``; return its callbacks.
+
+    With ``ckpt_path`` the fit resumes from that checkpoint; every fit saves its last
+    epoch's checkpoint in ``root / "checkpoints"``.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     tracked = callbacks()
     module = ShardedRegressor() if strategy == "model_parallel" else Regressor()
@@ -88,29 +101,36 @@ def fit(strategy: str | object, devices: int, batch_size: int, root: Path) -> li
 
         strategy = ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1)
     trainer = Trainer(
-        max_epochs=EPOCHS,
-        callbacks=tracked,
+        max_epochs=epochs,
+        callbacks=[*tracked, ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
         accelerator="cpu",
         devices=devices,
         strategy=strategy,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        enable_checkpointing=False,
         use_distributed_sampler=False,
         default_root_dir=root,
     )
-    trainer.fit(module, loader(batch_size))
+    trainer.fit(module, loader(batch_size), ckpt_path=ckpt_path)
     return tracked
 
 
 def main(strategy: str, out: Path) -> None:
+    """Fit under ``strategy`` on 2 processes: once through, and stopped and resumed."""
     logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
-    tracked = fit(strategy, 2, BATCH, out)
+    tracked = fit(strategy, 2, BATCH, out / "whole")
+    fit(strategy, 2, BATCH, out / "resumed", epochs=EPOCHS - 1)
+    last = out / "resumed" / "checkpoints" / "last.ckpt"
+    resumed = fit(strategy, 2, BATCH, out / "resumed", ckpt_path=last)
     rank = torch.distributed.get_rank()
     np.savez(
         out / f"rank{rank}.npz",
         **{scoring: c.raw_importances_ for scoring, c in zip(SCORINGS, tracked, strict=True)},
+        **{
+            f"resumed_{scoring}": c.raw_importances_
+            for scoring, c in zip(SCORINGS, resumed, strict=True)
+        },
     )
 
 

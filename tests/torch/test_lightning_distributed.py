@@ -1,7 +1,8 @@
 """Lightning's multi-process strategies give the importances of one process.
 
 ``ddp`` and ``model_parallel`` (FSDP2) run as a script on 2 CPU processes
-(their launcher re-runs the script); ``ddp_spawn`` trains in 2 worker
+(their launcher re-runs the script), once through and stopped and resumed from
+a checkpoint; ``ddp_spawn`` trains in 2 worker
 processes and the importances must reach the callback in this process. All
 must equal a one-process fit on the same global batches
 (:mod:`lightning_distributed_script`), and only the first rank logs.
@@ -61,10 +62,14 @@ def test_every_rank_equals_one_process_and_only_the_first_logs(single, tmp_path,
                 np.testing.assert_allclose(
                     saved[scoring], single[scoring], rtol=RTOL, err_msg=f"rank {rank} {scoring}"
                 )
+                # Stopped after an epoch's checkpoint, resumed from it in a new Trainer.
+                np.testing.assert_allclose(saved[f"resumed_{scoring}"], saved[scoring], rtol=1e-9)
+    # Three fits (whole, first part, resumed) of two callbacks each, logged by rank 0 only.
     logged = run.stderr.count("most important features")
-    assert logged == len(script.SCORINGS), run.stderr[-4000:]
+    assert logged == 3 * len(script.SCORINGS), run.stderr[-4000:]
     # The strategy calls the model with the batch, forward swapped for training_step:
     # the inputs are still those of the inner forward call (no warning about the targets).
     assert "read by no trackable layer" not in run.stderr
     if strategy == "model_parallel":
-        assert run.stderr.count("this process holds indices") == 2 * len(script.SCORINGS)
+        # Two fits start tracking (the resumed one resumes), on 2 ranks, per callback.
+        assert run.stderr.count("this process holds indices") == 2 * 2 * len(script.SCORINGS)
