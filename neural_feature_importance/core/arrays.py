@@ -41,16 +41,19 @@ def check_dtype(dtype: str) -> str:
 
 @runtime_checkable
 class StepOps(Protocol):
-    """The one reduction a gradient mode's per-step formula needs.
+    """The reductions a gradient mode's per-step formula needs.
 
     The formula (:meth:`~.modes.ScoringMode.step_terms`) is written once with
-    operators and this ``sum``, so it runs on host arrays (numpy), on torch
-    tensors on the parameter's device, and inside a compiled Keras train step
-    (``keras.ops``, see :mod:`neural_feature_importance.keras.gradients`).
+    operators, ``sum`` and ``dot``, so it runs on host arrays (numpy), on
+    torch tensors on the parameter's device, and inside a compiled Keras train
+    step (``keras.ops``, see :mod:`neural_feature_importance.keras.gradients`).
     """
 
     def sum(self, array: Array, axis: int | tuple[int, ...]) -> Array:
         """Return ``array`` summed over ``axis``."""
+
+    def dot(self, a: Array, b: Array, axis: int) -> Array:
+        """Return ``(a * b)`` summed over ``axis`` (a library may avoid the product's temporary)."""
 
 
 @runtime_checkable
@@ -107,6 +110,9 @@ class NumpyArrayOps:
 
     def sum(self, array: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
         return np.sum(array, axis=axis)
+
+    def dot(self, a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+        return self.sum(a * b, axis)
 
     def all_finite(self, array: np.ndarray) -> bool:
         # One reduction, no boolean temporary: a float64 sum is NaN/Inf exactly when

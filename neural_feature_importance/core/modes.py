@@ -583,13 +583,15 @@ class TaylorMode(ScoringMode):
     def step_terms(
         self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
     ) -> dict[str, Array]:
-        product = gradient * weights
         # A feature sum is finite exactly when every product in it is (NaN and
         # Inf propagate through sums), so checking this small vector suffices.
-        terms = {"features": abs(ops.sum(product, self._unit_axis))}
-        if self._track_units:
-            terms["units"] = abs(ops.sum(product, self._other_axes))
-        return terms
+        if not self._track_units:
+            return {"features": abs(ops.dot(gradient, weights, self._unit_axis))}
+        product = gradient * weights
+        return {
+            "features": abs(ops.sum(product, self._unit_axis)),
+            "units": abs(ops.sum(product, self._other_axes)),
+        }
 
     def gradient(self, gradient: Array, weights: Array) -> bool:
         if not super().gradient(gradient, weights):

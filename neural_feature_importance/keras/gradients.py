@@ -122,6 +122,10 @@ class KerasStepOps:
     def sum(self, array: Array, axis: int | tuple[int, ...]) -> Array:
         return keras.ops.sum(array, axis=axis)
 
+    def dot(self, a: Array, b: Array, axis: int) -> Array:
+        # The compilers (XLA, Grappler) fuse the product into the reduction.
+        return keras.ops.sum(a * b, axis=axis)
+
 
 KERAS_STEP_OPS = KerasStepOps()
 

@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+FUSED_DOT_MIN = 1 << 22
+"""Values from which :meth:`TorchArrayOps.dot` sums a product over the last axis with einsum."""
+
 
 class TorchArrayOps:
     """:class:`~neural_feature_importance.core.arrays.ArrayOps` for torch tensors.
@@ -52,15 +55,29 @@ class TorchArrayOps:
         destination.addcmul_(a, b, value=scale)
 
     def sum(self, array: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
-        return array.sum(axis)
+        return self._reduced(array.sum(axis), axis)
+
+    def dot(self, a: torch.Tensor, b: torch.Tensor, axis: int) -> torch.Tensor:
+        if a.ndim == 2 and axis in (1, -1) and a.numel() >= FUSED_DOT_MIN:
+            # einsum forms no product array: on a 50,000 x 256 float32 table 14
+            # instead of 38 ms on a CPU core (memory-bound). It is slower below a
+            # few million values, and for a reduction over the first axis at any size.
+            return self._reduced(torch.einsum("ij,ij->i", a, b), axis)
+        return self.sum(a * b, axis)
+
+    def _reduced(self, result: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
+        """``result`` of a reduction over ``axis`` (sharded ops reduce it over the processes)."""
+        return result
 
     def all_finite(self, array: torch.Tensor) -> bool:
-        # One reduction, no boolean temporary: a float64 sum is NaN/Inf exactly when
-        # an element is (finite float32 weights cannot overflow it). Testing the
-        # Python float costs one kernel less than torch.isfinite on the scalar
-        # (measured on a CPU: 4 instead of 10 us for 64 values, 0.2 instead of
-        # 0.57 ms for 512,000); either way one value crosses to the host.
-        return math.isfinite(array.sum(dtype=torch.float64).item())
+        # One reduction in the array's own dtype, no boolean temporary: a sum is
+        # finite when every element is, except that a sum of finite values may
+        # overflow, which the exact test then settles. One value crosses to the
+        # host. Measured on a CPU core for 12.8 million float32 values: 2.6 ms,
+        # against 70 ms for a float64 sum and 83 ms for torch.isfinite().all().
+        if math.isfinite(array.sum().item()):
+            return True
+        return bool(torch.isfinite(array).all())
 
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, torch.Tensor):

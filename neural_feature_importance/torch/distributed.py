@@ -20,7 +20,6 @@ need torch.distributed:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -127,7 +126,7 @@ class ShardedTorchArrayOps(TorchArrayOps):
     Every operation is local except two, which every process runs at the same
     points of training and which must give every process the same answer:
 
-    - :meth:`sum` over the sharded axis all-reduces its (small) result, so a
+    - a :meth:`sum` (or :meth:`dot`) over the sharded axis all-reduces its (small) result, so a
       gradient mode's per-step sum over a feature's units is complete;
     - :meth:`all_finite` all-reduces its verdict, so every process skips the
       same gradient reads and raises the same NaN/Inf error.
@@ -147,17 +146,15 @@ class ShardedTorchArrayOps(TorchArrayOps):
         self.dim = dim
         self.group = group
 
-    def sum(self, array: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
-        result = array.sum(axis)
+    def _reduced(self, result: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
         axes = (axis,) if isinstance(axis, int) else axis
         if self.dim in axes:
             torch.distributed.all_reduce(result, group=self.group)
         return result
 
     def all_finite(self, array: torch.Tensor) -> bool:
-        total = array.sum(dtype=torch.float64).reshape(1)
-        flag = torch.zeros(1, dtype=torch.float64, device=total.device)
-        flag += 0.0 if math.isfinite(total.item()) else 1.0
+        flag = torch.zeros(1, dtype=torch.float64, device=array.device)
+        flag += 0.0 if super().all_finite(array) else 1.0
         torch.distributed.all_reduce(flag, group=self.group)
         return flag.item() == 0.0
 
