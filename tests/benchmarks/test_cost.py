@@ -1,19 +1,87 @@
 import numpy as np
+import pandas as pd
 import pytest
 
-from benchmarks.cost import main, run_memory, run_overhead, run_scale
+from benchmarks.cost import (
+    embedding_step_markdown,
+    main,
+    run_embedding_step,
+    run_memory,
+    run_memory_modes,
+    run_overhead,
+    run_scale,
+    summarise_embedding_step,
+)
+from neural_feature_importance.core.modes import SCORING_MODES
 
 
 def test_memory_state_is_four_arrays_of_the_statistics_dtype():
     table = run_memory([10, 100], units=8, updates=2).set_index("n_weights")
-    # Linear(10, 8): 80 float32 weights = 320 bytes. The tracker keeps shift,
-    # mean, M2 and the last weights: 4 x 80 x 8 bytes in float64, half in float32.
+    # Linear(10, 8): 80 float32 weights = 320 bytes. VIANN keeps shift, mean, M2
+    # and the last weights: 4 x 80 x 8 bytes in float64, half in float32, and no
+    # array besides its state (the update's delta is a temporary).
     assert table.loc[80, "weight_bytes"] == 320
     assert table.loc[80, "torch_state_bytes_float64"] == 4 * 80 * 8
     assert table.loc[80, "torch_state_bytes_float32"] == 4 * 80 * 4
+    assert (table["torch_extra_bytes_float64"] == 0).all()
+    assert (table["torch_extra_bytes_float32"] == 0).all()
     assert table.loc[800, "numpy_state_bytes"] == 4 * 800 * 8
-    assert (table["numpy_update_peak_extra_bytes"] >= 0).all()
+    # The numpy update allocates at least the float64 delta, and less than its state.
+    assert 800 * 8 <= table.loc[800, "numpy_update_peak_extra_bytes"] < 4 * 800 * 8
     assert (table["torch_us_per_update_float64"] > 0).all()
+
+
+# x the float32 weight's bytes with float64 statistics: each per-weight array in
+# float64 is 2x (float32 statistics: half). Taylor keeps no per-weight array.
+PER_WEIGHT_ARRAYS = {
+    "viann": 4,  # shift, mean, M2, last weights
+    "growth": 2,  # initial, last
+    "path": 2,  # previous, path length
+    "ema_variance": 3,  # mean, variance, last
+    "update_variance": 5,  # previous, the updates' shift, mean, M2, last
+    "movement": 1,  # score
+    "synaptic": 2,  # previous, omega
+}
+
+
+def test_memory_per_mode_ratios_on_a_small_layer():
+    # A Linear(20, 64) weight: 1,280 float32 weights = 5,120 bytes, 20 input features.
+    table = run_memory_modes({"small": ("dense", (64, 20))}, epochs=2)
+    assert len(table) == 2 * len(SCORING_MODES) * 2  # torch and numpy, float64 and float32
+    assert (table["weight_bytes"] == 5120).all()
+    rows = table.set_index(["framework", "scoring", "dtype"])
+    for framework in ("torch", "numpy"):
+        assert rows.loc[(framework, "viann", "float64"), "ratio"] == 8.0
+        assert rows.loc[(framework, "viann", "float32"), "ratio"] == 4.0
+        for mode, arrays in PER_WEIGHT_ARRAYS.items():
+            assert rows.loc[(framework, mode, "float64"), "ratio"] == 2.0 * arrays
+            assert rows.loc[(framework, mode, "float32"), "ratio"] == 1.0 * arrays
+            assert rows.loc[(framework, mode, "float64"), "extra_bytes"] == 0
+        # Taylor: one float64 sum per feature in its state (20 x 8 bytes) and, one
+        # step after the snapshot, the pending float32 sums (20 x 4) beside it.
+        taylor = rows.loc[(framework, "taylor", "float64")]
+        assert taylor["state_bytes"] == 20 * 8
+        assert taylor["extra_bytes"] == 20 * 4
+        assert taylor["extra_arrays"] == "_mode._pending['features'] 80"
+        assert taylor["ratio"] == (160 + 80) / 5120 < 0.1
+        assert rows.loc[(framework, "taylor", "float32"), "ratio"] == (80 + 80) / 5120
+    goals = table[table["scoring"].isin(["viann", "taylor"])]
+    assert (goals["verdict"] == "PASS").all()
+    assert (table.loc[~table["scoring"].isin(["viann", "taylor"]), "verdict"] == "").all()
+    # The feature names and one index array per column are not statistics: apart.
+    assert (table["columns_bytes"] > 0).all()
+
+
+def test_memory_of_an_embedding_table_counts_its_rows_as_features():
+    # Embedding(200, 64): 12,800 weights = 51,200 bytes; taylor keeps one sum per token.
+    table = run_memory_modes(
+        {"table": ("embedding", (200, 64))}, modes=["viann", "taylor"], frameworks=["torch"]
+    )
+    rows = table.set_index(["scoring", "dtype"])
+    assert rows.loc[("viann", "float64"), "state_bytes"] == 4 * 12_800 * 8
+    assert rows.loc[("taylor", "float64"), "state_bytes"] == 200 * 8
+    assert rows.loc[("taylor", "float64"), "extra_bytes"] == 200 * 4
+    assert rows.loc[("taylor", "float32"), "ratio"] == (200 * 4 + 200 * 4) / 51_200
 
 
 def test_scale_sweep_rows_and_budget_skips():
@@ -58,9 +126,60 @@ def test_overhead_counts_snapshots_per_epoch_and_per_step():
 
 def test_cli_quick_memory_part(tmp_path):
     results = main(["--quick", "--parts", "memory", "--out", str(tmp_path)])
-    assert set(results) == {"memory"}
+    assert set(results) == {"memory", "memory_modes"}
     assert (tmp_path / "cost_memory.csv").exists() and (tmp_path / "cost_memory.png").exists()
-    assert "Tracker memory against the tracked weight" in (tmp_path / "cost.md").read_text()
+    modes = results["memory_modes"]
+    # Two layers x torch and numpy x every mode x two dtypes.
+    assert len(modes) == 2 * 2 * len(SCORING_MODES) * 2
+    assert len(modes) == len(pd.read_csv(tmp_path / "cost_memory_modes.csv"))
+    text = (tmp_path / "cost.md").read_text()
+    assert "VIANN's memory against the tracked weight" in text
+    assert "Tracker memory per scoring mode" in text
+    assert "| dense 64x100 " in text and "| embedding 1000x32 " in text
+
+
+def test_embedding_step_pairs_every_variant_with_plain_blocks():
+    blocks = run_embedding_step(
+        vocab=300, dim=8, batch_size=8, seq_len=5, steps=4, repeats=3, optimizers=("sgd",)
+    )
+    # 3 recorded rounds (the warm-up round is not) x 5 variants.
+    assert len(blocks) == 3 * 5
+    assert set(blocks["round"]) == {1, 2, 3}
+    # Each round runs the variants in an order rotated by one.
+    first = blocks[blocks["position"] == 0].set_index("round")["variant"]
+    assert list(first) == ["viann_epoch", "viann_step", "taylor"]
+    plain = blocks[blocks["variant"] == "plain"]
+    assert (plain["tracker_ms_per_step"] == 0).all()
+    tracked = blocks[blocks["variant"] != "plain"]
+    assert (tracked["step_end_seconds"] > 0).all() and (tracked["epoch_end_seconds"] > 0).all()
+    summary = summarise_embedding_step(blocks).set_index("variant")
+    assert list(summary.index) == [
+        "plain",
+        "viann_epoch",
+        "viann_step",
+        "taylor",
+        "taylor_every_step",
+    ]
+    assert summary.loc["plain", "extra_ms"] == 0.0
+    # The paired difference is taken round by round against the plain block.
+    wide = blocks.pivot(index="round", columns="variant", values="ms_per_step")
+    expected = float(np.median(wide["viann_step"] - wide["plain"]))
+    assert summary.loc["viann_step", "extra_ms"] == pytest.approx(expected)
+    text = embedding_step_markdown(summarise_embedding_step(blocks), blocks)
+    assert "`nn.Embedding(300, 8)`" in text
+    assert text.count("| sgd: ") == 5
+
+
+def test_cli_quick_embedding_step_part(tmp_path):
+    results = main(["--quick", "--parts", "embedding_step", "--out", str(tmp_path)])
+    assert set(results) == {"embedding_step", "embedding_step_summary"}
+    summary = pd.read_csv(tmp_path / "cost_embedding_step_summary.csv")
+    assert len(summary) == 2 * 5  # adam and sgd x 5 variants
+    assert (
+        "Per-step cost on a large embedding table"
+        in (tmp_path / "cost_embedding_step.md").read_text()
+    )
+    assert not (tmp_path / "cost.md").exists()  # no default part ran
 
 
 def test_cli_rejects_unknown_part(tmp_path):
