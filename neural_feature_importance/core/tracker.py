@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 
@@ -527,10 +527,19 @@ class VarianceImportanceBase:
             sums = self._score_matrices(*self._matrices())
         else:
             sums = self._mode.feature_sums(self._moments, self._last_matrix())
+        return self._whole_scores(sums, "features")
+
+    def _whole_scores(self, sums: np.ndarray, axis: Literal["features", "units"]) -> np.ndarray:
+        """Scores of the whole weight from this tracker's per-feature or per-unit sums.
+
+        Under a sharded weight the slices' sums are put together first (a
+        collective, see :mod:`.sharding`). VIANN's sums are its scores (kept
+        bit for bit); the other modes clip them at 0.
+        """
         if self._shard is not None:
             complete = self._mode is not None and self._mode.reduces_each_step
-            sums = self._shard.features(sums, partial=not complete)
-        # VIANN's sums are its scores (kept bit for bit); the modes clip at 0.
+            combine = self._shard.features if axis == "features" else self._shard.units
+            sums = combine(sums, partial=not complete)
         return sums if self._mode is None else np.maximum(sums, 0.0)
 
     def _whole_view(self) -> WeightView:
@@ -1021,14 +1030,13 @@ class VarianceImportanceBase:
         # Build the new statistics aside, so that a failure leaves this tracker intact.
         view = WeightView(self.kind, self.layout, shape)
         moments = RunningMoments(check_dtype(self.dtype), self.ops)
-        keeps_last = mode_class is ViannMode or mode_class.keeps_last
         if mode_class is ViannMode:
             moments.load_state_dict(state["moments"])
         # States saved before each mode kept only its own statistics carry VIANN's
         # moments (and the last weights) for every mode; those are dropped here.
         n_snapshots = int(state.get("n_snapshots", state["moments"]["count"]))
         last = None
-        if keeps_last and state["last"] is not None:
+        if mode_class.keeps_last and state["last"] is not None:
             last = self.ops.copy_as(state["last"], self.dtype)
         for name, array in (("moments", moments.state_dict()["shift"]), ("last", last)):
             if array is not None and tuple(array.shape) != shape:
@@ -1111,11 +1119,7 @@ class ConvVarianceImportanceBase(VarianceImportanceBase):
             sums = self._mode.unit_sums(self._moments, self._last_matrix())
         else:
             sums = unit_scores(*self._matrices())
-        if self._shard is not None:
-            complete = self._mode is not None and self._mode.reduces_each_step
-            sums = self._shard.units(sums, partial=not complete)
-        raw = sums if self._mode is None else np.maximum(sums, 0.0)
-        return self._check_signal(raw, "filter")
+        return self._check_signal(self._whole_scores(sums, "units"), "filter")
 
     @property
     def filter_importances_(self) -> np.ndarray:

@@ -60,10 +60,8 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from neural_feature_importance.core.errors import NoSignalError, NotFittedError
-from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.serialization import load_state, save_state
-from neural_feature_importance.torch.distributed import uses_fsdp2
-from neural_feature_importance.torch.wrapped import Layer, WrappedTracker
+from neural_feature_importance.torch.wrapped import WrappedTracker
 
 logger = logging.getLogger(__name__)
 
@@ -160,23 +158,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
 
     fit_call = "trainer.train()"
 
-    def __init__(
-        self,
-        layer: Layer = None,
-        *,
-        kind: str = "dense",
-        update_every: int | None = None,
-        normalize: Normalize = "minmax",
-        **tracker_options: Any,
-    ) -> None:
-        WrappedTracker.__init__(
-            self,
-            layer,
-            kind=kind,
-            update_every=update_every,
-            normalize=normalize,
-            **tracker_options,
-        )
+    def _init_callback_state(self) -> None:
         self._global_step = 0
         self._epochs_done = 0
         self._process_index = 0
@@ -202,7 +184,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
         its tracker holds the statistics of its slice of the layer.
         """
         suffix = ""
-        if self.tracker is not None and uses_fsdp2(self.tracker.model):
+        if self.tracker is not None and self.tracker.sharded:
             suffix = f"_rank{self._process_index}"
         return f"neural_feature_importance_{self.state_key}{suffix}.npz"
 
@@ -274,7 +256,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
             # at the next epoch, so the finished epoch's snapshot belongs in this checkpoint.
             self.tracker.on_epoch_end()
             self._epochs_done = int(epoch)
-        if not (args.should_save or uses_fsdp2(self.tracker.model)):
+        if not (args.should_save or self.tracker.sharded):
             return  # one file for the replicas, but each FSDP2 process saves its own slice
         folder = os.path.join(args.output_dir or "", f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
         if not os.path.isdir(folder):

@@ -43,10 +43,9 @@ else:
         from pytorch_lightning import Callback, LightningModule, Trainer
 
 from neural_feature_importance.core.errors import NoSignalError, StateDictError
-from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.core.tracker import VarianceImportanceBase
-from neural_feature_importance.torch.wrapped import Layer, WrappedTracker
+from neural_feature_importance.torch.wrapped import WrappedTracker
 
 logger = logging.getLogger(__name__)
 
@@ -83,23 +82,7 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
 
     fit_call = "trainer.fit()"
 
-    def __init__(
-        self,
-        layer: Layer = None,
-        *,
-        kind: str = "dense",
-        update_every: int | None = None,
-        normalize: Normalize = "minmax",
-        **tracker_options: Any,
-    ) -> None:
-        WrappedTracker.__init__(
-            self,
-            layer,
-            kind=kind,
-            update_every=update_every,
-            normalize=normalize,
-            **tracker_options,
-        )
+    def _init_callback_state(self) -> None:
         self._last_global_step = -1
         # Where a worker process hands its state back to the process that made
         # this callback (ddp_spawn): the callback reaches the workers pickled.

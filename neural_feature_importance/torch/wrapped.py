@@ -74,6 +74,10 @@ class WrappedTracker:
         self.tracker_options = tracker_options
         self.tracker: _TorchTrackerMixin | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._init_callback_state()
+
+    def _init_callback_state(self) -> None:
+        """Set the callback's own attributes (its trainer's counters); none by default."""
 
     def _make_tracker(self, model: nn.Module) -> _TorchTrackerMixin:
         return TRACKERS[self.kind](
