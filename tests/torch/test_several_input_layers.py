@@ -14,7 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from neural_feature_importance import StateDictError, VarianceImportanceTorch
+from neural_feature_importance import (
+    StateDictError,
+    VarianceImportanceBase,
+    VarianceImportanceTorch,
+)
 
 N = 768
 
@@ -151,6 +155,26 @@ def test_combined_state_resumes_exactly(tmp_path):
     assert list(resumed.layers_) == ["left", "right"]
     assert resumed.n_updates_ == whole.n_updates_ == 6
     np.testing.assert_array_equal(resumed.raw_importances_, whole.raw_importances_)
+
+
+@pytest.mark.parametrize("scoring", ["viann", "taylor"])
+def test_a_core_tracker_restored_from_a_combined_state_reads_the_same_result(scoring):
+    """What Lightning's ddp_spawn hands back: the scores read from the state alone, no model."""
+    torch.manual_seed(0)
+    model = EmbeddedAndNumeric()
+    names = ["city", "income", "age", "tenure"]
+    tracker = VarianceImportanceTorch(
+        model, layer=["city", "numeric"], scoring=scoring, feature_names=names
+    )
+    _fit(model, tracker, _embedded_data(), epochs=4)
+    restored = VarianceImportanceBase.from_state(tracker.state_dict(), feature_names=names)
+    assert restored.scoring == scoring
+    assert list(restored.layers_) == ["city", "numeric"]
+    assert [layer.kind for layer in restored.layers_.values()] == ["embedding", "dense"]
+    assert restored.feature_names_in_.tolist() == names
+    np.testing.assert_allclose(restored.raw_importances_, tracker.raw_importances_, rtol=1e-12)
+    with pytest.raises(StateDictError, match="takes a tracker state"):
+        VarianceImportanceBase.from_state({"kind": "lstm"})
 
 
 @pytest.mark.parametrize("scoring", ["viann", "taylor"])
