@@ -92,7 +92,9 @@ class NumpyArrayOps:
     """:class:`ArrayOps` for numpy arrays (and anything ``np.asarray`` takes)."""
 
     def copy_as(self, array: Array, dtype: str) -> np.ndarray:
-        return np.array(array, dtype=dtype, copy=True)
+        # asarray first: objects whose __array__ takes no copy= (torch tensors, read
+        # into a core tracker by from_state()) get a DeprecationWarning from np.array(copy=True).
+        return np.array(np.asarray(array), dtype=dtype, copy=True)
 
     def zeros_like(self, array: np.ndarray) -> np.ndarray:
         return np.zeros_like(array)
