@@ -30,7 +30,7 @@ Three parts by default (``--parts overhead,scale,memory``):
     against :data:`MEMORY_GOALS`). Writes ``cost_memory.csv`` and
     ``cost_memory_modes.csv``.
 
-Two more parts run only when named (``--parts keras_gradients,embedding_step``):
+Three more parts run only when named (``--parts keras_gradients,embedding_step,mlp_step``):
 
 ``keras_gradients``
     The Keras gradient mode (``scoring="taylor"``), whose per-step work is
@@ -51,25 +51,40 @@ Two more parts run only when named (``--parts keras_gradients,embedding_step``):
     The training step of ``nn.Embedding(50000, 256)`` -> mean -> ``Linear``
     (Adam and SGD, dense gradients), timed in blocks of 20 steps without a
     tracker and with VIANN per epoch, VIANN ``update_every=1``, taylor
-    (``gradient_every=4``) and taylor ``gradient_every=1``: paired,
+    (``gradient_every=4``), taylor ``gradient_every=1`` and steady_taylor
+    (``gradient_every=4``): paired,
     interleaved rounds (``--repeats``, default 7), the tracker's extra time
     per step (median and quartiles) and as a share of the step, and the time
     inside its hooks. ``--device cuda`` runs it on a GPU. Writes
     ``cost_embedding_step.md``, ``cost_embedding_step.csv`` (one row per
     block), ``cost_embedding_step_summary.csv`` and the
     ``cost_embedding_step`` section of ``RESULTS.md``.
+``mlp_step``
+    The same paired blocks (200 steps each, 9 rounds) on the planted-truth benchmark's
+    MLP (``torch_mlp``: 500 inputs -> 64 -> 64 -> 1, MSE on batches of 32
+    standard-normal rows; Adam and SGD), without a tracker and with VIANN
+    per epoch, taylor and steady_taylor (``gradient_every=4`` and ``1``),
+    each ``VarianceImportanceTorch`` on the first ``Linear``. Each tracker
+    runs alone in its blocks, so its cost does not depend on which tracker
+    reads the gradient first after ``optimizer.step()`` (as it does with the
+    timers inside the hooks of ten trackers following one run). Writes
+    ``cost_mlp_step.md``, ``cost_mlp_step.csv``, ``cost_mlp_step_summary.csv``
+    and the ``cost_mlp_step`` section of ``RESULTS.md``.
 
 Run ``python -m benchmarks.cost`` (about 10 minutes on one core) or
 ``python -m benchmarks.cost --quick`` (a smoke run);
 ``python -m benchmarks.cost --parts keras_gradients`` (about 14 minutes for the
 two default backends, 20 with ``--backends tensorflow,jax,torch``);
-``python -m benchmarks.cost --parts embedding_step`` (about 5 minutes).
+``python -m benchmarks.cost --parts embedding_step`` (about 5 minutes);
+``python -m benchmarks.cost --parts mlp_step`` (under a minute).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
+import itertools
 import json
 import logging
 import os
@@ -97,6 +112,7 @@ from benchmarks.methods import (
 from benchmarks.training import (
     KERAS_HOOKS,
     TORCH_HOOKS,
+    HookTimer,
     count_keras_traces,
     keras_epoch_clock,
     limit_threads,
@@ -112,8 +128,9 @@ logger = logging.getLogger(__name__)
 
 PARTS = ("overhead", "scale", "memory")
 # Parts run only when named in --parts (not by default): keras_gradients runs one
-# subprocess per Keras backend, embedding_step trains a 12.8-million-weight table.
-OPTIONAL_PARTS = ("keras_gradients", "embedding_step")
+# subprocess per Keras backend, embedding_step trains a 12.8-million-weight table,
+# mlp_step times the planted-truth MLP's step with each scoring mode.
+OPTIONAL_PARTS = ("keras_gradients", "embedding_step", "mlp_step")
 OVERHEAD_MODELS = ("mlp", "conv2d", "embedding")
 FEATURE_SIZES = (10, 30, 100, 300, 1000, 2000)
 ROW_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -156,6 +173,7 @@ FULL: dict[str, Any] = {
     "keras_gradient_models": KERAS_GRADIENT_MODELS,
     "keras_gradient_step_blocks": 20,
     "embedding_step": {"vocab": 50_000, "dim": 256, "steps": 20, "repeats": 7},
+    "mlp_step": {"n_features": 500, "steps": 200, "repeats": 9},
 }
 QUICK: dict[str, Any] = {
     "overhead_rows": {"mlp": 600, "conv2d": 200, "embedding": 200},
@@ -176,6 +194,7 @@ QUICK: dict[str, Any] = {
     "keras_gradient_models": ("mlp",),
     "keras_gradient_step_blocks": 4,
     "embedding_step": {"vocab": 2_000, "dim": 32, "steps": 8, "repeats": 2},
+    "mlp_step": {"n_features": 50, "steps": 8, "repeats": 2},
 }
 
 
@@ -950,13 +969,17 @@ def run_memory(
     return pd.DataFrame(out)
 
 
-# =========================================================== embedding step
+# ============================================================= step blocks
+# Paired, interleaved blocks of optimizer steps without a tracker and with each
+# tracker variant, on one model per optimizer: the machinery shared by the
+# embedding_step and mlp_step parts.
 EMBEDDING_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
     "plain": None,
     "viann_epoch": {},
     "viann_step": {"update_every": 1},
     "taylor": {"scoring": "taylor"},
     "taylor_every_step": {"scoring": "taylor", "gradient_every": 1},
+    "steady_taylor": {"scoring": "steady_taylor"},
 }
 """Tracker keyword arguments of each variant (``None``: no tracker)."""
 EMBEDDING_STEP_LABELS = {
@@ -965,10 +988,308 @@ EMBEDDING_STEP_LABELS = {
     "viann_step": "viann, update_every=1",
     "taylor": "taylor (gradient_every=4)",
     "taylor_every_step": "taylor, gradient_every=1",
+    "steady_taylor": "steady_taylor (gradient_every=4)",
 }
 EMBEDDING_STEP_OPTIMIZERS = ("adam", "sgd")
+MLP_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
+    "plain": None,
+    "viann_epoch": {},
+    "taylor": {"scoring": "taylor"},
+    "steady_taylor": {"scoring": "steady_taylor"},
+    "taylor_every_step": {"scoring": "taylor", "gradient_every": 1},
+    "steady_taylor_every_step": {"scoring": "steady_taylor", "gradient_every": 1},
+}
+"""Tracker keyword arguments of each ``mlp_step`` variant (``None``: no tracker)."""
+MLP_STEP_LABELS = {
+    "plain": "no tracker",
+    "viann_epoch": "viann, per epoch",
+    "taylor": "taylor (gradient_every=4)",
+    "steady_taylor": "steady_taylor (gradient_every=4)",
+    "taylor_every_step": "taylor, gradient_every=1",
+    "steady_taylor_every_step": "steady_taylor, gradient_every=1",
+}
+MLP_STEP_OPTIMIZERS = ("adam", "sgd")
+# A block's steps are a multiple of the gradient modes' default gradient_every,
+# so that every block of such a tracker reads the same number of gradients.
+_STEP_MULTIPLE = 4
 
 
+def _check_step_options(
+    part: str, variants: Sequence[str], known: dict[str, Any], steps: int
+) -> None:
+    """Raise ``ValueError`` for an unknown variant, a missing ``"plain"`` or bad ``steps``."""
+    unknown = sorted(set(variants) - set(known))
+    if unknown:
+        raise ValueError(f"{part}: unknown variant(s) {unknown}; use {', '.join(known)}")
+    if "plain" not in variants:
+        raise ValueError(
+            f"{part}: variants must include 'plain': the differences are paired with it"
+        )
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
+        raise ValueError(f"{part}: steps must be an int, got {steps!r}")
+    if steps < _STEP_MULTIPLE or steps % _STEP_MULTIPLE:
+        raise ValueError(
+            f"{part}: steps={steps} is not supported; use a positive multiple of "
+            f"{_STEP_MULTIPLE} (every block of a gradient_every={_STEP_MULTIPLE} tracker "
+            "then reads the same number of gradients)"
+        )
+
+
+def _step_optimizer(opt_name: str, model: Any) -> Any:
+    """Adam (lr 1e-3) or plain SGD (lr 0.1, no momentum) over ``model``'s parameters."""
+    import torch
+
+    if opt_name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=1e-3)
+    if opt_name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=0.1)
+    raise ValueError(f"unknown optimizer {opt_name!r}; use 'adam' or 'sgd'")
+
+
+def _step_trackers(
+    variants: Sequence[str],
+    options: dict[str, dict[str, Any] | None],
+    build: Callable[..., Any],
+    sync: Callable[[], None] | None,
+) -> tuple[dict[str, Any], dict[str, HookTimer]]:
+    """One tracker per variant with options (``build(**options)``), timed and begun."""
+    trackers: dict[str, Any] = {}
+    timers: dict[str, HookTimer] = {}
+    for variant in variants:
+        kwargs = options[variant]
+        if kwargs is None:
+            continue
+        tracker = build(**kwargs)
+        timers[variant] = time_hooks(tracker, TORCH_HOOKS, sync)
+        tracker.on_train_begin()
+        trackers[variant] = tracker
+    return trackers, timers
+
+
+def _paired_rounds(
+    opt_name: str,
+    model: Any,
+    optimizer: Any,
+    batches: Sequence[tuple[Any, Any]],
+    loss_fn: Callable[[Any, Any], Any],
+    trackers: dict[str, Any],
+    timers: dict[str, HookTimer],
+    variants: Sequence[str],
+    steps: int,
+    repeats: int,
+    sync: Callable[[], None] | None,
+    columns: dict[str, Any],
+    part: str = "step blocks",
+) -> list[dict[str, Any]]:
+    """Blocks of optimizer steps in rotated rounds, one block per variant and round.
+
+    A block is ``steps`` optimizer steps (cycling through ``batches``, each
+    step followed by the variant's ``on_step_end()``) then its
+    ``on_epoch_end()``, timed as a whole; a variant without a tracker (not
+    in ``trackers``) runs the steps alone. Round ``r`` runs the variants in
+    the order of ``variants`` rotated by ``r``; round 0 is a warm-up (the
+    first snapshots allocate the statistics) and is not recorded, rounds 1
+    to ``repeats`` are. At the end every tracker's ``on_train_end()`` is
+    called and its importances must be finite.
+
+    Parameters
+    ----------
+    opt_name : str
+        The optimizer's name, written in each row.
+    model, optimizer : torch objects
+        The model every tracker follows and its optimizer.
+    batches : sequence of (inputs, target)
+        The batches, cycled through across blocks.
+    loss_fn : callable
+        ``loss_fn(model(inputs), target)`` is the loss of one step.
+    trackers, timers : dict
+        By variant: the tracker (its ``on_train_begin()`` already called) and
+        the :class:`~benchmarks.training.HookTimer` around its hooks.
+    variants : sequence of str
+        The variants of a round, in the order of round 0.
+    steps, repeats : int
+        Optimizer steps per block, and recorded rounds.
+    sync : callable or None
+        Called before each clock read (``torch.cuda.synchronize`` on a GPU).
+    columns : dict
+        Extra columns of every row (the model's sizes).
+    part : str
+        The part's name, in the error raised for non-finite importances.
+
+    Returns
+    -------
+    list of dict
+        One row per recorded block: ``optimizer``, ``variant``, ``round``,
+        ``position`` (in its round), ``columns``, then ``seconds``,
+        ``ms_per_step``, ``step_end_seconds``, ``epoch_end_seconds`` and
+        ``tracker_ms_per_step`` (the time inside the tracker's hooks).
+    """
+    n_batches = len(batches)
+    counter = 0
+
+    def block(variant: str) -> dict[str, float]:
+        nonlocal counter
+        tracker = trackers.get(variant)
+        timer = timers.get(variant)
+        before = dict(timer.per_hook) if timer is not None else {}
+        if sync is not None:
+            sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            inputs, target = batches[counter % n_batches]
+            counter += 1
+            optimizer.zero_grad()
+            loss = loss_fn(model(inputs), target)
+            loss.backward()
+            optimizer.step()
+            if tracker is not None:
+                tracker.on_step_end()
+        if tracker is not None:
+            tracker.on_epoch_end()
+        if sync is not None:
+            sync()
+        seconds = time.perf_counter() - start
+        after = timer.per_hook if timer is not None else {}
+
+        def spent(hook: str) -> float:
+            return after.get(hook, 0.0) - before.get(hook, 0.0)
+
+        return {
+            "seconds": seconds,
+            "ms_per_step": 1e3 * seconds / steps,
+            "step_end_seconds": spent("on_step_end"),
+            "epoch_end_seconds": spent("on_epoch_end"),
+            "tracker_ms_per_step": 1e3 * (spent("on_step_end") + spent("on_epoch_end")) / steps,
+        }
+
+    out = []
+    for round_ in range(repeats + 1):
+        shift = round_ % len(variants)
+        order = [*variants[shift:], *variants[:shift]]
+        for position, variant in enumerate(order):
+            gc.collect()
+            timing = block(variant)
+            if round_ == 0:
+                continue  # warm-up: the first snapshots allocate the statistics
+            out.append(
+                {
+                    "optimizer": opt_name,
+                    "variant": variant,
+                    "round": round_,
+                    "position": position,
+                    **columns,
+                    **timing,
+                }
+            )
+    for variant, tracker in trackers.items():
+        tracker.on_train_end()
+        if not np.all(np.isfinite(tracker.raw_importances_)):
+            raise RuntimeError(f"{part} {variant}: non-finite importances")
+    return out
+
+
+def summarise_step_blocks(
+    blocks: pd.DataFrame, variants: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Per optimizer and variant: step time and the tracker's extra time, paired by round.
+
+    ``extra_ms`` is the median [quartiles] over the rounds of (the variant's
+    time per step - the plain block's of the same round), ``extra_pct`` the
+    same difference as a percentage of the plain step; ``inside_ms`` is the
+    time measured inside the tracker's hooks per step (median over rounds).
+
+    Parameters
+    ----------
+    blocks : DataFrame
+        The rows of :func:`run_embedding_step` or :func:`run_mlp_step`.
+    variants : iterable of str, optional
+        The order of the variants in the result (default: that of
+        :data:`EMBEDDING_STEP_VARIANTS`, then of :data:`MLP_STEP_VARIANTS`);
+        variants of ``blocks`` not named follow in the order they first appear.
+
+    Examples
+    --------
+    >>> blocks = run_mlp_step(n_features=20, hidden=(8,), steps=4, repeats=2)  # doctest: +SKIP
+    >>> summarise_step_blocks(blocks, MLP_STEP_VARIANTS)[["variant", "extra_ms"]]  # doctest: +SKIP
+    """
+    if blocks.empty:
+        return pd.DataFrame()
+    known = variants if variants is not None else (*EMBEDDING_STEP_VARIANTS, *MLP_STEP_VARIANTS)
+    order = list(dict.fromkeys(known))
+    out = []
+    for opt_name, group in blocks.groupby("optimizer", sort=False):
+        wide = group.pivot(index="round", columns="variant", values="ms_per_step")
+        inside = group.pivot(index="round", columns="variant", values="tracker_ms_per_step")
+        epoch_end = group.pivot(index="round", columns="variant", values="epoch_end_seconds")
+        plain = wide["plain"]
+        present = list(dict.fromkeys(group["variant"]))
+        ordered = [v for v in order if v in present] + [v for v in present if v not in order]
+        for variant in ordered:
+            step = _quartiles(wide[variant])
+            extra = _quartiles(wide[variant] - plain)
+            pct = _quartiles(100.0 * (wide[variant] - plain) / plain)
+            out.append(
+                {
+                    "optimizer": opt_name,
+                    "variant": variant,
+                    "rounds": len(wide),
+                    "steps": int(group["steps"].iloc[0]),
+                    "step_ms": step[0],
+                    "step_ms_q1": step[1],
+                    "step_ms_q3": step[2],
+                    "extra_ms": extra[0],
+                    "extra_ms_q1": extra[1],
+                    "extra_ms_q3": extra[2],
+                    "extra_pct": pct[0],
+                    "extra_pct_q1": pct[1],
+                    "extra_pct_q3": pct[2],
+                    "inside_ms": float(inside[variant].median()),
+                    "epoch_end_ms": 1e3 * float(epoch_end[variant].median()),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def _step_table(summary: pd.DataFrame, labels: dict[str, str]) -> str:
+    """The Markdown table of a :func:`summarise_step_blocks` summary, one row per block kind."""
+    rows = []
+    for _, r in summary.iterrows():
+        plain = r["variant"] == "plain"
+        rows.append(
+            [
+                f"{r['optimizer']}: {labels.get(r['variant'], r['variant'])}",
+                f"{r['step_ms']:.1f} ms [{r['step_ms_q1']:.1f}, {r['step_ms_q3']:.1f}]",
+                ""
+                if plain
+                else f"{r['extra_ms']:+.2f} ms [{r['extra_ms_q1']:+.2f}, {r['extra_ms_q3']:+.2f}]",
+                "" if plain else _pct(r["extra_pct"], r["extra_pct_q1"], r["extra_pct_q3"]),
+                "" if plain else f"{r['inside_ms']:.2f} ms",
+                "" if plain else f"{r['epoch_end_ms']:.1f} ms",
+            ]
+        )
+    return report.markdown_table(
+        [
+            "optimizer: tracker",
+            "step (median [IQR])",
+            "extra per step",
+            "of the step",
+            "inside tracker / step",
+            "on_epoch_end",
+        ],
+        rows,
+    )
+
+
+# Shared by both parts' Markdown: how the blocks, rounds and columns are made.
+_STEP_COLUMNS_NOTE = (
+    "`extra per step` = median [IQR] over the rounds of (the tracker's block - the plain "
+    "block of the same round) / steps; `of the step` = the same as a percentage of the plain "
+    "step; `inside tracker` = time measured inside its hooks per step (median); "
+    "`on_epoch_end` = that hook per block (median)."
+)
+
+
+# ======================================================== embedding step
 def run_embedding_step(
     *,
     vocab: int = 50_000,
@@ -1025,11 +1346,7 @@ def run_embedding_step(
     """
     import torch
 
-    unknown = sorted(set(variants) - set(EMBEDDING_STEP_VARIANTS))
-    if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; use {', '.join(EMBEDDING_STEP_VARIANTS)}")
-    if "plain" not in variants:
-        raise ValueError("variants must include 'plain': the differences are paired with it")
+    _check_step_options("embedding_step", variants, EMBEDDING_STEP_VARIANTS, steps)
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else None
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(1, vocab, (16, batch_size, seq_len), generator=generator)
@@ -1069,129 +1386,39 @@ def _embedding_step_blocks(
 
     torch.manual_seed(seed)
     model = _MeanEmbedding.build(vocab, dim, n_classes).to(tokens.device)
-    if opt_name == "adam":
-        optimizer: Any = torch.optim.Adam(model.parameters(), lr=1e-3)
-    elif opt_name == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    else:
-        raise ValueError(f"unknown optimizer {opt_name!r}; use 'adam' or 'sgd'")
-    trackers: dict[str, Any] = {}
-    timers = {}
-    for variant in variants:
-        options = EMBEDDING_STEP_VARIANTS[variant]
-        if options is None:
-            continue
-        tracker = EmbeddingVarianceImportanceTorch(model, "embedding", **options)
-        timers[variant] = time_hooks(tracker, TORCH_HOOKS, sync)
-        tracker.on_train_begin()
-        trackers[variant] = tracker
-    n_batches = len(tokens)
-    counter = 0
-
-    def block(variant: str) -> dict[str, float]:
-        nonlocal counter
-        tracker = trackers.get(variant)
-        timer = timers.get(variant)
-        before = dict(timer.per_hook) if timer is not None else {}
-        if sync is not None:
-            sync()
-        start = time.perf_counter()
-        for _ in range(steps):
-            batch = counter % n_batches
-            counter += 1
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(tokens[batch]), labels[batch])
-            loss.backward()
-            optimizer.step()
-            if tracker is not None:
-                tracker.on_step_end()
-        if tracker is not None:
-            tracker.on_epoch_end()
-        if sync is not None:
-            sync()
-        seconds = time.perf_counter() - start
-        after = timer.per_hook if timer is not None else {}
-
-        def spent(hook: str) -> float:
-            return after.get(hook, 0.0) - before.get(hook, 0.0)
-
-        return {
-            "seconds": seconds,
-            "ms_per_step": 1e3 * seconds / steps,
-            "step_end_seconds": spent("on_step_end"),
-            "epoch_end_seconds": spent("on_epoch_end"),
-            "tracker_ms_per_step": 1e3 * (spent("on_step_end") + spent("on_epoch_end")) / steps,
-        }
-
-    out = []
-    for round_ in range(repeats + 1):
-        shift = round_ % len(variants)
-        order = [*variants[shift:], *variants[:shift]]
-        for position, variant in enumerate(order):
-            gc.collect()
-            timing = block(variant)
-            if round_ == 0:
-                continue  # warm-up: the first snapshots allocate the statistics
-            out.append(
-                {
-                    "optimizer": opt_name,
-                    "variant": variant,
-                    "round": round_,
-                    "position": position,
-                    "vocab": vocab,
-                    "dim": dim,
-                    "batch_size": int(tokens.shape[1]),
-                    "seq_len": int(tokens.shape[2]),
-                    "steps": steps,
-                    **timing,
-                }
-            )
-    for variant, tracker in trackers.items():
-        tracker.on_train_end()
-        if not np.all(np.isfinite(tracker.raw_importances_)):
-            raise RuntimeError(f"embedding_step {variant}: non-finite importances")
-    return out
+    optimizer = _step_optimizer(opt_name, model)
+    trackers, timers = _step_trackers(
+        variants,
+        EMBEDDING_STEP_VARIANTS,
+        functools.partial(EmbeddingVarianceImportanceTorch, model, "embedding"),
+        sync,
+    )
+    return _paired_rounds(
+        opt_name,
+        model,
+        optimizer,
+        list(zip(tokens, labels, strict=True)),
+        nn.functional.cross_entropy,
+        trackers,
+        timers,
+        variants,
+        steps,
+        repeats,
+        sync,
+        {
+            "vocab": vocab,
+            "dim": dim,
+            "batch_size": int(tokens.shape[1]),
+            "seq_len": int(tokens.shape[2]),
+            "steps": steps,
+        },
+        part="embedding_step",
+    )
 
 
 def summarise_embedding_step(blocks: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer and variant: step time and the tracker's extra time, paired by round.
-
-    ``extra_ms`` is the median [quartiles] over the rounds of (the variant's
-    time per step - the plain block's of the same round), ``extra_pct`` the
-    same difference as a percentage of the plain step; ``inside_ms`` is the
-    time measured inside the tracker's hooks per step (median over rounds).
-    """
-    out = []
-    for opt_name, group in blocks.groupby("optimizer", sort=False):
-        wide = group.pivot(index="round", columns="variant", values="ms_per_step")
-        inside = group.pivot(index="round", columns="variant", values="tracker_ms_per_step")
-        epoch_end = group.pivot(index="round", columns="variant", values="epoch_end_seconds")
-        plain = wide["plain"]
-        present = set(group["variant"])
-        for variant in [v for v in EMBEDDING_STEP_VARIANTS if v in present]:
-            step = _quartiles(wide[variant])
-            extra = _quartiles(wide[variant] - plain)
-            pct = _quartiles(100.0 * (wide[variant] - plain) / plain)
-            out.append(
-                {
-                    "optimizer": opt_name,
-                    "variant": variant,
-                    "rounds": len(wide),
-                    "steps": int(group["steps"].iloc[0]),
-                    "step_ms": step[0],
-                    "step_ms_q1": step[1],
-                    "step_ms_q3": step[2],
-                    "extra_ms": extra[0],
-                    "extra_ms_q1": extra[1],
-                    "extra_ms_q3": extra[2],
-                    "extra_pct": pct[0],
-                    "extra_pct_q1": pct[1],
-                    "extra_pct_q3": pct[2],
-                    "inside_ms": float(inside[variant].median()),
-                    "epoch_end_ms": 1e3 * float(epoch_end[variant].median()),
-                }
-            )
-    return pd.DataFrame(out)
+    """:func:`summarise_step_blocks` in the order of :data:`EMBEDDING_STEP_VARIANTS`."""
+    return summarise_step_blocks(blocks, EMBEDDING_STEP_VARIANTS)
 
 
 def embedding_step_markdown(summary: pd.DataFrame, blocks: pd.DataFrame) -> str:
@@ -1201,32 +1428,6 @@ def embedding_step_markdown(summary: pd.DataFrame, blocks: pd.DataFrame) -> str:
     first = blocks.iloc[0]
     rounds = int(summary["rounds"].iloc[0])
     steps = int(summary["steps"].iloc[0])
-    rows = []
-    for _, r in summary.iterrows():
-        plain = r["variant"] == "plain"
-        rows.append(
-            [
-                f"{r['optimizer']}: {EMBEDDING_STEP_LABELS.get(r['variant'], r['variant'])}",
-                f"{r['step_ms']:.1f} ms [{r['step_ms_q1']:.1f}, {r['step_ms_q3']:.1f}]",
-                ""
-                if plain
-                else f"{r['extra_ms']:+.2f} ms [{r['extra_ms_q1']:+.2f}, {r['extra_ms_q3']:+.2f}]",
-                "" if plain else _pct(r["extra_pct"], r["extra_pct_q1"], r["extra_pct_q3"]),
-                "" if plain else f"{r['inside_ms']:.2f} ms",
-                "" if plain else f"{r['epoch_end_ms']:.1f} ms",
-            ]
-        )
-    table = report.markdown_table(
-        [
-            "optimizer: tracker",
-            "step (median [IQR])",
-            "extra per step",
-            "of the step",
-            "inside tracker / step",
-            "on_epoch_end",
-        ],
-        rows,
-    )
     return "\n".join(
         [
             "### Per-step cost on a large embedding table",
@@ -1242,12 +1443,174 @@ def embedding_step_markdown(summary: pd.DataFrame, blocks: pd.DataFrame) -> str:
             f"= {steps} optimizer steps then `on_epoch_end()` (an epoch of {steps} steps: the "
             "per-epoch snapshot's cost per step shrinks as epochs get longer), timed as a whole; "
             f"{rounds} rounds of one block per tracker, in an order rotated from round to round, "
-            "after a warm-up round. `extra per step` = median [IQR] over the rounds of (the "
-            "tracker's block - the plain block of the same round) / steps; `of the step` = the "
-            "same as a percentage of the plain step; `inside tracker` = time measured inside "
-            "its hooks per step (median); `on_epoch_end` = that hook per block (median).",
+            "after a warm-up round. " + _STEP_COLUMNS_NOTE,
             "",
-            table,
+            _step_table(summary, EMBEDDING_STEP_LABELS),
+        ]
+    )
+
+
+# ============================================================== mlp step
+def run_mlp_step(
+    *,
+    n_features: int = 500,
+    hidden: Sequence[int] = (64, 64),
+    batch_size: int = 32,
+    steps: int = 40,
+    repeats: int = 7,
+    optimizers: Sequence[str] = MLP_STEP_OPTIMIZERS,
+    variants: Sequence[str] = tuple(MLP_STEP_VARIANTS),
+    device: str = "cpu",
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Training step time of the planted-truth benchmark's MLP without and with each tracker.
+
+    The model is :func:`benchmarks.training.torch_mlp` (``Linear -> ReLU``
+    blocks of widths ``hidden``, then ``Linear(., 1)``), trained with the
+    mean squared error on 16 fixed batches of ``batch_size`` standard-normal
+    rows (the target: a fixed linear combination of the first 10 inputs
+    plus noise). One model and optimizer per optimizer name; every variant's
+    tracker (``VarianceImportanceTorch`` on the first ``Linear``, layer
+    ``"0"``) follows it from the start but is called only in its own blocks,
+    so no tracker runs after another one's gradient read: the cost measured
+    does not depend on the order of the trackers. Blocks and rounds are those
+    of :func:`run_embedding_step` (a block = ``steps`` optimizer steps then
+    ``on_epoch_end()``; rounds rotated; a warm-up round not recorded).
+
+    Parameters
+    ----------
+    n_features : int
+        Inputs of the network (features of the tracked layer).
+    hidden : sequence of int
+        Widths of the hidden layers.
+    batch_size : int
+        Rows per batch.
+    steps : int
+        Optimizer steps per block: a positive multiple of 4, so that every
+        block of a ``gradient_every=4`` tracker reads the same number of
+        gradients.
+    repeats : int
+        Recorded rounds.
+    optimizers : sequence of str
+        ``"adam"`` (lr 1e-3) and/or ``"sgd"`` (lr 0.1, no momentum).
+    variants : sequence of str
+        Keys of :data:`MLP_STEP_VARIANTS`; ``"plain"`` is needed for the
+        paired differences.
+    device : str
+        Torch device; on CUDA the clock is read after ``torch.cuda.synchronize()``.
+    seed : int
+        Seed of the data and of each model's initial weights.
+    progress : callable, optional
+        Called with one line per optimizer when its rounds are done.
+
+    Returns
+    -------
+    DataFrame
+        One row per (optimizer, round, variant) block, with ``n_features``,
+        ``hidden`` (e.g. ``"64-64"``), ``batch_size``, ``steps``, its seconds,
+        seconds per step, the seconds inside the tracker's hooks and ``device``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown variant or optimizer, variants without ``"plain"``, or
+        ``steps`` not a positive multiple of 4.
+
+    Examples
+    --------
+    >>> blocks = run_mlp_step(n_features=20, hidden=(8,), steps=4, repeats=2)  # doctest: +SKIP
+    >>> print(mlp_step_markdown(summarise_mlp_step(blocks), blocks))  # doctest: +SKIP
+    """
+    import torch
+    from torch import nn
+
+    from neural_feature_importance.torch import VarianceImportanceTorch
+
+    _check_step_options("mlp_step", variants, MLP_STEP_VARIANTS, steps)
+    widths = tuple(int(units) for units in hidden)
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else None
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn((16, batch_size, n_features), generator=generator)
+    informative = min(10, n_features)
+    coefficients = torch.linspace(1.0, 0.1, informative)
+    noise = torch.randn((16, batch_size), generator=generator)
+    target = (inputs[..., :informative] @ coefficients + 0.1 * noise).unsqueeze(-1)
+    batches = list(zip(inputs.to(device), target.to(device), strict=True))
+    columns = {
+        "n_features": n_features,
+        "hidden": "-".join(str(units) for units in widths),
+        "batch_size": batch_size,
+        "steps": steps,
+    }
+    out = []
+    for opt_name in optimizers:
+        start = time.perf_counter()
+        torch.manual_seed(seed)
+        model = torch_mlp(n_features, 1, widths).to(device)
+        optimizer = _step_optimizer(opt_name, model)
+        trackers, timers = _step_trackers(
+            variants,
+            MLP_STEP_VARIANTS,
+            functools.partial(VarianceImportanceTorch, model, layer="0"),
+            sync,
+        )
+        rows = _paired_rounds(
+            opt_name,
+            model,
+            optimizer,
+            batches,
+            nn.functional.mse_loss,
+            trackers,
+            timers,
+            variants,
+            steps,
+            repeats,
+            sync,
+            columns,
+            part="mlp_step",
+        )
+        out += [{**row, "device": str(device)} for row in rows]
+        if progress is not None:
+            progress(f"mlp_step {opt_name}: {time.perf_counter() - start:.0f} s")
+    return pd.DataFrame(out)
+
+
+def summarise_mlp_step(blocks: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summarise_step_blocks` in the order of :data:`MLP_STEP_VARIANTS`."""
+    return summarise_step_blocks(blocks, MLP_STEP_VARIANTS)
+
+
+def mlp_step_markdown(summary: pd.DataFrame, blocks: pd.DataFrame) -> str:
+    """The table of the ``mlp_step`` part."""
+    if summary.empty:
+        return "Nothing ran."
+    first = blocks.iloc[0]
+    rounds = int(summary["rounds"].iloc[0])
+    steps = int(summary["steps"].iloc[0])
+    n_features = int(first["n_features"])
+    hidden = [int(units) for units in str(first["hidden"]).split("-") if units.strip()]
+    widths = [n_features, *hidden, 1]
+    layers = " -> ReLU -> ".join(f"Linear({a}, {b})" for a, b in itertools.pairwise(widths))
+    first_units = widths[1]
+    return "\n".join(
+        [
+            "### Per-step cost on the planted-truth MLP",
+            "",
+            f"`{layers}` (the accuracy benchmark's network, `torch_mlp`, hidden widths "
+            f"{'-'.join(str(h) for h in hidden) or 'none'}), mean squared error on 16 fixed "
+            f"batches of {int(first['batch_size'])} rows of {n_features} standard-normal inputs "
+            "(target: a fixed linear combination of the first 10 inputs plus noise), on "
+            f"{first['device']}; Adam (lr 1e-3) and plain SGD (lr 0.1), each its own model. The "
+            'trackers (`VarianceImportanceTorch` on the first layer, `layer="0"`: '
+            f"{n_features} x {first_units} weights, float64 statistics) all follow the same "
+            "model, each called only in its own blocks, so none runs right after another's "
+            "gradient read and the order of the trackers does not enter the cost. A block = "
+            f"{steps} optimizer steps then `on_epoch_end()`, timed as a whole; {rounds} rounds of "
+            "one block per tracker, in an order rotated from round to round, after a warm-up "
+            "round. " + _STEP_COLUMNS_NOTE,
+            "",
+            _step_table(summary, MLP_STEP_LABELS),
         ]
     )
 
@@ -2355,6 +2718,43 @@ def _models(option: str | None, default: Sequence[str]) -> list[str]:
     return [m.strip() for m in option.split(",") if m.strip()]
 
 
+def _step_part(
+    part: str,
+    run_part: Callable[[], pd.DataFrame],
+    summarise_part: Callable[[pd.DataFrame], pd.DataFrame],
+    part_markdown: Callable[[pd.DataFrame, pd.DataFrame], str],
+    *,
+    command: str,
+    device: str,
+    out: Path,
+    update: bool,
+) -> dict[str, pd.DataFrame]:
+    """Run one paired step-block part and write its files (and RESULTS.md section).
+
+    Writes ``cost_{part}.csv`` (one row per block), ``cost_{part}_summary.csv``
+    and ``cost_{part}.md`` to ``out``, prints the Markdown and, when
+    ``update``, replaces the ``cost_{part}`` section of ``RESULTS.md``.
+    Returns ``{part: blocks, part + "_summary": summary}``.
+    """
+    start = time.perf_counter()
+    blocks = run_part()
+    summary = summarise_part(blocks)
+    blocks.to_csv(out / f"cost_{part}.csv", index=False)
+    summary.to_csv(out / f"cost_{part}_summary.csv", index=False)
+    minutes = (time.perf_counter() - start) / 60
+    machine = report.machine_info(None if device == "cpu" else device)
+    body = f"Command: `{command}` ({minutes:.1f} min).\n\n{machine}\n\n" + part_markdown(
+        summary, blocks
+    )
+    (out / f"cost_{part}.md").write_text(body + "\n", encoding="utf-8")
+    print(body)
+    print(f"\nwrote {out}/cost_{part}.md, .csv and _summary.csv")
+    if update:
+        report.update_section(f"cost_{part}", body)
+        print(f"updated {report.RESULTS_MD} (cost_{part})")
+    return {part: blocks, f"{part}_summary": summary}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     """Command line: ``python -m benchmarks.cost [--quick] [--parts ...]``."""
     parser = argparse.ArgumentParser(
@@ -2379,14 +2779,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     parser.add_argument(
         "--repeats",
         type=int,
-        help="paired rounds of keras_gradients (default 6) and embedding_step (default 7)",
+        help="paired rounds of keras_gradients (default 6), embedding_step and mlp_step "
+        "(default 7)",
     )
     parser.add_argument("--frameworks", default="torch,keras")
     parser.add_argument("--max-rows", type=int, help="largest row count of the scale sweep")
     parser.add_argument("--max-features", type=int, help="largest feature count of the sweep")
     parser.add_argument("--method-budget", type=float, help="seconds per method call, projected")
     parser.add_argument(
-        "--device", default="cpu", help="torch device of the overhead and embedding_step parts"
+        "--device",
+        default="cpu",
+        help="torch device of the overhead, embedding_step and mlp_step parts",
     )
     parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results)")
     parser.add_argument("--no-update", action="store_true", help="do not edit RESULTS.md")
@@ -2499,29 +2902,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
         if update:
             report.update_section("cost_keras_gradients", gradient_body)
             print(f"updated {report.RESULTS_MD} (cost_keras_gradients)")
-    if "embedding_step" in parts:
-        step_start = time.perf_counter()
-        options = dict(settings["embedding_step"])
+    step_parts: dict[
+        str,
+        tuple[
+            Callable[..., pd.DataFrame],
+            Callable[[pd.DataFrame], pd.DataFrame],
+            Callable[[pd.DataFrame, pd.DataFrame], str],
+        ],
+    ] = {
+        "embedding_step": (run_embedding_step, summarise_embedding_step, embedding_step_markdown),
+        "mlp_step": (run_mlp_step, summarise_mlp_step, mlp_step_markdown),
+    }
+    for part, (run_part, summarise_part, part_markdown) in step_parts.items():
+        if part not in parts:
+            continue
+        options = dict(settings[part])
         if args.repeats:
             options["repeats"] = args.repeats
-        blocks = run_embedding_step(**options, device=args.device, progress=say)
-        step_summary = summarise_embedding_step(blocks)
-        results["embedding_step"] = blocks
-        results["embedding_step_summary"] = step_summary
-        blocks.to_csv(out / "cost_embedding_step.csv", index=False)
-        step_summary.to_csv(out / "cost_embedding_step_summary.csv", index=False)
-        minutes = (time.perf_counter() - step_start) / 60
-        device = None if args.device == "cpu" else args.device
-        step_body = (
-            f"Command: `{command}` ({minutes:.1f} min).\n\n{report.machine_info(device)}\n\n"
-            + embedding_step_markdown(step_summary, blocks)
+        results.update(
+            _step_part(
+                part,
+                functools.partial(run_part, **options, device=args.device, progress=say),
+                summarise_part,
+                part_markdown,
+                command=command,
+                device=args.device,
+                out=out,
+                update=update,
+            )
         )
-        (out / "cost_embedding_step.md").write_text(step_body + "\n", encoding="utf-8")
-        print(step_body)
-        print(f"\nwrote {out}/cost_embedding_step.md, .csv and _summary.csv")
-        if update:
-            report.update_section("cost_embedding_step", step_body)
-            print(f"updated {report.RESULTS_MD} (cost_embedding_step)")
     if not any(part in PARTS for part in parts):
         return results
     for name in (*PARTS, "memory_modes"):

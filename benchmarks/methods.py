@@ -1,6 +1,6 @@
 """The importance methods the benchmarks compare, behind one registry.
 
-Three families:
+Four families:
 
 - ``viann``: our trackers, attached while the network trains (per epoch, and
   per optimizer step with ``update_every=1``), in PyTorch and in Keras;
@@ -10,15 +10,20 @@ Three families:
   SHAP's DeepExplainer and GradientExplainer (wrapped here: they are benchmark
   dependencies, not library ones);
 - ``model_free``: a random forest's impurity importance, fitted on the same
-  training rows.
+  training rows;
+- ``selector``: training-time feature-selection networks, LassoNet and
+  Stochastic Gates (:mod:`benchmarks.selectors`). Like VIANN they score
+  features while a network trains, but they train *their own* network with a
+  selection penalty, so their whole cost is extra training; the benchmark
+  reports it in units of one training run of the benchmark MLP.
 
 Every post-hoc method explains the *same* trained network as the PyTorch
 VIANN trackers, so differences come from the method, not from the model.
 Data-driven post-hoc methods use held-out rows (the test split).
 
 The grouped-column problem (:func:`benchmarks.truth.run_grouped`) has its own
-small registry, :data:`GROUPED_METHODS`: the trackers in three scoring modes
-(``viann``, ``growth``, ``taylor``) with ``groups=``, and
+small registry, :data:`GROUPED_METHODS`: the trackers in four scoring modes
+(``viann``, ``growth``, ``taylor``, ``steady_taylor``) with ``groups=``, and
 :func:`grouped_permutation`, which shuffles whole columns.
 
 Adding a VIANN variant (a scoring mode, say) is one call::
@@ -35,15 +40,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from benchmarks.training import holdout_score, torch_loss, torch_predict
 
+if TYPE_CHECKING:
+    from benchmarks.selectors import Selection
+
 logger = logging.getLogger(__name__)
 
-Family = Literal["viann", "posthoc", "model_free"]
+Family = Literal["viann", "posthoc", "model_free", "selector"]
 Framework = Literal["torch", "keras", "none"]
 
 MAX_EXPLAIN_ROWS = 500
@@ -57,7 +65,11 @@ SHAP_GRADIENT_SAMPLES = 200
 
 @dataclass
 class Trained:
-    """A trained PyTorch network and its data, handed to every post-hoc method."""
+    """A trained PyTorch network and its data, handed to every post-hoc method.
+
+    Selectors (:mod:`benchmarks.selectors`) ignore ``model`` (it may be
+    ``None``) and train their own network with ``settings``.
+    """
 
     model: Any
     task: str
@@ -68,6 +80,12 @@ class Trained:
     seed: int
     column_members: Sequence[Sequence[int]] | None = None
     """For grouped problems: the columns of ``X`` that encode each data column."""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """The benchmark network's settings: ``epochs``, ``hidden``, ``batch_size``, ``lr``.
+
+    Read by the selectors, which train their own network like the benchmark's
+    (missing keys: :data:`benchmarks.selectors.DEFAULT_SETTINGS`).
+    """
 
     @property
     def X_explain(self) -> np.ndarray:
@@ -87,15 +105,18 @@ class Method:
     ----------
     name : str
         Key in the result tables.
-    family : {"viann", "posthoc", "model_free"}
+    family : {"viann", "posthoc", "model_free", "selector"}
         How it is run (see the module docstring).
     framework : {"torch", "keras", "none"}
         Which trained network it needs.
     description : str
         One line for the Markdown tables.
     explain : callable, optional
-        ``explain(trained) -> scores`` for ``posthoc`` and ``model_free``
-        methods; scores are one number per feature, larger = more important.
+        ``explain(trained) -> scores`` for ``posthoc``, ``model_free`` and
+        ``selector`` methods; scores are one number per feature, larger = more
+        important. A selector may return a
+        :class:`~benchmarks.selectors.Selection` instead, which also carries
+        its own network's held-out score.
     update_every : int, optional
         For ``viann``: ``None`` = one snapshot per epoch, ``N`` = every N steps.
     tracker_kwargs : dict
@@ -109,7 +130,7 @@ class Method:
     family: Family
     framework: Framework
     description: str
-    explain: Callable[[Trained], np.ndarray] | None = None
+    explain: Callable[[Trained], np.ndarray | Selection] | None = None
     update_every: int | None = None
     tracker_kwargs: Mapping[str, Any] = field(default_factory=dict)
     tracker_cls: type | None = None
@@ -298,6 +319,19 @@ def _random_forest(t: Trained) -> np.ndarray:
     )
 
 
+# ----------------------------------------------------------------- selectors
+def _lassonet(t: Trained) -> Selection:
+    from benchmarks.selectors import lassonet_selection
+
+    return lassonet_selection(t)
+
+
+def _stg(t: Trained) -> Selection:
+    from benchmarks.selectors import stg_selection
+
+    return stg_selection(t)
+
+
 # ----------------------------------------------------------------- registry
 def viann_variant(
     name: str,
@@ -407,16 +441,36 @@ for _method in (
         "random forest impurity (100 trees, max_features='sqrt', own fit)",
         _random_forest,
     ),
+    Method(
+        "lassonet",
+        "selector",
+        "torch",
+        "LassoNet (hidden 64-64), whole regularisation path; feature_importances_",
+        _lassonet,
+    ),
+    Method(
+        "stg",
+        "selector",
+        "torch",
+        "stochastic gates (Yamada et al. 2020), lam=0.1, sigma=0.5, gate mean mu",
+        _stg,
+    ),
 ):
     _register(_method)
 
-DEFAULT_METHODS: tuple[str, ...] = tuple(name for name in METHODS if name != "shap_gradient")
+DEFAULT_METHODS: tuple[str, ...] = tuple(
+    name for name in METHODS if name not in ("shap_gradient", "lassonet")
+)
 """The built-in methods :func:`resolve_methods` uses by default, in table order.
 
 ``shap_gradient`` is left out: it ranks like ``shap_deep`` on every data set
 (one-seed check) at 4-6 times its cost (14-41 s per run here), so it would
 double the benchmark's run time; pass it explicitly to include it. The cost
-benchmark times it.
+benchmark times it. ``lassonet`` is left out for the same reason: its whole
+regularisation path takes 25-110 s per run on one core (30-40 times one
+training of the MLP, whatever the number of rows), which would add about an
+hour to the suite; the scoring-mode study (``research/scoring_modes_truth.py
+run --peers lassonet``) runs it. ``stg`` (1.5-2 trainings) is in.
 """
 
 
@@ -442,6 +496,13 @@ GROUPED_METHODS: dict[str, Method] = {
         "gradient x weight, every 4th step, groups= (torch)",
         tracker_kwargs={"scoring": "taylor"},
     ),
+    "steady_taylor": Method(
+        "steady_taylor",
+        "viann",
+        "torch",
+        "steady taylor (taylor x its signal-to-noise ratio x weight displacement), groups= (torch)",
+        tracker_kwargs={"scoring": "steady_taylor"},
+    ),
     "viann_keras": Method(
         "viann_keras",
         "viann",
@@ -462,6 +523,13 @@ GROUPED_METHODS: dict[str, Method] = {
         "keras",
         "gradient x weight, every 4th step, groups= (Keras network, optimizer tap)",
         tracker_kwargs={"scoring": "taylor"},
+    ),
+    "steady_taylor_keras": Method(
+        "steady_taylor_keras",
+        "viann",
+        "keras",
+        "steady taylor, groups= (Keras network, optimizer tap)",
+        tracker_kwargs={"scoring": "steady_taylor"},
     ),
     "grouped_permutation": Method(
         "grouped_permutation",

@@ -4,12 +4,16 @@ For every synthetic data set of :mod:`neural_feature_importance.datasets.synthet
 (the informative features are known) and every seed, one MLP is trained per
 framework with the VIANN trackers attached; the post-hoc methods then explain
 the trained PyTorch network, and a random forest is fitted on the same rows.
-Each method's scores are compared with the truth (ROC-AUC of informative vs
-other features, precision@k with k = number of informative features) and its
-cost is recorded (seconds beyond training; for VIANN the time spent inside the
-tracker, measured directly, as a percentage of training).
+The training-time feature-selection peers (family ``selector``: LassoNet and
+Stochastic Gates, :mod:`benchmarks.selectors`) train their own network with a
+selection penalty on the same training rows. Each method's scores are compared
+with the truth (ROC-AUC of informative vs other features, precision@k with k =
+number of informative features) and its cost is recorded (seconds beyond
+training; for VIANN the time spent inside the tracker, measured directly, as a
+percentage of training; for a selector its whole run, as a multiple of one
+training run of the benchmark's PyTorch MLP on the same data and seed).
 
-Run ``python -m benchmarks.truth`` (the full table, ~10 minutes on one core) or
+Run ``python -m benchmarks.truth`` (the full table, tens of minutes on one core) or
 ``python -m benchmarks.truth --quick`` (a smoke run). From Python::
 
     from benchmarks.truth import run_truth
@@ -43,6 +47,7 @@ import pandas as pd
 from benchmarks import report
 from benchmarks.methods import GROUPED_METHODS, Method, Trained, resolve_methods
 from benchmarks.metrics import precision_at_k, ranking_metrics, roc_auc
+from benchmarks.selectors import Selection
 from benchmarks.training import (
     KERAS_HOOKS,
     TORCH_HOOKS,
@@ -70,6 +75,15 @@ DEFAULT_EPOCHS = 30
 DEFAULT_SEEDS = 5
 TEST_SIZE = 0.25
 QUICK = {"seeds": 1, "epochs": 4, "n_samples": 300}
+WARM_UP_ROWS = 260
+"""Rows of the throw-away warm-up run: half of them train, 5 batches of 32 per
+epoch, so that every tracker (``steady_taylor`` needs two gradient reads at
+one step in 4) has something to score."""
+WARM_UP_LASSONET = {"lambda_start": 1.0, "n_iters": (5, 2), "path_multiplier": 2.0}
+"""LassoNet's arguments in the throw-away warm-up run: a short path (imports, first calls).
+
+A fixed ``lambda_start`` skips LassoNet's automatic estimate, which alone takes
+seconds (up to 10,000 proximal iterations per candidate value)."""
 
 COLUMNS = [
     "dataset",
@@ -262,9 +276,12 @@ def run_truth(
     pandas.DataFrame
         Columns :data:`COLUMNS`. ``method_seconds`` is the time the method
         needs beyond training (for VIANN: inside the tracker, including reading
-        the importances); ``train_seconds`` is the network's training time
-        without the trackers; ``overhead_pct`` = 100 * method / training for
-        VIANN. A method that raised has its message in ``error`` and NaN scores.
+        the importances; for a selector: its whole run, training its own
+        network); ``train_seconds`` is the network's training time without the
+        trackers (for a selector: the PyTorch MLP's, same data and seed);
+        ``overhead_pct`` = 100 * method / training for VIANN and selectors.
+        ``test_score`` is the explained network's, or a selector's own network's.
+        A method that raised has its message in ``error`` and NaN scores.
     """
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else list(seeds)
     dataset_list = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -282,7 +299,15 @@ def run_truth(
     if warm_up:
         # One throw-away run on a tiny problem, so that the timed runs do not pay
         # for imports and first-call initialisation (captum, shap, Keras graphs).
-        _one_run(dataset_list[0], seed_list[0], method_list, 60, 0.5, {**settings, "epochs": 2})
+        # LassoNet ignores "epochs" (it has its own stopping rules): a short path here.
+        _one_run(
+            dataset_list[0],
+            seed_list[0],
+            method_list,
+            WARM_UP_ROWS,
+            0.5,
+            {**settings, "epochs": 2, "lassonet": WARM_UP_LASSONET},
+        )
     rows: list[dict[str, Any]] = []
     for name in dataset_list:
         for seed in seed_list:
@@ -309,7 +334,11 @@ def _one_run(
     torch_score = net_train_s = np.nan
     for framework in ("torch", "keras"):
         trackers = [m for m in methods if m.family == "viann" and m.framework == framework]
-        needs_model = framework == "torch" and any(m.family == "posthoc" for m in methods)
+        # Post-hoc methods explain the torch network; selectors' cost is measured
+        # against its training time.
+        needs_model = framework == "torch" and any(
+            m.family in ("posthoc", "selector") for m in methods
+        )
         if not trackers and not needs_model:
             continue
         new_rows, (model, score, train_s) = _viann_run(
@@ -318,19 +347,30 @@ def _one_run(
         rows.extend(new_rows)
         if framework == "torch":
             torch_model, torch_score, net_train_s = model, score, train_s
-    trained = Trained(torch_model, data.task, X_train, y_train, X_test, y_test, seed)
+    trained = Trained(
+        torch_model, data.task, X_train, y_train, X_test, y_test, seed, settings=settings
+    )
     for method in methods:
         if method.family == "viann":
             continue
         row = _row(data, seed, method, settings["epochs"], len(X_train))
         if method.family == "posthoc":
             row.update(test_score=torch_score, train_seconds=net_train_s)
+        elif method.family == "selector":
+            row["train_seconds"] = net_train_s
         start = time.perf_counter()
         try:
+            if method.explain is None:
+                raise TypeError(f"method {method.name!r} ({method.family}) has no explain().")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 scores = method.explain(trained)
             row["method_seconds"] = time.perf_counter() - start
+            if method.family == "selector":
+                row["overhead_pct"] = 100.0 * row["method_seconds"] / net_train_s
+            if isinstance(scores, Selection):
+                row["test_score"] = scores.test_score
+                scores = scores.importances
             _score(row, scores, data)
         except Exception as exc:  # a benchmark records failures and goes on
             logger.warning("%s on %s (seed %d) failed: %s", method.name, name, seed, exc)
@@ -393,7 +433,14 @@ def markdown(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
     parts = [
         f"Seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}), {epochs} epochs, MLP 64-64 (ReLU, Adam "
         "1e-3, batch 32), 75/25 train/test split. Cells: mean ± std over seeds. "
-        "`mean` = mean over data sets.",
+        "`mean` = mean over data sets."
+        + (
+            " Selectors (family `selector`) train their own network on the same training "
+            "rows: LassoNet (its own path and stopping rules, 64-64 hidden) and stochastic "
+            f"gates in front of the same MLP ({epochs} epochs)."
+            if (table["family"] == "selector").any()
+            else ""
+        ),
         "",
         "**ROC-AUC, informative vs all other features** (1 = perfect, 0.5 = chance)",
         "",
@@ -416,10 +463,11 @@ def markdown(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
                 _pivot(ok, "auc_vs_decoys", methods, decoy_sets),
             ),
         ]
-    # Test scores: one line per framework's network.
+    # Test scores: one line per framework's network, then each selector's own network.
     score_rows = []
+    explained = ok[ok["family"] != "selector"]
     for framework in ("torch", "keras"):
-        sub = ok[(ok["framework"] == framework) & ok["test_score"].notna()]
+        sub = explained[(explained["framework"] == framework) & explained["test_score"].notna()]
         if sub.empty:
             continue
         cells = [f"MLP ({framework})"]
@@ -427,11 +475,22 @@ def markdown(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
             per_seed = sub[sub["dataset"] == dataset].groupby("seed")["test_score"].first()
             cells.append(report.fmt_mean_std(per_seed.to_numpy()))
         score_rows.append(cells)
+    selectors = [m for m in methods if (ok.loc[ok["method"] == m, "family"] == "selector").any()]
+    for method in selectors:
+        sub = ok[(ok["method"] == method) & ok["test_score"].notna()]
+        if sub.empty:
+            continue
+        cells = [f"{method} (own network)"]
+        for dataset in datasets:
+            cells.append(report.fmt_mean_std(sub.loc[sub["dataset"] == dataset, "test_score"]))
+        score_rows.append(cells)
     if score_rows:
         parts += [
             "",
             "**Test score of the trained network** (accuracy for classification, R² for "
-            "regression; shows that it learned)",
+            "regression; shows that it learned"
+            + ("; selectors: the network each trained for itself" if selectors else "")
+            + ")",
             "",
             report.markdown_table(["network", *datasets], score_rows),
         ]
@@ -446,8 +505,14 @@ def markdown(table: pd.DataFrame, plots: Sequence[Path] = ()) -> str:
     return "\n".join(parts)
 
 
+def _times(ratio: float) -> str:
+    """A cost as a multiple of one training run: ``"0.8x"``, ``"12.3x"``, ``"350x"``."""
+    return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:.0f}x"
+
+
 def _cost_markdown(ok: pd.DataFrame, methods: list[str], datasets: list[str]) -> list[str]:
     rows = []
+    any_selector = False
     for method in methods:
         sub = ok[ok["method"] == method]
         cells = [method]
@@ -455,20 +520,34 @@ def _cost_markdown(ok: pd.DataFrame, methods: list[str], datasets: list[str]) ->
             seconds = sub.loc[sub["dataset"] == dataset, "method_seconds"].median()
             cells.append(report.fmt_seconds(float(seconds)))
         overhead = sub["overhead_pct"].median()
-        cells.append(f"{overhead:.2f} %" if np.isfinite(overhead) else "")
+        if not np.isfinite(overhead):
+            cells.append("")
+        elif (sub["family"] == "selector").any():
+            any_selector = True
+            cells.append(f"{_times(overhead / 100.0)} training")
+        else:
+            cells.append(f"{overhead:.2f} %")
         rows.append(cells)
     train_cells = ["(training, no tracker)"]
     for dataset in datasets:
         torch_rows = ok[(ok["dataset"] == dataset) & (ok["framework"] == "torch")]
         train_cells.append(report.fmt_seconds(float(torch_rows["train_seconds"].median())))
     rows.append([*train_cells, ""])
+    selector_note = (
+        "; selectors (LassoNet, STG) train their own network: their seconds are that whole "
+        "run, and the last column gives it in units of one training run of the PyTorch MLP "
+        "(same data set and seed), median over data sets and seeds"
+        if any_selector
+        else ""
+    )
+    last = "VIANN overhead / selector cost" if any_selector else "VIANN overhead"
     return [
         "**Cost: seconds beyond training** (median over seeds; for VIANN the time inside the "
         "tracker's hooks plus reading the importances, measured with `perf_counter`; "
-        "overhead = that time / training time without it, median over data sets and seeds; "
-        "the last line is the PyTorch network's own training time)",
+        "overhead = that time / training time without it, median over data sets and seeds"
+        f"{selector_note}; the last line is the PyTorch network's own training time)",
         "",
-        report.markdown_table(["method", *datasets, "VIANN overhead"], rows),
+        report.markdown_table(["method", *datasets, last], rows),
     ]
 
 
@@ -716,6 +795,8 @@ def _grouped_one_run(
         try:
             scores = method.explain(trained)
             row["method_seconds"] = time.perf_counter() - start
+            if isinstance(scores, Selection):
+                scores = scores.importances
             _grouped_score(row, scores, data)
         except Exception as exc:  # a benchmark records failures and goes on
             logger.warning("%s on %s (seed %d) failed: %s", method.name, data.name, seed, exc)

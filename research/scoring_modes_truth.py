@@ -91,10 +91,11 @@ def run(args: argparse.Namespace) -> None:
     from benchmarks.truth import run_truth
 
     limit_threads(1)
-    modes = args.modes or list(SCORING_MODES)
+    modes = [] if args.peers_only else args.modes or list(SCORING_MODES)
     chosen = methods(args.framework, modes, every_step=not args.no_every_step)
     if args.framework == "torch" and not args.no_reference:
         chosen += list(REFERENCE)
+    chosen += list(args.peers or [])
     OUT.mkdir(parents=True, exist_ok=True)
     for epochs in args.epochs:
         start = time.perf_counter()
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> None:
             progress=lambda line, e=epochs: print(f"[{e} epochs] {line}", flush=True),
         )
         table["wall_minutes"] = (time.perf_counter() - start) / 60
-        path = OUT / f"truth_{args.framework}_{epochs}.csv"
+        label = f"_{args.label}" if args.label else ""
+        path = OUT / f"truth_{args.framework}_{epochs}{label}.csv"
         table.to_csv(path, index=False)
         print(f"wrote {path} ({table['wall_minutes'].iloc[0]:.1f} min)", flush=True)
 
@@ -163,13 +165,17 @@ def headline(table: pd.DataFrame) -> list[list[str]]:
         suite_pk = sub.groupby("seed")["precision_at_k"].mean().to_numpy()
         cost = sub["overhead_pct"].median()
         family = sub["family"].iloc[0]
-        cost_text = (
-            f"{cost:.2f} %" if family == "viann" else f"{sub['method_seconds'].median():.2f} s"
-        )
+        if family == "viann":
+            cost_text = f"{cost:.2f} %"
+        elif family == "selector":
+            # A feature-selection network trains its own model: its whole run is the cost.
+            cost_text = f"{cost / 100:.1f} x training ({sub['method_seconds'].median():.1f} s)"
+        else:
+            cost_text = f"{sub['method_seconds'].median():.2f} s"
         meets = (
             auc.mean() >= GOAL_AUC
             and pk.mean() >= GOAL_PK
-            and (family != "viann" or cost <= GOAL_COST)
+            and (family not in ("viann", "selector") or cost <= GOAL_COST)
         )
         rows.append(
             [
@@ -299,23 +305,26 @@ def report(args: argparse.Namespace) -> None:
         "## Table: every scoring mode on the planted-truth suite",
         "",
         "Made with `OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run "
-        "--epochs 15 60 200` (PyTorch, 5 seeds; 11 min) and `KERAS_BACKEND=tensorflow "
-        "OMP_NUM_THREADS=1 .venv/bin/python research/scoring_modes_truth.py run "
-        "--framework keras --modes viann growth path ema_variance update_variance taylor "
-        "movement --seeds 3 --epochs 15 60 200` (TensorFlow backend; 1.2 / 4.0 / 13.3 min, "
-        "18.6 min in all, on a machine shared with other jobs), "
-        "then `... report`. Runner: the benchmark suite's "
-        "`benchmarks.truth.run_truth`: MLP 64-64 (ReLU, Adam 1e-3, batch 32), "
-        "75/25 split, each epoch count its own training runs; every mode is a tracker "
-        "attached to the same run (`scoring=` of `VarianceImportanceTorch` or "
-        "`VarianceImportanceKeras`), the references "
+        "--epochs 15 60 --peers stg` (PyTorch, every mode, 5 seeds, the references and STG; "
+        "6.8 + 19.7 min), `... run --epochs 200` (the same without STG, which doubles the "
+        "run time; 25.3 min), `... run --epochs 60 --seeds 5 --peers-only --peers lassonet "
+        "--no-reference --label lassonet` (LassoNet, whose path does not depend on the "
+        "epochs; 62.9 min) and `KERAS_BACKEND=tensorflow OMP_NUM_THREADS=1 .venv/bin/python "
+        "research/scoring_modes_truth.py run --framework keras --modes viann growth taylor "
+        "steady_taylor --seeds 3 --epochs 15 60 200` (TensorFlow backend; 3.1 / 8.9 / 26.4 "
+        "min), all at once on a 2-core machine, then `... report`. Runner: the benchmark "
+        "suite's `benchmarks.truth.run_truth`: MLP 64-64 (ReLU, Adam 1e-3, batch 32), 75/25 "
+        "split, each epoch count its own training runs; every mode is a tracker attached to "
+        "the same run (`scoring=` of `VarianceImportanceTorch` or `VarianceImportanceKeras`), "
+        "the references "
         "explain that network afterwards. Raw rows: `research/scoring_modes/truth_*.csv`.",
         "",
         f"Goal: suite-mean ROC-AUC >= {GOAL_AUC}, precision@k >= {GOAL_PK}, tracker "
         f"cost <= {GOAL_COST:.0f} % of training, at every number of epochs. Suite mean = mean "
-        "over the 6 data sets (per seed, then mean ± std over seeds). Cost = time inside the "
-        "tracker's hooks (and reading the scores) / training time without them, median over "
-        "runs; for the post-hoc references, seconds after training.",
+        f"over the {table['dataset'].nunique()} data sets (per seed, then mean ± std over "
+        "seeds). Cost = time inside the tracker's hooks (and reading the scores) / training "
+        "time without them, median over runs; for the post-hoc references, seconds after "
+        "training; for the selectors, their whole run in units of one training of the MLP.",
         "",
         _md(HEADLINE_COLUMNS, headline(torch_table)),
         "",
@@ -386,6 +395,17 @@ def main() -> None:
     r.add_argument("--modes", nargs="+", choices=list(SCORING_MODES))
     r.add_argument("--datasets", nargs="+")
     r.add_argument("--no-reference", action="store_true", help="skip the post-hoc references")
+    r.add_argument(
+        "--peers",
+        nargs="+",
+        help="more benchmark methods to run, e.g. the training-time selectors lassonet stg",
+    )
+    r.add_argument("--label", help="suffix of the CSV names, to keep a separate run's rows apart")
+    r.add_argument(
+        "--peers-only",
+        action="store_true",
+        help="run only --peers (no trackers): LassoNet's path does not depend on --epochs",
+    )
     r.add_argument(
         "--no-every-step",
         action="store_true",

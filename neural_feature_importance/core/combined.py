@@ -14,8 +14,9 @@ act as for a single layer:
   raw scores (for ``taylor`` that is the summed gradient x input of the
   embedded vectors, on the scale of a numeric input's gradient x input).
 
-Only ``taylor`` (gradient x input) puts the inputs of different layers on one
-scale. The snapshot modes score weights, whose scale depends on each layer's
+Only ``taylor`` (gradient x input) and ``steady_taylor`` (the same times a
+dimensionless ratio) put the inputs of different layers on one scale. The
+snapshot modes score weights, whose scale depends on each layer's
 initialisation and width: measured on two Keras Dense branches (5 and 3
 inputs, 5 seeds), ``growth`` ranked the narrower branch's noise inputs above an
 informative input of the wider one in 3 seeds, while ``viann`` ranked the

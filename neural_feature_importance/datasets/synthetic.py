@@ -23,7 +23,27 @@ multiplexer        classification  20        6            mlxtend's 6-bit multip
 high_dim           regression      500       10           low signal-to-noise (SNR 1): 5 linear,
                                                           3 quadratic, 1 interacting pair; 50
                                                           correlated decoys; 440 noise features
+effect_shapes      regression      30        9            one feature per effect shape: step,
+                                                          sine, absolute value, saturation, cubic,
+                                                          bump, a rare tail effect and a
+                                                          multiplicative pair; 22 noise features
+redundant_clusters classification  300       15           ``make_classification`` (Madelon's
+                                                          design): 5 informative features, 10
+                                                          redundant ones (random linear
+                                                          combinations of them), 285 noise
+redundant_regression regression    300       12           6 sources with linear, sine, square,
+                                                          absolute-value and interaction effects,
+                                                          6 redundant features (linear
+                                                          combinations of the sources); SNR 2;
+                                                          288 noise features
 =================  ==============  ========  ===========  ==========================================
+
+Redundant features carry the same information as the informative ones they
+are combined from, so they count as relevant (``informative``), as in the
+feature-selection literature (Guyon et al., NIPS 2003 feature selection
+challenge, whose Madelon set ``make_classification`` follows): a method may
+rank either the sources or their combinations first, but must rank both
+above the noise.
 
 The informative columns are placed at random positions (seeded), so a method
 that favours the first columns gains nothing. ``X`` is standardised column by
@@ -56,8 +76,12 @@ SYNTHETIC_DATASETS: tuple[str, ...] = (
     "correlated_decoys",
     "multiplexer",
     "high_dim",
+    "effect_shapes",
+    "redundant_clusters",
+    "redundant_regression",
 )
-"""Names accepted by :func:`make_synthetic`, easiest first."""
+"""Names accepted by :func:`make_synthetic`: the original six easiest first, then the
+effect-shape and redundant-feature problems."""
 
 DEFAULT_N_SAMPLES: dict[str, int] = {
     "classification": 2000,
@@ -66,6 +90,9 @@ DEFAULT_N_SAMPLES: dict[str, int] = {
     "correlated_decoys": 2000,
     "multiplexer": 2000,
     "high_dim": 4000,
+    "effect_shapes": 2000,
+    "redundant_clusters": 3000,
+    "redundant_regression": 3000,
 }
 """Rows generated when ``n_samples`` is not given."""
 
@@ -176,6 +203,73 @@ def _high_dim(n: int, rng: np.random.Generator) -> _Generated:
     return (X, y, *_masks(500, 10, n_decoys=50), "regression")
 
 
+def _effect_shapes(n: int, rng: np.random.Generator) -> _Generated:
+    X = rng.normal(size=(n, 30))
+    # One feature per shape, each scaled to a comparable share of the signal.
+    # None of the even shapes (|x|, bump) has a linear trace, the step and the
+    # tail effect are flat almost everywhere, and the pair has no marginal effect.
+    effects = [
+        (X[:, 0] > 0.5).astype(np.float64),  # step
+        np.sin(2.0 * X[:, 1]),  # sine, two half-periods over the bulk
+        np.abs(X[:, 2]),  # absolute value
+        np.tanh(3.0 * X[:, 3]),  # saturation
+        X[:, 4] ** 3,  # cubic: heavy-tailed contribution
+        np.exp(-2.0 * X[:, 5] ** 2),  # bump around 0
+        np.maximum(X[:, 6] - 1.5, 0.0) * 4.0,  # rare tail: only ~7 % of the rows
+        X[:, 7] * X[:, 8],  # multiplicative pair (two features)
+    ]
+    signal = sum(e / e.std() for e in effects)
+    y = signal + 0.5 * signal.std() * rng.normal(size=n)  # SNR 4
+    return (X, y, *_masks(30, 9), "regression")
+
+
+def _redundant_clusters(n: int, rng: np.random.Generator) -> _Generated:
+    sklearn = _import_sklearn()
+    # Madelon's construction: informative features on the vertices of a
+    # hypercube (two clusters per class), redundant ones random linear
+    # combinations of them, then noise.
+    X, y = sklearn.datasets.make_classification(
+        n_samples=n,
+        n_features=300,
+        n_informative=5,
+        n_redundant=10,
+        n_repeated=0,
+        n_classes=2,
+        n_clusters_per_class=2,
+        flip_y=0.02,
+        class_sep=1.0,
+        shuffle=False,  # informative, then redundant, then noise; permuted later
+        random_state=int(rng.integers(2**31 - 1)),
+    )
+    rows = rng.permutation(n)  # make_classification without shuffle sorts the rows by class
+    return (X[rows], y[rows], *_masks(300, 15), "classification")
+
+
+def _redundant_regression(n: int, rng: np.random.Generator) -> _Generated:
+    sources = rng.normal(size=(n, 6))
+    signal = (
+        sources[:, 0]
+        - 0.8 * sources[:, 1]
+        + np.sin(2.0 * sources[:, 2])
+        + 0.6 * (sources[:, 3] ** 2 - 1.0)
+        + 0.8 * (np.abs(sources[:, 4]) - np.sqrt(2.0 / np.pi)) / 0.6
+        + 0.7 * sources[:, 4] * sources[:, 5]
+    )
+    y = signal + 0.5**0.5 * signal.std() * rng.normal(size=n)  # SNR 2
+    # Each redundant feature mixes two or three sources with random weights plus
+    # a little noise of its own, so it is informative only through them.
+    mixing = np.zeros((6, 6))
+    for k in range(6):
+        chosen = rng.choice(6, size=int(rng.integers(2, 4)), replace=False)
+        mixing[chosen, k] = rng.uniform(0.5, 1.0, size=len(chosen)) * rng.choice(
+            [-1, 1], len(chosen)
+        )
+    redundant = sources @ mixing + 0.2 * rng.normal(size=(n, 6))
+    noise = rng.normal(size=(n, 288))
+    X = np.hstack([sources, redundant, noise])
+    return (X, y, *_masks(300, 12), "regression")
+
+
 _GENERATORS: dict[str, Callable[[int, np.random.Generator], _Generated]] = {
     "classification": _classification,
     "friedman1": _friedman1,
@@ -183,6 +277,9 @@ _GENERATORS: dict[str, Callable[[int, np.random.Generator], _Generated]] = {
     "correlated_decoys": _correlated_decoys,
     "multiplexer": _multiplexer,
     "high_dim": _high_dim,
+    "effect_shapes": _effect_shapes,
+    "redundant_clusters": _redundant_clusters,
+    "redundant_regression": _redundant_regression,
 }
 
 

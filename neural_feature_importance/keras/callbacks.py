@@ -555,8 +555,8 @@ class VarianceImportanceKeras(_KerasTracker, VarianceImportanceBase):
     scoring : str, default="viann"
         The statistic that scores the features (see
         :mod:`neural_feature_importance.core.modes`): ``"viann"`` is the paper's
-        method. ``"taylor"`` (recommended) and the other gradient modes read
-        the tracked kernel's gradient at every applied optimizer update: the
+        method. ``"steady_taylor"`` (recommended), ``"taylor"`` and the other
+        gradient modes read the tracked kernel's gradient at every applied optimizer update: the
         callback wraps ``model.optimizer`` in a
         :class:`~neural_feature_importance.keras.gradients.GradientTapOptimizer`
         for the duration of ``fit()`` (inside a ``LossScaleOptimizer`` under

@@ -696,15 +696,16 @@ class VarianceImportanceTorch(_TorchTrackerMixin, VarianceImportanceBase):
     scoring : str, default="viann"
         The statistic that scores the features (see
         :mod:`neural_feature_importance.core.modes`). ``"viann"`` is the
-        paper's method. ``"taylor"`` (recommended when you cannot stop at the
-        right epoch) reads ``param.grad`` in :meth:`on_step_end`, so call that
-        after ``optimizer.step()`` and before ``optimizer.zero_grad()``.
+        paper's method. ``"steady_taylor"`` (recommended when you cannot stop
+        at the right epoch), ``"taylor"`` and the other gradient modes read
+        ``param.grad`` in :meth:`on_step_end`, so call that after
+        ``optimizer.step()`` and before ``optimizer.zero_grad()``.
     gradient_every : int, optional
         Gradient modes read the gradient on one optimizer step in
         ``gradient_every`` (steps 1, 1 + k, ...). Default: the mode's own
-        (``taylor``: 4, which keeps its cost near 1 % of training even for a
-        tiny MLP, with the same rankings as reading every step; ``synaptic``:
-        1).
+        (``taylor`` and ``steady_taylor``: 4, which keeps their cost near 1-2 %
+        of training even for a tiny MLP, with the same rankings as reading
+        every step; ``synaptic``: 1).
     feature_names : sequence of str, optional
         One name per input of the tracked layer (default ``x0, x1, ...``).
     groups : mapping of str to sequence of (int or str), optional

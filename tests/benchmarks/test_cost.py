@@ -3,14 +3,19 @@ import pandas as pd
 import pytest
 
 from benchmarks.cost import (
+    EMBEDDING_STEP_VARIANTS,
+    MLP_STEP_VARIANTS,
     embedding_step_markdown,
     main,
+    mlp_step_markdown,
     run_embedding_step,
     run_memory,
     run_memory_modes,
+    run_mlp_step,
     run_overhead,
     run_scale,
     summarise_embedding_step,
+    summarise_mlp_step,
 )
 from neural_feature_importance.core.modes import SCORING_MODES
 
@@ -142,12 +147,15 @@ def test_embedding_step_pairs_every_variant_with_plain_blocks():
     blocks = run_embedding_step(
         vocab=300, dim=8, batch_size=8, seq_len=5, steps=4, repeats=3, optimizers=("sgd",)
     )
-    # 3 recorded rounds (the warm-up round is not) x 5 variants.
-    assert len(blocks) == 3 * 5
+    # 3 recorded rounds (the warm-up round is not) x 6 variants.
+    assert len(EMBEDDING_STEP_VARIANTS) == 6
+    assert len(blocks) == 3 * 6
     assert set(blocks["round"]) == {1, 2, 3}
     # Each round runs the variants in an order rotated by one.
     first = blocks[blocks["position"] == 0].set_index("round")["variant"]
     assert list(first) == ["viann_epoch", "viann_step", "taylor"]
+    last = blocks[blocks["position"] == 5].set_index("round")["variant"]
+    assert list(last) == ["plain", "viann_epoch", "viann_step"]
     plain = blocks[blocks["variant"] == "plain"]
     assert (plain["tracker_ms_per_step"] == 0).all()
     tracked = blocks[blocks["variant"] != "plain"]
@@ -159,6 +167,7 @@ def test_embedding_step_pairs_every_variant_with_plain_blocks():
         "viann_step",
         "taylor",
         "taylor_every_step",
+        "steady_taylor",
     ]
     assert summary.loc["plain", "extra_ms"] == 0.0
     # The paired difference is taken round by round against the plain block.
@@ -167,18 +176,84 @@ def test_embedding_step_pairs_every_variant_with_plain_blocks():
     assert summary.loc["viann_step", "extra_ms"] == pytest.approx(expected)
     text = embedding_step_markdown(summarise_embedding_step(blocks), blocks)
     assert "`nn.Embedding(300, 8)`" in text
-    assert text.count("| sgd: ") == 5
+    assert text.count("| sgd: ") == 6
 
 
 def test_cli_quick_embedding_step_part(tmp_path):
     results = main(["--quick", "--parts", "embedding_step", "--out", str(tmp_path)])
     assert set(results) == {"embedding_step", "embedding_step_summary"}
     summary = pd.read_csv(tmp_path / "cost_embedding_step_summary.csv")
-    assert len(summary) == 2 * 5  # adam and sgd x 5 variants
+    assert len(summary) == 2 * 6  # adam and sgd x 6 variants
     assert (
         "Per-step cost on a large embedding table"
         in (tmp_path / "cost_embedding_step.md").read_text()
     )
+    assert not (tmp_path / "cost.md").exists()  # no default part ran
+
+
+def test_mlp_step_pairs_every_variant_with_plain_blocks():
+    blocks = run_mlp_step(
+        n_features=20, hidden=(8,), batch_size=8, steps=4, repeats=3, optimizers=("sgd",)
+    )
+    variants = list(MLP_STEP_VARIANTS)
+    # 3 recorded rounds (the warm-up round is not) x 6 variants.
+    assert len(variants) == 6
+    assert len(blocks) == 3 * 6
+    assert set(blocks["round"]) == {1, 2, 3}
+    assert (blocks["n_features"] == 20).all() and (blocks["hidden"] == "8").all()
+    assert (blocks["batch_size"] == 8).all() and (blocks["steps"] == 4).all()
+    # Round r runs the variants rotated by r.
+    for round_, group in blocks.groupby("round"):
+        order = list(group.sort_values("position")["variant"])
+        assert order == variants[round_:] + variants[:round_]
+    plain = blocks[blocks["variant"] == "plain"]
+    assert (plain["tracker_ms_per_step"] == 0).all()
+    assert (plain["step_end_seconds"] == 0).all() and (plain["epoch_end_seconds"] == 0).all()
+    tracked = blocks[blocks["variant"] != "plain"]
+    assert (tracked["step_end_seconds"] > 0).all() and (tracked["epoch_end_seconds"] > 0).all()
+    summary = summarise_mlp_step(blocks).set_index("variant")
+    assert list(summary.index) == variants
+    assert (summary["rounds"] == 3).all() and (summary["steps"] == 4).all()
+    assert summary.loc["plain", "extra_ms"] == 0.0
+    # The paired difference is taken round by round against the plain block.
+    wide = blocks.pivot(index="round", columns="variant", values="ms_per_step")
+    for variant in ("taylor", "steady_taylor", "steady_taylor_every_step"):
+        expected = float(np.median(wide[variant] - wide["plain"]))
+        assert summary.loc[variant, "extra_ms"] == pytest.approx(expected)
+    text = mlp_step_markdown(summarise_mlp_step(blocks), blocks)
+    assert "Per-step cost on the planted-truth MLP" in text
+    assert "`Linear(20, 8) -> ReLU -> Linear(8, 1)`" in text
+    assert "20 x 8 weights" in text and "A block = 4 optimizer steps" in text
+    assert text.count("| sgd: ") == 6
+    assert "| sgd: steady_taylor, gradient_every=1 " in text
+
+
+@pytest.mark.parametrize("steps", [0, 6, -4])
+def test_mlp_step_steps_must_be_a_multiple_of_four(steps):
+    with pytest.raises(ValueError, match="multiple of 4"):
+        run_mlp_step(n_features=5, hidden=(4,), steps=steps, repeats=1, optimizers=("sgd",))
+
+
+def test_mlp_step_rejects_unknown_variants_and_needs_plain():
+    with pytest.raises(ValueError, match="unknown variant"):
+        run_mlp_step(n_features=5, steps=4, repeats=1, variants=("plain", "viann_step"))
+    with pytest.raises(ValueError, match="must include 'plain'"):
+        run_mlp_step(n_features=5, steps=4, repeats=1, variants=("taylor",))
+
+
+def test_cli_quick_mlp_step_part(tmp_path):
+    results = main(["--quick", "--parts", "mlp_step", "--out", str(tmp_path)])
+    assert set(results) == {"mlp_step", "mlp_step_summary"}
+    blocks = pd.read_csv(tmp_path / "cost_mlp_step.csv")
+    # --quick: 2 recorded rounds x 6 variants x adam and sgd, 50 inputs, 8 steps.
+    assert len(blocks) == 2 * 6 * 2
+    assert (blocks["n_features"] == 50).all() and (blocks["steps"] == 8).all()
+    summary = pd.read_csv(tmp_path / "cost_mlp_step_summary.csv")
+    assert len(summary) == 2 * 6
+    assert list(summary["variant"][:6]) == list(MLP_STEP_VARIANTS)
+    text = (tmp_path / "cost_mlp_step.md").read_text()
+    assert "Per-step cost on the planted-truth MLP" in text
+    assert "`Linear(50, 64) -> ReLU -> Linear(64, 64) -> ReLU -> Linear(64, 1)`" in text
     assert not (tmp_path / "cost.md").exists()  # no default part ran
 
 

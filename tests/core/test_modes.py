@@ -124,6 +124,72 @@ def test_taylor_equals_batch_gradient_times_input_of_a_linear_layer():
     np.testing.assert_allclose(tracker.raw_importances_, np.abs((x * grad_x).sum(axis=0)))
 
 
+def _steady(terms):
+    """m * m / sd over the rows of ``terms`` (one row per read step), by numpy."""
+    terms = np.asarray(terms)
+    mean = terms.mean(axis=0)
+    return mean * mean / terms.std(axis=0, ddof=1)
+
+
+def test_steady_taylor_is_taylor_times_its_signal_to_noise_ratio():
+    tracker, _, _, steps = _raw("steady_taylor")
+    per_step = [np.abs((g * w).sum(axis=1)) for g, w in steps]
+    np.testing.assert_allclose(tracker.raw_importances_, _steady(per_step), rtol=1e-10)
+    taylor, _, _, _ = _raw("taylor")
+    ratio = np.mean(per_step, axis=0) / np.std(per_step, axis=0, ddof=1)
+    np.testing.assert_allclose(
+        tracker.raw_importances_, taylor.raw_importances_ * ratio, rtol=1e-10
+    )
+
+
+def _steady_tracker(grads, weights):
+    tracker = GradientTracker(normalize=None, scoring="steady_taylor")
+    tracker.start(weights)
+    for grad in grads:
+        tracker.update_gradients(grad, weights)
+    return tracker
+
+
+def test_steady_taylor_prefers_a_steady_feature_to_a_bursty_one_of_equal_mean():
+    # Feature 0 contributes 1 at every step; feature 1 contributes 4 on one
+    # step in 4 and 0 otherwise: the same taylor score, a far smaller ratio.
+    grads = [np.array([[1.0], [4.0 if step % 4 == 0 else 0.0]]) for step in range(40)]
+    tracker = _steady_tracker(grads, np.ones((2, 1)))
+    bursty = np.tile([4.0, 0.0, 0.0, 0.0], 10)
+    assert tracker.raw_importances_[1] == pytest.approx(1.0 / bursty.std(ddof=1))
+    # The steady feature's terms never vary: its spread is floored, not divided by 0.
+    assert np.isfinite(tracker.raw_importances_[0])
+    assert tracker.raw_importances_[0] > 1e6 * tracker.raw_importances_[1]
+
+
+def test_steady_taylor_scores_a_feature_that_never_contributed_zero():
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=(3, 2)) * [[1], [1], [0]] for _ in range(5)]
+    tracker = _steady_tracker(grads, np.ones((3, 2)))
+    assert tracker.raw_importances_[2] == 0.0
+    assert (tracker.raw_importances_[:2] > 0).all()
+
+
+def test_steady_taylor_needs_two_read_steps():
+    weights = np.ones((3, 2))
+    tracker = GradientTracker(scoring="steady_taylor")
+    tracker.start(weights)
+    tracker.update_gradients(np.ones((3, 2)), weights)
+    with pytest.raises(NotFittedError, match="several steps"):
+        _ = tracker.feature_importances_
+    tracker.update_gradients(2 * np.ones((3, 2)), weights)
+    assert tracker.feature_importances_.shape == (3,)
+
+
+def test_conv_steady_taylor_heatmap_and_filters_by_hand():
+    shape = (3, 3, 2, 4)  # Keras Conv2D (kh, kw, in, filters)
+    tracker, _, _, steps = _raw("steady_taylor", shape=shape, cls=GradientConvTracker)
+    heat = _steady([np.abs((g * w).sum(axis=-1)) for g, w in steps])
+    filters = _steady([np.abs((g * w).sum(axis=(0, 1, 2))) for g, w in steps])
+    np.testing.assert_allclose(tracker.heatmap_, heat, rtol=1e-10)
+    np.testing.assert_allclose(tracker.raw_filter_importances_, filters, rtol=1e-10)
+
+
 def test_movement_is_minus_summed_gradient_times_weight():
     tracker, _, _, steps = _raw("movement")
     total = -sum((g * w).sum(axis=1) for g, w in steps) / len(steps)
@@ -199,7 +265,7 @@ def test_explicit_viann_is_the_default_bit_for_bit():
 
 # -------------------------------------------------------------------- validation
 def test_unknown_scoring_names_the_modes_at_construction():
-    with pytest.raises(ValueError, match=r"'taylor'.*recommended") as info:
+    with pytest.raises(ValueError, match=r"'steady_taylor' is recommended") as info:
         VarianceImportanceBase(scoring="variance")
     for name in SCORING_MODES:
         assert repr(name) in str(info.value)

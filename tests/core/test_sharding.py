@@ -136,7 +136,9 @@ def _sharded_results(kind, layout, shape, dim, scoring, read):
 
 
 @pytest.mark.parametrize(("kind", "layout", "shape", "dim"), CASES)
-@pytest.mark.parametrize("scoring", ["viann", "taylor", "growth", "movement", "synaptic"])
+@pytest.mark.parametrize(
+    "scoring", ["viann", "taylor", "steady_taylor", "growth", "movement", "synaptic"]
+)
 def test_reduced_slices_score_as_the_whole_weight(kind, layout, shape, dim, scoring):
     slices, whole = _sharded_results(
         kind, layout, shape, dim, scoring, lambda tracker: tracker.raw_importances_
@@ -147,7 +149,7 @@ def test_reduced_slices_score_as_the_whole_weight(kind, layout, shape, dim, scor
 
 
 @pytest.mark.parametrize(("kind", "layout", "shape", "dim"), [c for c in CASES if c[0] == "conv"])
-@pytest.mark.parametrize("scoring", ["viann", "taylor"])
+@pytest.mark.parametrize("scoring", ["viann", "taylor", "steady_taylor"])
 def test_filter_scores_of_slices_equal_the_whole_kernel(kind, layout, shape, dim, scoring):
     slices, whole = _sharded_results(
         kind, layout, shape, dim, scoring, lambda tracker: tracker.raw_filter_importances_

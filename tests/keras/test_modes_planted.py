@@ -1,7 +1,8 @@
 """Scoring modes in Keras find planted features where VIANN drifts.
 
-``taylor`` (the recommended mode, read by the optimizer tap) and ``growth``
-(the best mode that needs weight snapshots only) score the same training run.
+``steady_taylor`` (the recommended mode), ``taylor`` (both read by the
+optimizer tap) and ``growth`` (the best mode that needs weight snapshots only)
+score the same training run.
 """
 
 import keras
@@ -46,7 +47,8 @@ def test_taylor_and_growth_find_the_planted_features_where_viann_drifts():
     data = make_synthetic("correlated_decoys", n_samples=600, random_state=0)
     keras.utils.set_random_seed(0)
     model = _mlp(data.X.shape[1])
-    trackers = {s: _callback(s) for s in ("viann", RECOMMENDED_SNAPSHOT_MODE, RECOMMENDED_MODE)}
+    scorings = ("viann", RECOMMENDED_SNAPSHOT_MODE, "taylor", RECOMMENDED_MODE)
+    trackers = {s: _callback(s) for s in scorings}
     model.fit(
         data.X.astype("float32"),
         data.y.astype("float32"),
@@ -61,12 +63,46 @@ def test_taylor_and_growth_find_the_planted_features_where_viann_drifts():
     auc_viann = roc_auc_score(data.informative, viann)
     assert auc_growth >= 0.85
     assert auc_growth >= auc_viann + 0.15
-    auc_taylor = roc_auc_score(data.informative, trackers["taylor"].feature_importances_)
-    assert auc_taylor >= 0.95
-    assert auc_taylor >= auc_viann + 0.15
+    for scoring in ("taylor", RECOMMENDED_MODE):
+        auc = roc_auc_score(data.informative, trackers[scoring].feature_importances_)
+        assert auc >= 0.95, scoring
+        assert auc >= auc_viann + 0.15, scoring
     # Growth is computed from the first and last kernels alone: check it by hand.
     assert trackers["growth"].n_updates_ == 60
     kernel = np.asarray(keras.ops.convert_to_numpy(model.layers[0].kernel), dtype=np.float64)
     initial = trackers["growth"]._mode.arrays["initial"]
     raw = np.maximum((kernel**2 - initial**2).sum(axis=1), 0)
     np.testing.assert_allclose(trackers["growth"].raw_importances_, raw, rtol=1e-12)
+
+
+def test_recommended_mode_finds_redundant_linear_combinations():
+    # Madelon's design: 5 informative features and 10 exact linear combinations
+    # of them (all 15 relevant) among 285 noise features, 15 epochs. Measured
+    # AUC of steady_taylor / taylor: TensorFlow 0.996 / 0.990, JAX 0.989 / 0.990,
+    # torch 0.929 / 0.961 (one seed; over seeds the two are level in Keras).
+    data = make_synthetic("redundant_clusters", random_state=0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((data.X.shape[1],)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    trackers = {s: _callback(s) for s in ("taylor", RECOMMENDED_MODE)}
+    model.fit(
+        data.X.astype("float32"),
+        data.y,
+        epochs=15,
+        batch_size=32,
+        verbose=0,
+        callbacks=list(trackers.values()),
+    )
+    auc = {s: roc_auc_score(data.informative, t.feature_importances_) for s, t in trackers.items()}
+    assert auc[RECOMMENDED_MODE] >= 0.9, auc
+    assert auc["taylor"] >= 0.9, auc

@@ -25,6 +25,9 @@ SHAPES = {
     "correlated_decoys": (20, 4),
     "multiplexer": (20, 6),
     "high_dim": (500, 10),
+    "effect_shapes": (30, 9),
+    "redundant_clusters": (300, 15),
+    "redundant_regression": (300, 12),
 }
 
 
@@ -36,6 +39,9 @@ def test_names_match_the_documented_tuple():
         "correlated_decoys",
         "multiplexer",
         "high_dim",
+        "effect_shapes",
+        "redundant_clusters",
+        "redundant_regression",
     )
     assert set(DEFAULT_N_SAMPLES) == set(SYNTHETIC_DATASETS)
 
@@ -83,6 +89,9 @@ MIN_SCORE = {
     "friedman1": 0.75,
     "correlated_decoys": 0.8,
     "multiplexer": 0.95,
+    "effect_shapes": 0.4,
+    "redundant_clusters": 0.75,
+    "redundant_regression": 0.3,
 }
 
 
@@ -151,6 +160,47 @@ def test_high_dim_has_low_signal_to_noise_and_many_decoys():
     assert 0.42 < r2 < 0.6  # SNR 1: half the variance is noise
     linear_only = LinearRegression().fit(Xi, data.y).score(Xi, data.y)
     assert linear_only < r2 - 0.1  # the non-linear terms matter
+
+
+def test_effect_shapes_each_feature_has_its_own_dependence():
+    from sklearn.feature_selection import mutual_info_regression
+
+    data = make_synthetic("effect_shapes", n_samples=4000, random_state=0)
+    informative = np.flatnonzero(data.informative)
+    info = mutual_info_regression(data.X, data.y, random_state=0)
+    corr = np.abs([np.corrcoef(column, data.y)[0, 1] for column in data.X.T])
+    noise = ~data.informative
+    # Seven single-feature effects stand out of the noise one by one; the
+    # multiplicative pair has no marginal effect (like xor's).
+    singles = informative[np.argsort(info[informative])[2:]]
+    assert info[singles].min() > 2 * info[noise].max()
+    assert np.sort(info[informative])[:2].max() < 0.03
+    # Even effects (|x|, the bump) leave no linear trace: some informative
+    # features are invisible to a correlation screen.
+    assert (corr[informative] < 0.05).sum() >= 3
+
+
+def test_redundant_clusters_follow_madelon_exact_linear_combinations():
+    data = make_synthetic("redundant_clusters", n_samples=1000, random_state=0)
+    relevant = data.X[:, data.informative]
+    assert np.linalg.matrix_rank(relevant, tol=1e-6) == 5  # 15 columns, 5 directions
+    noise = data.X[:, ~data.informative]
+    assert np.linalg.matrix_rank(np.hstack([relevant[:, :1], noise]), tol=1e-6) == 286
+    # The rows are shuffled (make_classification without shuffle sorts them by class).
+    assert 0.4 < data.y[:100].mean() < 0.6
+
+
+def test_redundant_regression_combines_the_sources_with_noise_of_its_own():
+    data = make_synthetic("redundant_regression", n_samples=4000, random_state=0)
+    relevant = data.X[:, data.informative]
+    # Six sources and six noisy linear combinations of them: 12 directions, of
+    # which 6 carry nearly all the variance.
+    values = np.linalg.svd(relevant - relevant.mean(0), compute_uv=False) ** 2
+    assert values[6:].sum() / values.sum() < 0.1
+    assert np.linalg.matrix_rank(relevant, tol=1e-6) == 12
+    forest = RandomForestRegressor(n_estimators=40, random_state=0, n_jobs=1)
+    r2 = cross_val_score(forest, relevant, data.y, cv=3).mean()
+    assert 0.35 < r2 < 0.67  # SNR 2: a third of the variance is noise
 
 
 def test_bad_arguments_say_what_to_do():

@@ -39,7 +39,10 @@ TRACKED = {
     "conv": (ConvVarianceImportanceTorch, "0"),
     "embedding": (EmbeddingVarianceImportanceTorch, "embedding"),
 }
-SETUPS = [(scoring, cadence) for scoring in ("viann", "taylor") for cadence in ("epoch", "step")]
+SETUPS = [
+    *((scoring, cadence) for scoring in ("viann", "taylor") for cadence in ("epoch", "step")),
+    ("steady_taylor", "epoch"),  # a product of a complete and a partial per-feature sum
+]
 """(scoring, snapshot cadence) of the trackers that follow every run."""
 
 
@@ -108,7 +111,7 @@ def train(kind: str, strategy: str, rank: int, world: int, state_dir: Path) -> d
             layer,
             scoring=scoring,
             update_every=1 if cadence == "step" else None,
-            gradient_every=1 if scoring == "taylor" else None,
+            gradient_every=1 if scoring in ("taylor", "steady_taylor") else None,
         )
 
     trackers = {f"{scoring}_{cadence}": tracker(scoring, cadence) for scoring, cadence in SETUPS}
@@ -146,7 +149,7 @@ def train(kind: str, strategy: str, rank: int, world: int, state_dir: Path) -> d
         results[f"{name}_n_updates"] = followed.n_updates_
     if kind == "conv":
         # Filter scores: each rank holds some of the filters under FSDP2.
-        for name in ("viann_epoch", "taylor_epoch"):
+        for name in ("viann_epoch", "taylor_epoch", "steady_taylor_epoch"):
             results[f"{name}_filters"] = following[name].raw_filter_importances_
     return results
 

@@ -107,7 +107,7 @@ def test_the_planted_inputs_rank_first(single):
 
 def test_filter_scores_of_a_sharded_convolution_equal_one_process(distributed, single):
     strategy, ranks = distributed
-    for name in ("viann_epoch", "taylor_epoch"):
+    for name in ("viann_epoch", "taylor_epoch", "steady_taylor_epoch"):
         key = f"conv/{name}_filters"
         assert np.ptp(single[key]) > 0
         for rank, results in enumerate(ranks):

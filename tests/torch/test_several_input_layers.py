@@ -85,7 +85,7 @@ def _top(tracker, k):
     return {str(names[i]) for i in np.argsort(scores)[::-1][:k]}
 
 
-@pytest.mark.parametrize("scoring", ["viann", "taylor"])
+@pytest.mark.parametrize("scoring", ["viann", "taylor", "steady_taylor"])
 def test_two_branches_are_both_tracked_as_one_result(scoring, caplog):
     torch.manual_seed(0)
     model = TwoBranches()
@@ -104,14 +104,15 @@ def test_two_branches_are_both_tracked_as_one_result(scoring, caplog):
     )
 
 
-def test_embedding_counts_as_one_column_beside_numeric_inputs():
+@pytest.mark.parametrize("scoring", ["taylor", "steady_taylor"])
+def test_embedding_counts_as_one_column_beside_numeric_inputs(scoring):
     torch.manual_seed(0)
     model = EmbeddedAndNumeric()
     names = ["city", "income", "age", "tenure"]
     with pytest.raises(ValueError, match=r"feature_names has 3 names, but layer 'city, numeric'"):
         VarianceImportanceTorch(model, layer=["city", "numeric"], feature_names=names[:3])
     tracker = VarianceImportanceTorch(
-        model, layer=["city", "numeric"], scoring="taylor", feature_names=names
+        model, layer=["city", "numeric"], scoring=scoring, feature_names=names
     )
     _fit(model, tracker, _embedded_data())
     assert list(tracker.layers_) == ["city", "numeric"]
