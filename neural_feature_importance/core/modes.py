@@ -724,8 +724,9 @@ class SteadyTaylorMode(TaylorMode):
         if self.n_steps < 2:
             raise NotFittedError(
                 f"scoring={self.name!r} compares the gradient terms of several steps, but "
-                f"{self.n_steps} was recorded; train for more steps (with "
-                f"gradient_every={self.gradient_every}, at least {2 * self.gradient_every})."
+                f"{self.n_steps} was recorded; train for more steps (the trackers read "
+                "steps 1, 1 + gradient_every, ...: with the default gradient_every="
+                f"{self.gradient_every}, at least {self.gradient_every + 1})."
             )
 
     def _steady(self, key: str, squares_key: str) -> np.ndarray:
