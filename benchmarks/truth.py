@@ -882,7 +882,7 @@ def run_grouped(
         "embedding_dim": embedding_dim,
     }
     if warm_up:
-        _grouped_one_run(seed_list[0], 2, method_list, 60, 0.5, settings)
+        _grouped_one_run(seed_list[0], 2, method_list, WARM_UP_ROWS, 0.5, settings)
     rows: list[dict[str, Any]] = []
     for seed in seed_list:
         for n_epochs in epoch_list:

@@ -173,3 +173,12 @@ def test_update_section_replaces_only_its_block(tmp_path):
     assert "table v2" in text and "table v1" not in text and "cost v1" in text
     assert text.index("table v2") < text.index("cost v1")
     assert text.count("<!-- BEGIN truth -->") == 1
+
+
+def test_the_warm_up_run_gives_every_gradient_tracker_enough_reads():
+    steady = viann_variant("steady_taylor_torch", scoring="steady_taylor")
+    out = run_truth(["xor"], [steady], seeds=[0], epochs=2, n_samples=120)
+    row = out.set_index("method").loc["steady_taylor_torch"]
+    assert row["error"] == "" and 0.0 <= row["auc"] <= 1.0
+    # 90 training rows in batches of 32: 3 steps per epoch, 6 in all, read at 1 and 5.
+    assert row["n_snapshots"] == 2
