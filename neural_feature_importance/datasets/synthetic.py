@@ -114,13 +114,20 @@ def _masks(n_features: int, n_informative: int, n_decoys: int = 0) -> tuple[np.n
     return informative, decoys
 
 
-def _classification(n: int, rng: np.random.Generator) -> _Generated:
+def _two_class_clusters(
+    n: int, rng: np.random.Generator, n_features: int, n_informative: int, n_redundant: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``make_classification``'s two classes of two clusters each, columns in order.
+
+    The informative columns come first, then the redundant ones (random linear
+    combinations of them), then noise; ``make_synthetic`` permutes the columns.
+    """
     sklearn = _import_sklearn()
     X, y = sklearn.datasets.make_classification(
         n_samples=n,
-        n_features=40,
-        n_informative=6,
-        n_redundant=0,
+        n_features=n_features,
+        n_informative=n_informative,
+        n_redundant=n_redundant,
         n_repeated=0,
         n_classes=2,
         n_clusters_per_class=2,
@@ -129,6 +136,11 @@ def _classification(n: int, rng: np.random.Generator) -> _Generated:
         shuffle=False,  # informative columns first; we permute them ourselves
         random_state=int(rng.integers(2**31 - 1)),
     )
+    return X, y
+
+
+def _classification(n: int, rng: np.random.Generator) -> _Generated:
+    X, y = _two_class_clusters(n, rng, n_features=40, n_informative=6, n_redundant=0)
     return (X, y, *_masks(40, 6), "classification")
 
 
@@ -224,23 +236,10 @@ def _effect_shapes(n: int, rng: np.random.Generator) -> _Generated:
 
 
 def _redundant_clusters(n: int, rng: np.random.Generator) -> _Generated:
-    sklearn = _import_sklearn()
     # Madelon's construction: informative features on the vertices of a
     # hypercube (two clusters per class), redundant ones random linear
     # combinations of them, then noise.
-    X, y = sklearn.datasets.make_classification(
-        n_samples=n,
-        n_features=300,
-        n_informative=5,
-        n_redundant=10,
-        n_repeated=0,
-        n_classes=2,
-        n_clusters_per_class=2,
-        flip_y=0.02,
-        class_sep=1.0,
-        shuffle=False,  # informative, then redundant, then noise; permuted later
-        random_state=int(rng.integers(2**31 - 1)),
-    )
+    X, y = _two_class_clusters(n, rng, n_features=300, n_informative=5, n_redundant=10)
     rows = rng.permutation(n)  # make_classification without shuffle sorts the rows by class
     return (X[rows], y[rows], *_masks(300, 15), "classification")
 
