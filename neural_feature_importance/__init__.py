@@ -8,8 +8,10 @@ Discovery Science 2019). The cost is a few elementwise operations per epoch.
 Importing this package imports no deep-learning framework: the Keras names load
 Keras, and the PyTorch names load torch, the first time they are used.
 
->>> from neural_feature_importance import VarianceImportanceTorch  # doctest: +SKIP
->>> from neural_feature_importance import VarianceImportanceKeras  # doctest: +SKIP
+```pycon
+>>> from neural_feature_importance import VarianceImportanceTorch
+>>> from neural_feature_importance import VarianceImportanceKeras
+```
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Lazy re-exports (PEP 562), so importing the package imports no framework.
 
-``VarianceImportanceTorch`` lives in a module that imports torch and
-``VarianceImportanceKeras`` in one that imports Keras. A package ``__init__``
+`VarianceImportanceTorch` lives in a module that imports torch and
+`VarianceImportanceKeras` in one that imports Keras. A package `__init__`
 that imported both would fail for a user who has only one of them (the bug of
 the original package). Instead each public name is mapped to the module that
 defines it, and that module is imported on first attribute access.
@@ -19,12 +19,12 @@ from neural_feature_importance._optional import install_hint
 def lazy_exports(
     module_name: str, exports: dict[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """Return ``(__getattr__, __dir__)`` for a module re-exporting ``exports``.
+    """Return `(__getattr__, __dir__)` for a module re-exporting `exports`.
 
     Parameters
     ----------
     module_name : str
-        ``__name__`` of the re-exporting module (for error messages).
+        `__name__` of the re-exporting module (for error messages).
     exports : dict
         Public name -> absolute name of the module that defines it.
     """

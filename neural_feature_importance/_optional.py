@@ -2,8 +2,8 @@
 
 The library needs only numpy; frameworks, scikit-learn, mlxtend and matplotlib
 come with extras. Every place that imports one of them goes through
-:func:`import_optional`, so a missing package always gives the same kind of
-message: what needed it and the ``pip install`` line that brings it.
+`import_optional()`, so a missing package always gives the same kind of
+message: what needed it and the `pip install` line that brings it.
 """
 
 from __future__ import annotations
@@ -26,20 +26,20 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
 
 
 def install_hint(module_name: str) -> str | None:
-    """The ``pip install`` line for ``module_name``'s extra, or ``None`` if unknown."""
+    """The `pip install` line for `module_name`'s extra, or `None` if unknown."""
     known = OPTIONAL_PACKAGES.get(module_name.split(".")[0])
     return None if known is None else f"pip install 'neural-feature-importance[{known[1]}]'"
 
 
 def import_optional(module_name: str, purpose: str) -> ModuleType:
-    """Import ``module_name``, or raise an ImportError naming ``purpose`` and the install line.
+    """Import `module_name`, or raise an ImportError naming `purpose` and the install line.
 
     Parameters
     ----------
     module_name : str
-        Absolute module name, e.g. ``"sklearn.datasets"``.
+        Absolute module name, e.g. `"sklearn.datasets"`.
     purpose : str
-        What needs it, as the start of a sentence (``"make_synthetic"``).
+        What needs it, as the start of a sentence (`"make_synthetic"`).
     """
     try:
         return importlib.import_module(module_name)

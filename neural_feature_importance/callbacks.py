@@ -1,8 +1,8 @@
-"""The original package's ``callbacks`` module (dense-layer trackers).
+"""The original package's `callbacks` module (dense-layer trackers).
 
-Kept so that ``from neural_feature_importance.callbacks import ...`` keeps
-working; the names are loaded lazily from :mod:`neural_feature_importance.keras`
-and :mod:`neural_feature_importance.torch`.
+Kept so that `from neural_feature_importance.callbacks import ...` keeps
+working; the names are loaded lazily from `neural_feature_importance.keras`
+and `neural_feature_importance.torch`.
 """
 
 from neural_feature_importance._lazy import lazy_exports

@@ -1,4 +1,4 @@
-"""The original package's ``conv_callbacks`` module (convolution trackers), lazily."""
+"""The original package's `conv_callbacks` module (convolution trackers), lazily."""
 
 from neural_feature_importance._lazy import lazy_exports
 

@@ -1,4 +1,4 @@
-"""The original package's ``embedding_callbacks`` module (embedding trackers), lazily."""
+"""The original package's `embedding_callbacks` module (embedding trackers), lazily."""
 
 from neural_feature_importance._lazy import lazy_exports
 

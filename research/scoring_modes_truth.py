@@ -40,6 +40,11 @@ from benchmarks.training import limit_threads  # noqa: E402
 from neural_feature_importance.core.modes import SCORING_MODES  # noqa: E402
 from neural_feature_importance.datasets.synthetic import SYNTHETIC_DATASETS  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "research"))
+import research_modes  # noqa: E402
+
+research_modes.register()  # the study compares the shipped modes with its research variants
+
 OUT = ROOT / "research" / "scoring_modes"
 REFERENCE = ("permutation", "integrated_gradients", "random_forest")
 GOAL_AUC, GOAL_PK, GOAL_COST = 0.99, 0.95, 2.0

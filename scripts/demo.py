@@ -1,4 +1,7 @@
-"""Demo: VIANN importances of a small PyTorch network on Iris, beside a random forest's.
+"""Demo: training-time importances of a small PyTorch network on Iris, beside a random forest's.
+
+The tracker uses the recommended scoring mode (``steady_taylor``), which reads the
+first layer's gradient after every optimizer step.
 
 Run with ``make demo`` (creates .venv and installs what it needs) or
 ``python scripts/demo.py``. Iris ships with scikit-learn: nothing is downloaded.
@@ -17,17 +20,18 @@ from torch import nn
 
 from neural_feature_importance import VarianceImportanceTorch
 from neural_feature_importance.baselines import random_forest_importance
+from neural_feature_importance.core import RECOMMENDED_MODE
 
 
 def train_iris(epochs: int = 60, seed: int = 0) -> tuple[np.ndarray, float, list[str]]:
-    """Train a 4-16-3 MLP on standardised Iris; return VIANN scores, accuracy, names."""
+    """Train a 4-16-3 MLP on standardised Iris; return its importances, accuracy, names."""
     torch.manual_seed(seed)
     iris = load_iris()
     x = torch.tensor(scale(iris.data), dtype=torch.float32)
     y = torch.tensor(iris.target)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    tracker = VarianceImportanceTorch(model)
+    tracker = VarianceImportanceTorch(model, scoring=RECOMMENDED_MODE)
     tracker.on_train_begin()
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
@@ -35,6 +39,7 @@ def train_iris(epochs: int = 60, seed: int = 0) -> tuple[np.ndarray, float, list
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
             optimizer.step()
+            tracker.on_step_end()  # reads the gradient: after step(), before zero_grad()
         tracker.on_epoch_end()
     scores = tracker.on_train_end()
     accuracy = float((model(x).argmax(dim=1) == y).float().mean())
@@ -48,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    viann, accuracy, names = train_iris(args.epochs, args.seed)
+    scores, accuracy, names = train_iris(args.epochs, args.seed)
     iris = load_iris()
     forest = random_forest_importance(
         iris.data, iris.target, task="classification", random_state=args.seed
@@ -56,11 +61,11 @@ def main() -> None:
     forest = (forest - forest.min()) / (forest.max() - forest.min())
 
     print(f"PyTorch MLP on Iris: {args.epochs} epochs, training accuracy {accuracy:.3f}\n")
-    print(f"{'feature':<20} {'VIANN':>7} {'random forest':>14}")
-    for index in np.argsort(viann)[::-1]:
-        print(f"{names[index]:<20} {viann[index]:7.3f} {forest[index]:14.3f}")
-    correlation = np.corrcoef(viann, forest)[0, 1]
-    print(f"\nPearson correlation VIANN vs random forest: {correlation:.2f}")
+    print(f"{'feature':<20} {RECOMMENDED_MODE:>13} {'random forest':>14}")
+    for index in np.argsort(scores)[::-1]:
+        print(f"{names[index]:<20} {scores[index]:13.3f} {forest[index]:14.3f}")
+    correlation = np.corrcoef(scores, forest)[0, 1]
+    print(f"\nPearson correlation {RECOMMENDED_MODE} vs random forest: {correlation:.2f}")
     print("(scores are min-max normalised: 1 = most important feature)")
 
 

@@ -1,11 +1,11 @@
-"""MkDocs hook: publish a few files of the repository as they are, under ``repository/``.
+"""MkDocs hook: publish a few files of the repository as they are, under `repository/`.
 
-The benchmarks' description and results (``benchmarks/README.md``, ``RESULTS.md`` and its
+The benchmarks' description and results (`benchmarks/README.md`, `RESULTS.md` and its
 figures), the committed paper reproduction and the figures of the examples live beside
-the code that writes them, outside ``docs/``. Instead of
+the code that writes them, outside `docs/`. Instead of
 copies that would drift, the build reads them from the repository, so
-``docs/benchmarks.md`` links to ``repository/benchmarks/RESULTS.md`` and the
-example pages show ``repository/results/...png``.
+`docs/benchmarks.md` links to `repository/benchmarks/RESULTS.md` and the
+example pages show `repository/results/...png`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ PUBLISHED = (
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Add every file matched by :data:`PUBLISHED`, at its repository path under PREFIX."""
+    """Add every file matched by `PUBLISHED`, at its repository path under PREFIX."""
     for pattern in PUBLISHED:
         matches = sorted(ROOT.glob(pattern))
         if not matches:

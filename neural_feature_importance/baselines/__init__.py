@@ -2,13 +2,13 @@
 
 One method per module, all re-exported here:
 
-- :func:`garson_importance` (Garson's algorithm, first and last layers),
-- :func:`olden_importance` (connection weights multiplied through the layers),
-- :func:`lofo_importance` (leave one feature out, by blanking it as the paper did),
-- :func:`permutation_importance` (scikit-learn's, for any model),
-- :func:`random_forest_importance` (impurity importance of a random forest).
+- [`garson_importance()`][garson_importance] (Garson's algorithm, first and last layers),
+- [`olden_importance()`][olden_importance] (connection weights multiplied through the layers),
+- [`lofo_importance()`][lofo_importance] (leave one feature out, by blanking it as the paper did),
+- [`permutation_importance()`][permutation_importance] (scikit-learn's, for any model),
+- [`random_forest_importance()`][random_forest_importance] (impurity importance of a random forest).
 
-Weight-based methods take a model or its ``(in, out)`` kernels; the others
+Weight-based methods take a model or its `(in, out)` kernels; the others
 take a trained model and data. Nothing here imports a deep-learning framework
 until a model of that framework is passed in.
 """

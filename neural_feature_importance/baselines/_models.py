@@ -2,15 +2,15 @@
 
 Three things, each read the same way whatever the framework:
 
-- :func:`dense_weight_chain`: the kernels of the model's dense layers, in
-  forward order, as numpy ``(in, out)`` matrices (Keras' layout; PyTorch's
-  ``nn.Linear`` weights are ``(out, in)`` and are transposed here, once).
-- :func:`predict_function`: a function ``X -> outputs`` on numpy arrays, in
+- [`dense_weight_chain()`][dense_weight_chain]: the kernels of the model's dense layers, in
+  forward order, as numpy `(in, out)` matrices (Keras' layout; PyTorch's
+  `nn.Linear` weights are `(out, in)` and are transposed here, once).
+- [`predict_function()`][predict_function]: a function `X -> outputs` on numpy arrays, in
   inference mode (dropout off, batch norm on running statistics).
-- :func:`loss_function`: a function ``(X, y) -> float`` giving the model's loss.
+- [`loss_function()`][loss_function]: a function `(X, y) -> float` giving the model's loss.
 
 Frameworks are imported inside the functions and only when the model belongs
-to them, so importing :mod:`neural_feature_importance.baselines` imports
+to them, so importing [`neural_feature_importance.baselines`][] imports
 neither TensorFlow, Keras nor torch.
 """
 
@@ -33,16 +33,16 @@ def _root_modules(obj: object) -> set[str]:
 
 
 def framework_of(model: Any) -> Framework:
-    """Name the kind of model (``"keras"``, ``"torch"``, ``"sklearn"``, ...).
+    """Name the kind of model (`"keras"`, `"torch"`, `"sklearn"`, ...).
 
-    One of ``"keras"``, ``"torch"``, ``"sklearn"``, ``"callable"`` or
-    ``"weights"`` (a sequence of weight matrices). Decided from the classes'
+    One of `"keras"`, `"torch"`, `"sklearn"`, `"callable"` or
+    `"weights"` (a sequence of weight matrices). Decided from the classes'
     modules, so no framework is imported to ask.
 
     Raises
     ------
     TypeError
-        If ``model`` is none of these.
+        If `model` is none of these.
     """
     roots = _root_modules(model)
     if roots & {"keras", "tf_keras"}:
@@ -115,21 +115,21 @@ def _torch_chain(model: Any) -> list[np.ndarray]:
 
 
 def dense_weight_chain(model_or_weights: Any) -> list[np.ndarray]:
-    """Kernels of the dense layers, first to last, as float64 ``(in, out)`` matrices.
+    """Kernels of the dense layers, first to last, as float64 `(in, out)` matrices.
 
     Parameters
     ----------
     model_or_weights : Keras model, torch.nn.Module or sequence of arrays
         A model made of dense layers (activations, dropout, batch/layer
         normalisation and PReLU are allowed between them: they act per unit),
-        or the kernels themselves, already ``(in, out)``. PyTorch modules are
+        or the kernels themselves, already `(in, out)`. PyTorch modules are
         read in registration order, which is forward order for
-        ``nn.Sequential``.
+        `nn.Sequential`.
 
     Returns
     -------
     list of ndarray
-        One ``(in, out)`` matrix per dense layer; biases are not included.
+        One `(in, out)` matrix per dense layer; biases are not included.
 
     Raises
     ------
@@ -167,7 +167,7 @@ def dense_weight_chain(model_or_weights: Any) -> list[np.ndarray]:
 
 
 def check_chain(chain: Sequence[np.ndarray]) -> None:
-    """Raise if consecutive kernels do not connect (``out`` of one != ``in`` of the next)."""
+    """Raise if consecutive kernels do not connect (`out` of one != `in` of the next)."""
     for i in range(len(chain) - 1):
         if chain[i].shape[1] != chain[i + 1].shape[0]:
             raise ValueError(
@@ -191,12 +191,12 @@ def _check_batch_size(batch_size: int | None) -> int:
 
 
 def predict_function(model: Any, batch_size: int | None = None) -> PredictFn:
-    """Return ``X -> outputs`` (numpy in, float64 numpy out) in inference mode.
+    """Return `X -> outputs` (numpy in, float64 numpy out) in inference mode.
 
-    Keras models are called with ``training=False``; torch modules run under
-    ``torch.no_grad()`` in ``eval()`` mode (their training flag is restored
+    Keras models are called with `training=False`; torch modules run under
+    `torch.no_grad()` in `eval()` mode (their training flag is restored
     afterwards), on the device and dtype of their parameters; scikit-learn
-    estimators use ``predict``; a plain callable is called as is.
+    estimators use `predict`; a plain callable is called as is.
     """
     framework = framework_of(model)
     size = _check_batch_size(batch_size)
@@ -244,28 +244,28 @@ def predict_function(model: Any, batch_size: int | None = None) -> PredictFn:
 
 
 def _match_shapes(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Drop the output axis of a single-output model when ``y`` is 1-D."""
+    """Drop the output axis of a single-output model when `y` is 1-D."""
     if y.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1:
         return pred[:, 0]
     return pred
 
 
 def loss_function(model: Any, loss: Any = None, batch_size: int | None = None) -> LossFn:
-    """Return ``(X, y) -> loss`` for a model (lower is better).
+    """Return `(X, y) -> loss` for a model (lower is better).
 
     Parameters
     ----------
     model : Keras model, torch.nn.Module, scikit-learn estimator or callable
         The trained model.
     loss : None, callable or torch loss module
-        - ``None``: a compiled Keras model's own loss from ``model.evaluate``
+        - `None`: a compiled Keras model's own loss from `model.evaluate`
           (what the paper recorded; it includes regularisation penalties);
-          for a scikit-learn estimator ``-estimator.score(X, y)``.
-        - a ``torch.nn.Module`` loss such as ``nn.CrossEntropyLoss()``: called
-          as in training, ``loss(model(X), y)``, on tensors (integer ``y``
-          becomes ``long`` class indices, anything else the model's dtype).
-        - any other callable ``loss(y_true, y_pred) -> float`` on numpy arrays,
-          such as ``sklearn.metrics.mean_squared_error``.
+          for a scikit-learn estimator `-estimator.score(X, y)`.
+        - a `torch.nn.Module` loss such as `nn.CrossEntropyLoss()`: called
+          as in training, `loss(model(X), y)`, on tensors (integer `y`
+          becomes `long` class indices, anything else the model's dtype).
+        - any other callable `loss(y_true, y_pred) -> float` on numpy arrays,
+          such as `sklearn.metrics.mean_squared_error`.
     batch_size : int, optional
         Rows per forward pass.
 
@@ -273,7 +273,7 @@ def loss_function(model: Any, loss: Any = None, batch_size: int | None = None) -
     ------
     ValueError
         If no loss can be inferred (a torch model or a plain function with
-        ``loss=None``, or an uncompiled Keras model).
+        `loss=None`, or an uncompiled Keras model).
     """
     framework = framework_of(model)
     size = _check_batch_size(batch_size)

@@ -1,8 +1,8 @@
 """Random forest impurity importance, the paper's model-free reference.
 
-A thin wrapper over scikit-learn's ``RandomForestClassifier`` /
-``RandomForestRegressor`` (100 trees, as in the paper) that returns
-``feature_importances_`` (mean decrease in impurity, summing to 1).
+A thin wrapper over scikit-learn's `RandomForestClassifier` /
+`RandomForestRegressor` (100 trees, as in the paper) that returns
+`feature_importances_` (mean decrease in impurity, summing to 1).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def random_forest_importance(
     n_jobs: int | None = None,
     **forest_params: Any,
 ) -> np.ndarray:
-    """Impurity-based importance of a random forest fitted on ``(X, y)``.
+    """Impurity-based importance of a random forest fitted on `(X, y)`.
 
     Parameters
     ----------
@@ -55,7 +55,7 @@ def random_forest_importance(
         Labels or values. A one-hot matrix fits a multi-output classifier, as
         the paper's notebook did with its one-hot targets.
     task : {"auto", "classification", "regression"}, default="auto"
-        ``"auto"`` uses :func:`infer_task`.
+        `"auto"` uses [`infer_task()`][infer_task].
     n_estimators : int, default=100
         Number of trees (the paper's 100).
     random_state : int, RandomState or None
@@ -63,12 +63,12 @@ def random_forest_importance(
     n_jobs : int, optional
         Trees fitted in parallel.
     **forest_params
-        Passed on to the scikit-learn forest (``max_depth``, ...).
+        Passed on to the scikit-learn forest (`max_depth`, ...).
 
     Returns
     -------
     ndarray of shape (n_features,)
-        ``feature_importances_``: non-negative, sums to 1.
+        `feature_importances_`: non-negative, sums to 1.
     """
     ensemble = import_optional("sklearn.ensemble", "random_forest_importance")
     RandomForestClassifier, RandomForestRegressor = (

@@ -1,24 +1,24 @@
 """Garson's algorithm: importance from the magnitudes of the weights.
 
 Garson (1991), in the form of Goh (1995) that the VIANN paper used: for a
-network with input-to-hidden weights ``A`` ``(n_features, n_hidden)`` and
-hidden-to-output weights ``b`` ``(n_hidden,)`` for one output,
+network with input-to-hidden weights `A` `(n_features, n_hidden)` and
+hidden-to-output weights `b` `(n_hidden,)` for one output,
 
-.. code-block:: text
+```text
+c[i, j] = |A[i, j] * b[j]|                     contribution of i through j
+r[i, j] = c[i, j] / sum_i c[i, j]              share of i in hidden unit j
+s[i]    = sum_j r[i, j]
+garson  = s / sum_i s                          sums to 1
+```
 
-    c[i, j] = |A[i, j] * b[j]|                     contribution of i through j
-    r[i, j] = c[i, j] / sum_i c[i, j]              share of i in hidden unit j
-    s[i]    = sum_j r[i, j]
-    garson  = s / sum_i s                          sums to 1
-
-For several outputs the paper sums the per-output scores. Note that ``|b[j]|``
-cancels in ``r`` (unless it is exactly zero), so Garson's score depends on the
+For several outputs the paper sums the per-output scores. Note that `|b[j]|`
+cancels in `r` (unless it is exactly zero), so Garson's score depends on the
 input-to-hidden weights only; this is a property of the algorithm, not of this
 implementation.
 
 The algorithm is defined for one hidden layer. For deeper networks the paper
 applied it to the *first* and *last* dense layers (the notebook's
-``VarImpGarson``), which needs the first layer's units to equal the last
+`VarImpGarson`), which needs the first layer's units to equal the last
 layer's inputs (true for its NN1, NN2 and DeepNN); we do the same.
 """
 
@@ -41,7 +41,7 @@ def garson_scores(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     first : ndarray of shape (n_features, n_hidden)
-        Input-to-hidden kernel, ``(in, out)``.
+        Input-to-hidden kernel, `(in, out)`.
     last : ndarray of shape (n_hidden, n_outputs) or (n_hidden,)
         Hidden-to-output kernel.
 
@@ -49,7 +49,7 @@ def garson_scores(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     -------
     ndarray of shape (n_features,)
         Sum over outputs of each output's Garson score (each sums to 1, so the
-        total is ``n_outputs`` when no hidden unit is dead).
+        total is `n_outputs` when no hidden unit is dead).
 
     Examples
     --------
@@ -91,12 +91,12 @@ def garson_importance(model_or_weights: Any, *, normalize: Normalize = "sum") ->
     Parameters
     ----------
     model_or_weights : Keras model, torch.nn.Module or sequence of arrays
-        A stack of dense layers, or its kernels in ``(in, out)`` layout
-        (see :func:`~neural_feature_importance.baselines._models.dense_weight_chain`).
+        A stack of dense layers, or its kernels in `(in, out)` layout
+        (see [`dense_weight_chain()`][dense_weight_chain]).
         Only the first and the last kernels are used, as in the paper.
     normalize : {"sum", "minmax", None}, default="sum"
-        ``"sum"``: scores sum to 1 (Garson's relative importance); ``"minmax"``:
-        scaled to [0, 1]; ``None``: the paper's raw sum over outputs.
+        `"sum"`: scores sum to 1 (Garson's relative importance); `"minmax"`:
+        scaled to [0, 1]; `None`: the paper's raw sum over outputs.
 
     Returns
     -------

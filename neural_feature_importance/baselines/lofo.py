@@ -2,7 +2,7 @@
 
 The paper does not retrain: it takes the trained network, replaces one
 standardised column by 0 (its mean), and records the loss of
-``model.evaluate`` on the whole data set. A feature the network relies on
+`model.evaluate` on the whole data set. A feature the network relies on
 raises the loss when it is blanked out. We return the *increase* over the loss
 with every feature present; the paper's raw losses are these values plus one
 constant, so every correlation with them is the same.
@@ -55,22 +55,22 @@ def lofo_importance(
         Inputs (standardised, in the paper).
     y : ndarray
         Targets in the form the loss expects (one-hot for a Keras
-        ``categorical_crossentropy`` model, class indices for
-        ``torch.nn.CrossEntropyLoss``).
+        `categorical_crossentropy` model, class indices for
+        `torch.nn.CrossEntropyLoss`).
     replace : {"zero", "mean"} or float, default="zero"
         Value put in the left-out column: 0 as in the paper (the mean of a
-        standardised column), each column's mean over ``X``, or a constant.
+        standardised column), each column's mean over `X`, or a constant.
     loss : None, callable or torch loss module
         How to score; see
-        :func:`~neural_feature_importance.baselines._models.loss_function`.
-        ``None`` uses a compiled Keras model's ``evaluate`` loss, as the paper did.
+        [`loss_function()`][loss_function].
+        `None` uses a compiled Keras model's `evaluate` loss, as the paper did.
     batch_size : int, optional
         Rows per forward pass (default 4096).
 
     Returns
     -------
     ndarray of shape (n_features,)
-        ``loss(X with column i replaced) - loss(X)``; larger is more important,
+        `loss(X with column i replaced) - loss(X)`; larger is more important,
         negative when blanking the feature helps.
 
     Examples

@@ -1,11 +1,13 @@
 """Olden's connection-weights importance: the weights multiplied through the network.
 
 Olden and Jackson (2002), Olden, Joy and Death (2004): the importance of input
-``i`` for output ``k`` is the sum over every path from ``i`` to ``k`` of the
-product of the weights along it, which is the ``(i, k)`` entry of the product
-of the kernels::
+`i` for output `k` is the sum over every path from `i` to `k` of the
+product of the weights along it, which is the `(i, k)` entry of the product
+of the kernels:
 
-    CW = W_1 @ W_2 @ ... @ W_L          (n_features, n_outputs), signed
+```python
+CW = W_1 @ W_2 @ ... @ W_L          (n_features, n_outputs), signed
+```
 
 For a network without hidden non-linearities this is exactly the linear map it
 computes, so it recovers the coefficients of a linear model. Unlike Garson's
@@ -23,7 +25,7 @@ from neural_feature_importance.core.scoring import Normalize, normalize_scores
 
 
 def connection_weights(model_or_weights: Any) -> np.ndarray:
-    """The signed product of all dense kernels, ``(n_features, n_outputs)``.
+    """The signed product of all dense kernels, `(n_features, n_outputs)`.
 
     Examples
     --------
@@ -46,15 +48,15 @@ def olden_importance(
     Parameters
     ----------
     model_or_weights : Keras model, torch.nn.Module or sequence of arrays
-        A stack of dense layers, or its kernels in ``(in, out)`` layout.
+        A stack of dense layers, or its kernels in `(in, out)` layout.
     output : int, optional
-        ``None`` (default): the magnitude ``sum_k |CW[:, k]|`` over all outputs
-        (non-negative). An output index: the *signed* ``CW[:, output]``, whose
+        `None` (default): the magnitude `sum_k |CW[:, k]|` over all outputs
+        (non-negative). An output index: the *signed* `CW[:, output]`, whose
         sign says whether the feature pushes that output up or down.
     normalize : {None, "sum", "minmax"}, default=None
         Optional scaling of the result (see
-        :func:`~neural_feature_importance.core.scoring.normalize_scores`); only
-        meaningful for the non-negative ``output=None``.
+        [`normalize_scores()`][normalize_scores]); only
+        meaningful for the non-negative `output=None`.
 
     Returns
     -------

@@ -1,15 +1,15 @@
 """Permutation importance for any model, through scikit-learn's implementation.
 
 We do not write permutation importance again: a small estimator wrapper gives a
-Keras model, a torch module or a plain function the ``predict`` /
-``predict_proba`` / ``score`` interface, and
-:func:`sklearn.inspection.permutation_importance` does the rest (shuffling,
-repeats, parallelism, the ``Bunch`` result). A scikit-learn estimator is passed
+Keras model, a torch module or a plain function the `predict` /
+`predict_proba` / `score` interface, and
+`sklearn.inspection.permutation_importance()` does the rest (shuffling,
+repeats, parallelism, the `Bunch` result). A scikit-learn estimator is passed
 through untouched.
 
-Each column is shuffled ``n_repeats`` times; the importance is the drop of the
-score, ``score(X) - score(X with column i shuffled)``. With ``scoring=None`` the
-score is minus the model's loss (Keras' compiled loss, or ``loss=``), so the
+Each column is shuffled `n_repeats` times; the importance is the drop of the
+score, `score(X) - score(X with column i shuffled)`. With `scoring=None` the
+score is minus the model's loss (Keras' compiled loss, or `loss=`), so the
 importance is the *increase* of the loss.
 """
 
@@ -48,7 +48,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _as_probabilities(out: np.ndarray) -> np.ndarray:
-    """Model outputs as class probabilities ``(n, n_classes)``.
+    """Model outputs as class probabilities `(n, n_classes)`.
 
     Outputs that already are a probability table (a softmax or sigmoid layer,
     as in Keras models) are kept; anything else is taken as logits (a torch
@@ -131,40 +131,40 @@ def permutation_importance(
     Parameters
     ----------
     model : Keras model, torch.nn.Module, scikit-learn estimator or callable
-        A trained model; a callable maps ``X`` to outputs.
+        A trained model; a callable maps `X` to outputs.
     X : ndarray of shape (n_samples, n_features)
         Inputs.
     y : ndarray
-        Targets. With ``scoring=None`` in the form the loss expects; with a
-        ``scoring`` such as ``"accuracy"`` a one-hot matrix is turned into
+        Targets. With `scoring=None` in the form the loss expects; with a
+        `scoring` such as `"accuracy"` a one-hot matrix is turned into
         labels for you.
     n_repeats : int, default=5
         Shuffles per feature.
     scoring : None, str or callable, default=None
-        ``None``: minus the model's loss (see ``loss``). Otherwise any
-        scikit-learn scoring (``"accuracy"``, ``"neg_log_loss"``, ``"r2"``,
-        ``"neg_mean_squared_error"``, a scorer). Class predictions are the
+        `None`: minus the model's loss (see `loss`). Otherwise any
+        scikit-learn scoring (`"accuracy"`, `"neg_log_loss"`, `"r2"`,
+        `"neg_mean_squared_error"`, a scorer). Class predictions are the
         argmax of the outputs; probabilities are the outputs when they already
         are probabilities (a softmax layer), else their softmax (logits).
     random_state : int, RandomState or None
         Seed of the shuffles.
     loss : None, callable or torch loss module
-        Used when ``scoring=None``; see
-        :func:`~neural_feature_importance.baselines._models.loss_function`
-        (``None`` = a compiled Keras model's ``evaluate`` loss).
+        Used when `scoring=None`; see
+        [`loss_function()`][loss_function]
+        (`None` = a compiled Keras model's `evaluate` loss).
     task : {"auto", "classification", "regression"}, default="auto"
-        Decides whether the wrapper is a classifier (needed for ``"accuracy"``
-        or ``"neg_log_loss"``); ``"auto"`` infers it from ``y``.
+        Decides whether the wrapper is a classifier (needed for `"accuracy"`
+        or `"neg_log_loss"`); `"auto"` infers it from `y`.
     batch_size : int, optional
         Rows per forward pass.
     n_jobs, max_samples
-        Passed to :func:`sklearn.inspection.permutation_importance`.
+        Passed to `sklearn.inspection.permutation_importance()`.
 
     Returns
     -------
     sklearn.utils.Bunch
-        ``importances_mean`` and ``importances_std`` of shape ``(n_features,)``,
-        ``importances`` of shape ``(n_features, n_repeats)``.
+        `importances_mean` and `importances_std` of shape `(n_features,)`,
+        `importances` of shape `(n_features, n_repeats)`.
 
     Examples
     --------

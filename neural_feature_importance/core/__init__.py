@@ -1,7 +1,7 @@
 """The framework-free core: running statistics, weight views and scoring.
 
 Nothing here imports TensorFlow, Keras or PyTorch; the adapters in
-:mod:`neural_feature_importance.keras` and :mod:`neural_feature_importance.torch`
+`neural_feature_importance.keras` and `neural_feature_importance.torch`
 are thin layers over these classes.
 """
 

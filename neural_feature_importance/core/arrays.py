@@ -1,12 +1,12 @@
 """The few array operations the running statistics need, per array library.
 
-The running statistics (:mod:`neural_feature_importance.core.moments`) are
+The running statistics ([`neural_feature_importance.core.moments`][]) are
 written once, with arithmetic operators only, so the same code updates numpy
 arrays on the host and torch tensors on a GPU. The handful of operations that
 operators cannot express (allocate, copy into a dtype, test finiteness, move
 to numpy) are gathered here behind a small protocol. The core ships the numpy
 implementation; the torch adapter ships its own
-(:class:`neural_feature_importance.torch.arrays.TorchArrayOps`). Nothing in
+([`neural_feature_importance.torch.arrays.TorchArrayOps`][]). Nothing in
 this module imports a deep-learning framework.
 """
 
@@ -17,19 +17,19 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 Array = Any
-"""An array of the library an :class:`ArrayOps` serves (numpy array, tensor)."""
+"""An array of the library an [`ArrayOps`][] serves (numpy array, tensor)."""
 
 SUPPORTED_DTYPES = ("float64", "float32")
 
 
 def check_dtype(dtype: str) -> str:
-    """Return ``dtype`` if the statistics can be kept in it, else raise.
+    """Return `dtype` if the statistics can be kept in it, else raise.
 
     Parameters
     ----------
     dtype : str
-        ``"float64"`` (default everywhere: exact enough for thousands of
-        updates) or ``"float32"`` (half the memory, for very large layers).
+        `"float64"` (default everywhere: exact enough for thousands of
+        updates) or `"float32"` (half the memory, for very large layers).
     """
     if dtype not in SUPPORTED_DTYPES:
         raise ValueError(
@@ -43,17 +43,17 @@ def check_dtype(dtype: str) -> str:
 class StepOps(Protocol):
     """The reductions a gradient mode's per-step formula needs.
 
-    The formula (:meth:`~.modes.ScoringMode.step_terms`) is written once with
-    operators, ``sum`` and ``dot``, so it runs on host arrays (numpy), on
+    The formula ([`step_terms()`][modes.ScoringMode.step_terms]) is written once with
+    operators, `sum` and `dot`, so it runs on host arrays (numpy), on
     torch tensors on the parameter's device, and inside a compiled Keras train
-    step (``keras.ops``, see :mod:`neural_feature_importance.keras.gradients`).
+    step (`keras.ops`, see `neural_feature_importance.keras.gradients`).
     """
 
     def sum(self, array: Array, axis: int | tuple[int, ...]) -> Array:
-        """Return ``array`` summed over ``axis``."""
+        """Return `array` summed over `axis`."""
 
     def dot(self, a: Array, b: Array, axis: int) -> Array:
-        """Return ``(a * b)`` summed over ``axis`` (a library may avoid the product's temporary)."""
+        """Return `(a * b)` summed over `axis` (a library may avoid the product's temporary)."""
 
 
 @runtime_checkable
@@ -61,22 +61,22 @@ class ArrayOps(StepOps, Protocol):
     """Operations on one array library that operators alone cannot express."""
 
     def copy_as(self, array: Array, dtype: str) -> Array:
-        """Return a new array holding ``array``'s values in ``dtype``.
+        """Return a new array holding `array`'s values in `dtype`.
 
-        The result must never alias ``array`` (a live parameter keeps changing).
+        The result must never alias `array` (a live parameter keeps changing).
         """
 
     def zeros_like(self, array: Array) -> Array:
-        """Return zeros of ``array``'s shape, dtype and device."""
+        """Return zeros of `array`'s shape, dtype and device."""
 
     def copy_into(self, destination: Array, source: Array) -> None:
-        """Overwrite ``destination`` with ``source``'s values (cast to its dtype)."""
+        """Overwrite `destination` with `source`'s values (cast to its dtype)."""
 
     def add_scaled(self, destination: Array, source: Array, scale: float) -> None:
-        """``destination += scale * source``, in place (without a temporary if possible)."""
+        """`destination += scale * source`, in place (without a temporary if possible)."""
 
     def add_scaled_product(self, destination: Array, a: Array, b: Array, scale: float) -> None:
-        """``destination += scale * a * b``, in place (without a temporary if possible)."""
+        """`destination += scale * a * b`, in place (without a temporary if possible)."""
 
     def all_finite(self, array: Array) -> bool:
         """Return whether every element is finite (may synchronise a device)."""
@@ -85,11 +85,11 @@ class ArrayOps(StepOps, Protocol):
         """Return the values as a float64 numpy array on the host."""
 
     def from_numpy(self, array: np.ndarray, like: Array | None = None) -> Array:
-        """Return ``array`` as this library's array, on ``like``'s device."""
+        """Return `array` as this library's array, on `like`'s device."""
 
 
 class NumpyArrayOps:
-    """:class:`ArrayOps` for numpy arrays (and anything ``np.asarray`` takes)."""
+    """[`ArrayOps`][] for numpy arrays (and anything `np.asarray` takes)."""
 
     def copy_as(self, array: Array, dtype: str) -> np.ndarray:
         # asarray first: objects whose __array__ takes no copy= (torch tensors, read
@@ -130,4 +130,4 @@ class NumpyArrayOps:
 
 
 NUMPY_OPS = NumpyArrayOps()
-"""The shared numpy :class:`ArrayOps` (stateless)."""
+"""The shared numpy [`ArrayOps`][] (stateless)."""

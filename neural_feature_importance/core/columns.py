@@ -3,12 +3,12 @@
 A tracker scores the *inputs* of one layer. Real tabular models feed that
 layer with more inputs than the data has columns: a one-hot encoded column
 spreads over one input per level, an embedded categorical over the
-embedding's output dimensions inside a concatenation. ``feature_names=``
-names the inputs and ``groups=`` maps a column name to the inputs that encode
+embedding's output dimensions inside a concatenation. `feature_names=`
+names the inputs and `groups=` maps a column name to the inputs that encode
 it, so that the result has one score per column of the data.
 
 A group's raw score is the *sum* of its members' raw scores, before
-normalisation. For ``scoring="taylor"`` a member's raw score is that input's
+normalisation. For `scoring="taylor"` a member's raw score is that input's
 gradient x input, so the sum is the column's gradient x input (summed over
 its encodings), on the same scale as a numeric column's.
 
@@ -34,11 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 Member = int | str
-"""A group member: an input's index, or its name from ``feature_names``."""
+"""A group member: an input's index, or its name from `feature_names`."""
 
 
 def default_feature_names(n_inputs: int) -> np.ndarray:
-    """``x0, x1, ...``: scikit-learn's names for unnamed inputs."""
+    """`x0, x1, ...`: scikit-learn's names for unnamed inputs."""
     return np.array([f"x{i}" for i in range(n_inputs)], dtype=str)
 
 
@@ -68,7 +68,7 @@ class ResolvedColumns:
         )
 
     def aggregate(self, raw: np.ndarray) -> np.ndarray:
-        """Sum per-input raw scores into per-column raw scores, ``(n_columns,)``."""
+        """Sum per-input raw scores into per-column raw scores, `(n_columns,)`."""
         raw = np.asarray(raw, dtype=np.float64)
         if raw.shape != self.input_names.shape:
             raise ValueError(
@@ -79,23 +79,23 @@ class ResolvedColumns:
 
 
 class FeatureColumns:
-    """``feature_names=`` and ``groups=`` of a tracker, checked and resolved.
+    """`feature_names=` and `groups=` of a tracker, checked and resolved.
 
     Parameters
     ----------
     feature_names : sequence of str, optional
-        One name per tracked input (default ``x0, x1, ...``). Names must be
+        One name per tracked input (default `x0, x1, ...`). Names must be
         unique.
     groups : mapping of str to sequence of (int or str), optional
         Column name -> the tracked inputs that encode it: indices, or names
-        from ``feature_names``. Groups may not overlap, and a group's name may
+        from `feature_names`. Groups may not overlap, and a group's name may
         not be the name of an input outside it.
 
     Raises
     ------
     ValueError
         For malformed names or groups (checked at construction); the inputs'
-        count, indices and names are checked by :meth:`resolve`, once the
+        count, indices and names are checked by [`resolve()`][resolve], once the
         tracked layer is known. Each message names the bad entry.
     """
 
@@ -168,7 +168,7 @@ class FeatureColumns:
     def resolve(
         self, n_inputs: int, layer: str | None = None, default_names: np.ndarray | None = None
     ) -> ResolvedColumns:
-        """Check the names and groups against ``n_inputs`` tracked inputs and resolve them.
+        """Check the names and groups against `n_inputs` tracked inputs and resolve them.
 
         Parameters
         ----------
@@ -177,13 +177,13 @@ class FeatureColumns:
         layer : str, optional
             The layer's name, for messages.
         default_names : ndarray of str, optional
-            The inputs' names when ``feature_names`` is not given (default
-            ``x0, x1, ...``; several input layers name theirs after the layer).
+            The inputs' names when `feature_names` is not given (default
+            `x0, x1, ...`; several input layers name theirs after the layer).
 
         Raises
         ------
         ValueError
-            If ``feature_names`` has another length, a group names an unknown
+            If `feature_names` has another length, a group names an unknown
             input or an index out of range, two groups overlap, or a group's
             name is that of an input outside it.
         """

@@ -11,9 +11,9 @@ from __future__ import annotations
 class NotFittedError(ValueError, AttributeError):
     """Importances were read before the tracker saw enough weight snapshots.
 
-    Inherits from both :class:`ValueError` and :class:`AttributeError`, as
-    scikit-learn's ``NotFittedError`` does, so ``hasattr(tracker,
-    "feature_importances_")`` is ``False`` until importances exist.
+    Inherits from both `ValueError` and `AttributeError`, as
+    scikit-learn's `NotFittedError` does, so
+    `hasattr(tracker, "feature_importances_")` is `False` until importances exist.
     """
 
 

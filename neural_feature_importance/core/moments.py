@@ -1,22 +1,22 @@
 """Running mean and variance of arrays (shifted Welford, Chan et al. merge).
 
-This is the statistical heart of VIANN: one :class:`RunningMoments` holds, for
+This is the statistical heart of VIANN: one [`RunningMoments`][] holds, for
 every element of a weight array, the number of snapshots seen, their mean and
 their sum of squared deviations (M2). Everything is elementwise, so the
 statistics do not care which axis of a weight is a feature; the view is applied
-when scores are computed (:mod:`neural_feature_importance.core.views`).
+when scores are computed ([`neural_feature_importance.core.views`][]).
 
-Numerics: the classic Welford recurrence loses about ``kappa * eps`` of relative
-accuracy, where ``kappa = |mean| / std``. Weights change slowly (mean 0.1,
-spread 1e-4 is common), so we run Welford on ``x - shift`` with the first
+Numerics: the classic Welford recurrence loses about `kappa * eps` of relative
+accuracy, where `kappa = |mean| / std`. Weights change slowly (mean 0.1,
+spread 1e-4 is common), so we run Welford on `x - shift` with the first
 snapshot as the shift. The subtraction is exact for nearby floats (Sterbenz) and
 the recurrence then works on small, well-conditioned numbers: 10,000 updates of
-values near 1e4 with spread 1e-3 match ``numpy.var(ddof=1)`` to about 1e-14
+values near 1e4 with spread 1e-3 match `numpy.var(ddof=1)` to about 1e-14
 relative, against 1e-9 without the shift.
 
 Only arithmetic operators touch the arrays, so the same code updates numpy
 arrays and torch tensors in place, on their own device; see
-:mod:`neural_feature_importance.core.arrays`.
+[`neural_feature_importance.core.arrays`][].
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class RunningMoments:
     dtype : {"float64", "float32"}, default="float64"
         Precision of the accumulators.
     ops : ArrayOps, default=NUMPY_OPS
-        Array library of the accumulators. Arrays passed to :meth:`update` must
+        Array library of the accumulators. Arrays passed to [`update()`][update] must
         belong to it; the accumulators stay on their device.
 
     Examples
@@ -64,11 +64,11 @@ class RunningMoments:
 
     @property
     def shape(self) -> tuple[int, ...] | None:
-        """Shape of the tracked arrays, or ``None`` before the first update."""
+        """Shape of the tracked arrays, or `None` before the first update."""
         return None if self._shift is None else tuple(self._shift.shape)
 
     def update(self, x: Array) -> None:
-        """Add one snapshot ``x`` (copied; ``x`` may keep changing afterwards)."""
+        """Add one snapshot `x` (copied; `x` may keep changing afterwards)."""
         if self._shift is None:
             self._shift = self.ops.copy_as(x, self.dtype)
             self._mean_shifted = self.ops.zeros_like(self._shift)
@@ -91,10 +91,10 @@ class RunningMoments:
         self.ops.add_scaled_product(self._m2, delta, delta, (self.count - 1) / self.count)
 
     def merge(self, other: RunningMoments) -> None:
-        """Absorb ``other``'s snapshots, as if they had been passed to ``update``.
+        """Absorb `other`'s snapshots, as if they had been passed to `update`.
 
         Uses Chan, Golub and LeVeque's parallel formula, so the result equals
-        the statistics of the concatenated streams (up to rounding). ``other``
+        the statistics of the concatenated streams (up to rounding). `other`
         must use the same array library; it is left unchanged.
         """
         if other.count == 0:
@@ -129,13 +129,13 @@ class RunningMoments:
         return self._m2
 
     def variance(self, ddof: int = 1) -> Array:
-        """Elementwise variance ``M2 / (count - ddof)``.
+        """Elementwise variance `M2 / (count - ddof)`.
 
         Parameters
         ----------
         ddof : int, default=1
             Delta degrees of freedom; 1 gives the unbiased sample variance that
-            VIANN uses (``numpy.var(..., ddof=1)``).
+            VIANN uses (`numpy.var(..., ddof=1)`).
         """
         self._require(ddof + 1, f"a variance with ddof={ddof}")
         assert self._m2 is not None
@@ -148,11 +148,11 @@ class RunningMoments:
             )
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: ``count`` (int) and three arrays.
+        """Everything needed to resume: `count` (int) and three arrays.
 
         The arrays are the accumulators themselves (not copies) in the
-        accumulators' library, so a torch state saves with ``torch.save`` and
-        loads with ``weights_only=True``.
+        accumulators' library, so a torch state saves with `torch.save` and
+        loads with `weights_only=True`.
         """
         return {
             "count": int(self.count),
@@ -162,7 +162,7 @@ class RunningMoments:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict` (arrays are copied)."""
+        """Restore a state from [`state_dict()`][state_dict] (arrays are copied)."""
         missing = [key for key in _STATE_KEYS if key not in state]
         if missing:
             raise StateDictError(f"moments state is missing {missing}; expected {_STATE_KEYS}")

@@ -1,10 +1,10 @@
 """The importances of one run as a small result object that carries its names.
 
-:class:`FeatureImportances` is what a tracker's ``importances_`` returns: in
-scikit-learn's ``Bunch`` style (a dict whose keys are also attributes, like
-``permutation_importance``'s result) it holds the column names, the normalised
-and the raw scores, and the inputs each column sums. ``to_frame()`` gives a
-pandas DataFrame sorted by importance and ``plot()`` a matplotlib Figure;
+[`FeatureImportances`][] is what a tracker's `importances_` returns: in
+scikit-learn's `Bunch` style (a dict whose keys are also attributes, like
+`permutation_importance`'s result) it holds the column names, the normalised
+and the raw scores, and the inputs each column sums. `to_frame()` gives a
+pandas DataFrame sorted by importance and `plot()` a matplotlib Figure;
 neither library is imported until it is used.
 """
 
@@ -23,18 +23,18 @@ class FeatureImportances(dict[str, Any]):
     Attributes
     ----------
     feature_names : ndarray of str, shape (n_columns,)
-        Name of every column (``feature_names_in_`` of the tracker).
+        Name of every column (`feature_names_in_` of the tracker).
     importances : ndarray of shape (n_columns,)
-        Normalised scores (``feature_importances_``).
+        Normalised scores (`feature_importances_`).
     raw_importances : ndarray of shape (n_columns,)
-        Scores before normalisation (``raw_importances_``); a grouped column's
+        Scores before normalisation (`raw_importances_`); a grouped column's
         raw score is the sum of its inputs' raw scores.
     members : dict of str to list of int
         The tracked inputs each column sums.
     scoring : str
         The statistic that produced the scores.
     normalize : {"minmax", "sum", None}
-        How ``importances`` were scaled.
+        How `importances` were scaled.
 
     Examples
     --------
@@ -65,8 +65,8 @@ class FeatureImportances(dict[str, Any]):
     def to_frame(self) -> Any:
         """A pandas DataFrame, one row per column, sorted by importance (highest first).
 
-        Columns: ``feature``, ``importance``, ``raw_importance`` and
-        ``n_inputs`` (how many tracked inputs the column sums).
+        Columns: `feature`, `importance`, `raw_importance` and
+        `n_inputs` (how many tracked inputs the column sums).
         """
         pandas = import_optional("pandas", "FeatureImportances.to_frame()")
         order = self.ranking()
@@ -86,7 +86,7 @@ class FeatureImportances(dict[str, Any]):
         Parameters
         ----------
         top_k : int, optional
-            Show only the ``top_k`` most important columns.
+            Show only the `top_k` most important columns.
         ax : matplotlib Axes, optional
             Draw into this axes instead of a new figure.
         title : str, optional

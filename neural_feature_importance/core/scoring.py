@@ -1,18 +1,22 @@
 """Scores from running statistics, and their normalisation.
 
-All functions take ``(features, units)`` matrices (see
-:mod:`neural_feature_importance.core.views`) as numpy arrays and return one
+All functions take `(features, units)` matrices (see
+[`neural_feature_importance.core.views`][]) as numpy arrays and return one
 raw score per feature (or per unit, for the filter ranking). Normalisation is
 a separate, final step, so raw scores stay available.
 
 VIANN (de Sá, 2019): a feature is important when the weights leaving it moved a
-lot during training *and* ended large::
+lot during training *and* ended large:
 
-    score[i] = sum_j var[i, j] * |w_last[i, j]|
+```text
+score[i] = sum_j var[i, j] * |w_last[i, j]|
+```
 
-For embedding tables the paper's adaptation drops the magnitude term::
+For embedding tables the paper's adaptation drops the magnitude term:
 
-    score[token] = sum_j var[token, j]
+```text
+score[token] = sum_j var[token, j]
+```
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ NORMALIZE_OPTIONS: tuple[object, ...] = ("minmax", "sum", None)
 
 
 def viann_scores(variance: np.ndarray, last_weights: np.ndarray) -> np.ndarray:
-    """VIANN raw score per feature: ``sum_j variance[i, j] * |last_weights[i, j]|``.
+    """VIANN raw score per feature: `sum_j variance[i, j] * |last_weights[i, j]|`.
 
     Parameters
     ----------
@@ -49,7 +53,7 @@ def viann_scores(variance: np.ndarray, last_weights: np.ndarray) -> np.ndarray:
 
 
 def variance_sum_scores(variance: np.ndarray) -> np.ndarray:
-    """Embedding score per token: ``sum_j variance[token, j]``."""
+    """Embedding score per token: `sum_j variance[token, j]`."""
     return np.sum(variance, axis=1)
 
 
@@ -63,7 +67,7 @@ def unit_scores(variance: np.ndarray, last_weights: np.ndarray) -> np.ndarray:
 
 
 def check_normalize(normalize: Normalize) -> Normalize:
-    """Return ``normalize`` if valid, else raise an error naming the options."""
+    """Return `normalize` if valid, else raise an error naming the options."""
     if normalize not in NORMALIZE_OPTIONS:
         raise ValueError(
             f"normalize={normalize!r} is not supported; use 'minmax' (the paper's, "
@@ -80,14 +84,14 @@ def normalize_scores(scores: np.ndarray, normalize: Normalize = "minmax") -> np.
     scores : ndarray
         Raw, non-negative scores of any shape.
     normalize : {"minmax", "sum", None}, default="minmax"
-        ``"minmax"`` maps the smallest score to 0 and the largest to 1, as in
-        the paper; ``"sum"`` divides by the total so scores sum to 1, like
-        scikit-learn's ``feature_importances_``; ``None`` returns a copy.
+        `"minmax"` maps the smallest score to 0 and the largest to 1, as in
+        the paper; `"sum"` divides by the total so scores sum to 1, like
+        scikit-learn's `feature_importances_`; `None` returns a copy.
 
     Notes
     -----
-    Equal scores stay equal and never divide by zero: ``"minmax"`` then returns
-    ones (every feature is the most important) and ``"sum"`` returns ``1/n``.
+    Equal scores stay equal and never divide by zero: `"minmax"` then returns
+    ones (every feature is the most important) and `"sum"` returns `1/n`.
     A warning is logged, because equal scores usually mean the weights never
     changed (a frozen layer, or too few updates).
     """
@@ -113,7 +117,7 @@ def normalize_scores(scores: np.ndarray, normalize: Normalize = "minmax") -> np.
 
 
 def top_features(scores: np.ndarray, k: int = 10) -> np.ndarray:
-    """Indices of the ``k`` highest scores, highest first (flat indices)."""
+    """Indices of the `k` highest scores, highest first (flat indices)."""
     flat = np.asarray(scores).ravel()
     k = min(int(k), flat.size)
     return np.argsort(flat, kind="stable")[::-1][:k]

@@ -1,31 +1,31 @@
 """Weights sharded across processes: track the local shard, reduce per feature.
 
-Under fully sharded data parallelism (PyTorch FSDP2's ``fully_shard``) each
+Under fully sharded data parallelism (PyTorch FSDP2's `fully_shard`) each
 process holds one slice of the tracked weight along one axis. Every
 statistic the trackers keep is elementwise, so each process keeps the
 statistics of its own slice only (no weight is ever gathered), and the scores
 are put together when they are read, from vectors of one value per feature or
 per unit. Which reduction applies depends on the axis the slice cuts
-(:attr:`~.views.WeightView.unit_axis`):
+([`unit_axis`][views.WeightView.unit_axis]):
 
-- the **unit** axis (a PyTorch ``Linear`` or ``ConvNd`` weight sharded on
+- the **unit** axis (a PyTorch `Linear` or `ConvNd` weight sharded on
   dim 0, the FSDP2 default): every process sees every feature, over its own
   units, so a feature's score is the **sum** of the processes' partial sums;
 - a **feature** axis (an embedding table sharded on its rows): each process
   has the complete scores of its own features, so the scores are
   **gathered**, each process's slice in its place.
 
-Either way the traffic is one vector per read, ``O(features)`` (or
-``O(units)`` for filter scores), never ``O(weights)``. A gradient mode whose
-per-step formula sums over the sharded axis (``taylor`` sums the units of
+Either way the traffic is one vector per read, `O(features)` (or
+`O(units)` for filter scores), never `O(weights)`. A gradient mode whose
+per-step formula sums over the sharded axis (`taylor` sums the units of
 each feature before taking the absolute value) reduces that one vector per
 read step instead (the adapter's step operations do it), so its accumulated
 sums are already complete.
 
-The collective itself is the adapter's: a :class:`Reducer` (the torch
+The collective itself is the adapter's: a [`Reducer`][] (the torch
 adapter's sums over the shard's process group). Reading scores is a
 collective, so every process must read them, as every process must call
-``DTensor.full_tensor()``.
+`DTensor.full_tensor()`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Reducer(Protocol):
     """The collective a sharded tracker needs: a sum over the processes holding shards."""
 
     def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
-        """Return the elementwise sum of ``values`` over every process (each must call it)."""
+        """Return the elementwise sum of `values` over every process (each must call it)."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,9 @@ class WeightShard:
     dim : int
         The axis of the raw weight (in its framework layout) that is sliced.
     offset : int
-        Index along ``dim`` where this process's slice starts.
+        Index along `dim` where this process's slice starts.
     length : int
-        Length of the slice along ``dim`` (0 for a process that holds none
+        Length of the slice along `dim` (0 for a process that holds none
         of a short axis).
     reducer : Reducer
         The sum over the processes that hold the other slices.
@@ -117,7 +117,7 @@ class WeightShard:
         local : ndarray of shape (n_local_features,)
             This process's values, in its local view's feature order.
         partial : bool
-            Whether ``local`` sums over this process's units only (the
+            Whether `local` sums over this process's units only (the
             snapshot modes, VIANN) rather than over every unit (a gradient
             mode that reduced each step's sum, see the module docstring).
             Ignored when the slice cuts a feature axis.
@@ -134,7 +134,7 @@ class WeightShard:
     def units(self, local: np.ndarray, partial: bool) -> np.ndarray:
         """The whole weight's per-unit vector (filter scores) from this process's.
 
-        ``partial`` says whether ``local`` sums over this process's features
+        `partial` says whether `local` sums over this process's features
         only; it is ignored when the slice cuts the unit axis (each process
         then has the complete scores of its own units, which are gathered).
         """
@@ -145,7 +145,7 @@ class WeightShard:
         return self.reducer.all_reduce_sum(placed)
 
     def _feature_axis(self) -> int:
-        """The axis of :attr:`WeightView.feature_shape` that :attr:`dim` slices."""
+        """The axis of [`WeightView.feature_shape`][] that `dim` slices."""
         ndim = len(self.view.weight_shape)
         if self.view.layout == "keras" or self.view.kind == "embedding":
             return self.dim  # (*features, units)
@@ -165,7 +165,7 @@ class WeightShard:
         }
 
     def check_state(self, state: dict[str, Any] | None, layer_name: str | None) -> None:
-        """Raise :class:`StateDictError` unless ``state`` describes this same slice.
+        """Raise [`StateDictError`][] unless `state` describes this same slice.
 
         A sharded tracker's state is this process's slice, so it resumes only
         in a process that holds the same slice: the same number of processes

@@ -1,21 +1,19 @@
 """Weight views: which axes of a layer's weight are input features.
 
 VIANN scores *input features*, so every weight array is turned into a
-``(features, units)`` matrix before scoring: row ``i`` holds the weights that
-leave input feature ``i``, column ``j`` the weights that enter unit ``j``.
+`(features, units)` matrix before scoring: row `i` holds the weights that
+leave input feature `i`, column `j` the weights that enter unit `j`.
 Frameworks lay weights out differently, and getting this wrong silently scores
 hidden units instead of inputs (the bug of the original PyTorch helper), so the
 layouts live here, once, with their shapes spelled out:
 
-=========  ======================  ===========================  =====================
-kind       Keras layout            PyTorch layout               features
-=========  ======================  ===========================  =====================
-dense      ``(in, out)``           ``(out, in)``                ``in``
-conv       ``(*kernel, in, out)``  ``(out, in, *kernel)``       kernel position x in
-embedding  ``(vocab, dim)``        ``(vocab, dim)``             tokens
-=========  ======================  ===========================  =====================
+| kind | Keras layout | PyTorch layout | features |
+| --- | --- | --- | --- |
+| dense | `(in, out)` | `(out, in)` | `in` |
+| conv | `(*kernel, in, out)` | `(out, in, *kernel)` | kernel position x in |
+| embedding | `(vocab, dim)` | `(vocab, dim)` | tokens |
 
-Convolution features are ordered as Keras orders them, ``(*kernel, in)``, in
+Convolution features are ordered as Keras orders them, `(*kernel, in)`, in
 both frameworks, so a PyTorch and a Keras heatmap can be compared directly.
 
 Views act on numpy arrays when scores are read: the running statistics are
@@ -38,7 +36,7 @@ LAYOUTS: tuple[str, ...] = ("keras", "torch")
 
 @dataclass(frozen=True)
 class WeightView:
-    """How one layer's weight array maps to a ``(features, units)`` matrix.
+    """How one layer's weight array maps to a `(features, units)` matrix.
 
     Parameters
     ----------
@@ -47,7 +45,7 @@ class WeightView:
     layout : {"keras", "torch"}
         The framework's axis order (see the module docstring).
     weight_shape : tuple of int
-        Shape of the raw weight array, in ``layout``.
+        Shape of the raw weight array, in `layout`.
 
     Examples
     --------
@@ -80,7 +78,7 @@ class WeightView:
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
-        """Shape of the per-feature scores: ``(in,)``, ``(*kernel, in)`` or ``(vocab,)``."""
+        """Shape of the per-feature scores: `(in,)`, `(*kernel, in)` or `(vocab,)`."""
         shape = self.weight_shape
         if self.kind == "embedding":
             return (shape[0],)
@@ -100,7 +98,7 @@ class WeightView:
         """Axis of the raw (framework-layout) weight that indexes the units.
 
         Keras kernels and embedding tables keep the units last; PyTorch
-        ``Linear`` and ``ConvNd`` weights keep them first.
+        `Linear` and `ConvNd` weights keep them first.
         """
         if self.layout == "torch" and self.kind in ("dense", "conv"):
             return 0
@@ -117,7 +115,7 @@ class WeightView:
         return shape[-1] if self.layout == "keras" else shape[0]
 
     def to_matrix(self, weight: np.ndarray) -> np.ndarray:
-        """Return ``weight`` (in this view's layout) as ``(features, units)``."""
+        """Return `weight` (in this view's layout) as `(features, units)`."""
         weight = np.asarray(weight)
         if tuple(weight.shape) != self.weight_shape:
             raise ValueError(

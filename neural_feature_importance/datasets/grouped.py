@@ -6,25 +6,22 @@ in an embedding table whose output dimensions enter the first dense layer
 inside a concatenation. An importance method is useful on such data when it
 ranks the *columns*, so this generator plants the truth per column:
 
-===========  ========  ======  ===========  ==============================================
-column       encoding  levels  informative  effect on ``y``
-===========  ========  ======  ===========  ==============================================
-store        embedded  8       yes          one fixed effect per level (no order)
-weekday      embedded  7       no           --
-price        numeric   --      yes          linear
-colour       one-hot   4       no           --
-humidity     numeric   --      no           --
-city         one-hot   5       yes          one fixed effect per level (no order)
-temperature  numeric   --      yes          quadratic, ``(t**2 - 1) / sqrt(2)``: no linear
-                                            trace, so it is invisible to a linear model
-distance     numeric   --      no           --
-weight       numeric   --      no           --
-===========  ========  ======  ===========  ==============================================
+| column | encoding | levels | informative | effect on `y` |
+| --- | --- | --- | --- | --- |
+| store | embedded | 8 | yes | one fixed effect per level (no order) |
+| weekday | embedded | 7 | no | -- |
+| price | numeric | -- | yes | linear |
+| colour | one-hot | 4 | no | -- |
+| humidity | numeric | -- | no | -- |
+| city | one-hot | 5 | yes | one fixed effect per level (no order) |
+| temperature | numeric | -- | yes | quadratic, `(t**2 - 1) / sqrt(2)`: no linear trace, so it is invisible to a linear model |
+| distance | numeric | -- | no | -- |
+| weight | numeric | -- | no | -- |
 
-The task is **regression**: ``y`` is the sum of the four informative effects,
+The task is **regression**: `y` is the sum of the four informative effects,
 each scaled to unit variance, plus Gaussian noise of standard deviation
-``noise * 2`` (2 is the signal's standard deviation), then standardised. With
-the default ``noise=0.5`` the best attainable R² is 0.8. Regression makes the
+`noise * 2` (2 is the signal's standard deviation), then standardised. With
+the default `noise=0.5` the best attainable R² is 0.8. Regression makes the
 held-out R² a direct reading of how much of the planted signal a network
 learned, and every informative column carries the same share of it (a
 quarter), so a good method should find all four.
@@ -35,18 +32,18 @@ uniformly. The seed only draws the rows and the noise. The column order is
 fixed but interleaves informative and noise columns, so a method that
 favours the first (or last) columns gains nothing.
 
-``columns`` is in the order a tracker reports them for the model the
-benchmark builds: the embedded columns' vectors first (in ``embedded_columns``
-order), then the inputs of ``X_numeric``.
+`columns` is in the order a tracker reports them for the model the
+benchmark builds: the embedded columns' vectors first (in `embedded_columns`
+order), then the inputs of `X_numeric`.
 
 Examples
 --------
->>> data = make_grouped_columns(n_samples=200, random_state=0)  # doctest: +SKIP
->>> data.X_numeric.shape, data.codes.shape, data.task  # doctest: +SKIP
+>>> data = make_grouped_columns(n_samples=200, random_state=0)
+>>> data.X_numeric.shape, data.codes.shape, data.task
 ((200, 14), (200, 2), 'regression')
->>> data.groups["city"]  # doctest: +SKIP
+>>> data.groups["city"]
 ['city_a', 'city_b', 'city_c', 'city_d', 'city_e']
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -74,7 +71,7 @@ GROUPED_COLUMNS: tuple[tuple[str, ColumnKind, int, bool], ...] = (
     ("distance", "numeric", 0, False),
     ("weight", "numeric", 0, False),
 )
-"""``(name, encoding, levels, informative)`` of every column, in result order.
+"""`(name, encoding, levels, informative)` of every column, in result order.
 
 Embedded columns come first because the benchmark's model concatenates the
 embedding vectors before the numeric and one-hot inputs.
@@ -97,44 +94,44 @@ def _unit_effects(effects: tuple[float, ...]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class GroupedColumnsData:
-    """A generated grouped-column problem (see :func:`make_grouped_columns`).
+    """A generated grouped-column problem (see [`make_grouped_columns()`][make_grouped_columns]).
 
     Attributes
     ----------
     X_numeric : ndarray of float32, shape (n_samples, n_inputs)
-        Numeric columns and one-hot levels (0/1), in ``input_names`` order.
+        Numeric columns and one-hot levels (0/1), in `input_names` order.
     codes : ndarray of int64, shape (n_samples, n_embedded)
-        Integer codes ``0 .. n_levels - 1`` of the embedded columns, in
-        ``embedded_columns`` order.
+        Integer codes `0 .. n_levels - 1` of the embedded columns, in
+        `embedded_columns` order.
     y : ndarray of float64, shape (n_samples,)
         Standardised regression target.
     input_names : list of str
-        One name per column of ``X_numeric``; a one-hot level is named
-        ``"<column>_<level>"`` (what ``pandas.get_dummies`` gives).
+        One name per column of `X_numeric`; a one-hot level is named
+        `"<column>_<level>"` (what `pandas.get_dummies` gives).
     groups : dict of str to list of str
-        One-hot column -> its inputs' names (the ``groups=`` of a tracker that
-        watches ``X_numeric`` only).
+        One-hot column -> its inputs' names (the `groups=` of a tracker that
+        watches `X_numeric` only).
     columns : list of str
-        Every column, in result order (embedded first, then ``X_numeric``'s).
+        Every column, in result order (embedded first, then `X_numeric`'s).
     informative : ndarray of bool, shape (n_columns,)
-        True for the columns that enter ``y``, aligned with ``columns``.
+        True for the columns that enter `y`, aligned with `columns`.
     kinds : dict of str to {"numeric", "one_hot", "embedded"}
         The encoding of every column.
     levels : dict of str to list of str
-        Level labels of every categorical column (``"a"``, ``"b"``, ...).
+        Level labels of every categorical column (`"a"`, `"b"`, ...).
     embedded_columns : list of str
-        The columns in ``codes``, in order.
+        The columns in `codes`, in order.
     task : str
-        ``"regression"``.
+        `"regression"`.
     noise : float
         Noise standard deviation relative to the signal's.
     random_state : int or None
         The seed the rows were drawn with.
     name : str
-        ``"grouped_columns"``.
+        `"grouped_columns"`.
     raw : dict of str to ndarray
         Every column's raw values: floats for numeric columns, integer level
-        codes for categoricals (what :meth:`to_frame` shows).
+        codes for categoricals (what [`to_frame()`][to_frame] shows).
     """
 
     X_numeric: np.ndarray
@@ -171,14 +168,14 @@ class GroupedColumnsData:
         return len(self.levels[column])
 
     def first_layer_columns(self, embedding_dim: int) -> tuple[list[str], dict[str, list[str]]]:
-        """``feature_names`` and ``groups`` of a tracker on the first dense layer.
+        """`feature_names` and `groups` of a tracker on the first dense layer.
 
-        For the model that concatenates one ``embedding_dim``-wide embedding
-        per embedded column (in ``embedded_columns`` order) with
-        ``X_numeric``: the dense layer's inputs are named
-        ``"<column>[<d>]"`` for embedding dimensions, then ``input_names``;
+        For the model that concatenates one `embedding_dim`-wide embedding
+        per embedded column (in `embedded_columns` order) with
+        `X_numeric`: the dense layer's inputs are named
+        `"<column>[<d>]"` for embedding dimensions, then `input_names`;
         the groups map every embedded and one-hot column to its inputs. A
-        tracker given these reports one score per column, in ``columns`` order.
+        tracker given these reports one score per column, in `columns` order.
 
         Parameters
         ----------
@@ -198,7 +195,7 @@ class GroupedColumnsData:
         return names, groups
 
     def column_inputs(self) -> dict[str, tuple[str, list[int]]]:
-        """Where every column lives: ``("codes", [j])`` or ``("X_numeric", [inputs])``.
+        """Where every column lives: `("codes", [j])` or `("X_numeric", [inputs])`.
 
         Used by grouped permutation importance, which shuffles all of a
         column's inputs together.
@@ -215,16 +212,16 @@ class GroupedColumnsData:
         return where
 
     def to_frame(self, include_target: bool = False) -> Any:
-        """The raw columns as a pandas DataFrame (categoricals as ``pandas.Categorical``).
+        """The raw columns as a pandas DataFrame (categoricals as `pandas.Categorical`).
 
-        ``pandas.get_dummies(frame[[c]])`` of a one-hot column gives exactly
-        its inputs of ``X_numeric``, and ``frame[c].cat.codes`` of an embedded
-        column gives its ``codes``.
+        `pandas.get_dummies(frame[[c]])` of a one-hot column gives exactly
+        its inputs of `X_numeric`, and `frame[c].cat.codes` of an embedded
+        column gives its `codes`.
 
         Parameters
         ----------
         include_target : bool, default=False
-            Add ``y`` as a last column named ``"y"``.
+            Add `y` as a last column named `"y"`.
         """
         pd = import_optional("pandas", "GroupedColumnsData.to_frame")
         data: dict[str, Any] = {}
@@ -258,21 +255,21 @@ def make_grouped_columns(
     noise : float, default=0.5
         Standard deviation of the noise relative to the signal's (the four
         effects have unit variance each, so the signal's is 2); the best
-        attainable R² is ``1 / (1 + noise**2)``.
+        attainable R² is `1 / (1 + noise**2)`.
 
     Returns
     -------
     GroupedColumnsData
-        ``X_numeric``, ``codes``, ``y``, ``input_names``, ``groups``,
-        ``columns``, ``informative`` and the helpers
-        :meth:`~GroupedColumnsData.first_layer_columns`,
-        :meth:`~GroupedColumnsData.column_inputs` and
-        :meth:`~GroupedColumnsData.to_frame`.
+        `X_numeric`, `codes`, `y`, `input_names`, `groups`,
+        `columns`, `informative` and the helpers
+        [`first_layer_columns()`][GroupedColumnsData.first_layer_columns],
+        [`column_inputs()`][GroupedColumnsData.column_inputs] and
+        [`to_frame()`][GroupedColumnsData.to_frame].
 
     Raises
     ------
     ValueError
-        For ``n_samples`` below 20 or a negative ``noise``.
+        For `n_samples` below 20 or a negative `noise`.
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
         raise ValueError(f"n_samples={n_samples!r}; use an integer of at least 20.")

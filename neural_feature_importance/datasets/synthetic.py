@@ -1,61 +1,40 @@
 """Synthetic data sets with planted truth: which features drive the target is known.
 
-Used by the accuracy benchmark (``python -m benchmarks.truth``), the tests and
-examples: an importance method is good when it ranks the ``informative``
+Used by the accuracy benchmark (`python -m benchmarks.truth`), the tests and
+examples: an importance method is good when it ranks the `informative`
 features above the others. Everything is generated on the spot (scikit-learn's
 generators, mlxtend's multiplexer and numpy), so nothing is downloaded.
 
-=================  ==============  ========  ===========  ==========================================
-name               task            features  informative  what is planted
-=================  ==============  ========  ===========  ==========================================
-classification     classification  40        6            ``make_classification``; the rest is noise
-friedman1          regression      20        5            ``make_friedman1``: sin, square and the
-                                                          linear terms x3, x4; the rest is noise
-xor                classification  20        3            sign of ``x_a * x_b`` (an interaction
-                                                          with no marginal effect) plus a weak
-                                                          linear feature ``x_c``
-correlated_decoys  regression      20        4            linear target of 4 features; 8 decoys
-                                                          correlated (r ~ 0.8) with them that do
-                                                          not enter the target
-multiplexer        classification  20        6            mlxtend's 6-bit multiplexer (2 address
-                                                          + 4 register bits) padded with 14 noise
-                                                          bits
-high_dim           regression      500       10           low signal-to-noise (SNR 1): 5 linear,
-                                                          3 quadratic, 1 interacting pair; 50
-                                                          correlated decoys; 440 noise features
-effect_shapes      regression      30        9            one feature per effect shape: step,
-                                                          sine, absolute value, saturation, cubic,
-                                                          bump, a rare tail effect and a
-                                                          multiplicative pair; 22 noise features
-redundant_clusters classification  300       15           ``make_classification`` (Madelon's
-                                                          design): 5 informative features, 10
-                                                          redundant ones (random linear
-                                                          combinations of them), 285 noise
-redundant_regression regression    300       12           6 sources with linear, sine, square,
-                                                          absolute-value and interaction effects,
-                                                          6 redundant features (linear
-                                                          combinations of the sources); SNR 2;
-                                                          288 noise features
-=================  ==============  ========  ===========  ==========================================
+| name | task | features | informative | what is planted |
+| --- | --- | --- | --- | --- |
+| classification | classification | 40 | 6 | `make_classification`; the rest is noise |
+| friedman1 | regression | 20 | 5 | `make_friedman1`: sin, square and the linear terms x3, x4; the rest is noise |
+| xor | classification | 20 | 3 | sign of `x_a * x_b` (an interaction with no marginal effect) plus a weak linear feature `x_c` |
+| correlated_decoys | regression | 20 | 4 | linear target of 4 features; 8 decoys correlated (r ~ 0.8) with them that do not enter the target |
+| multiplexer | classification | 20 | 6 | mlxtend's 6-bit multiplexer (2 address + 4 register bits) padded with 14 noise bits |
+| high_dim | regression | 500 | 10 | low signal-to-noise (SNR 1): 5 linear, 3 quadratic, 1 interacting pair; 50 correlated decoys; 440 noise features |
+| effect_shapes | regression | 30 | 9 | one feature per effect shape: step, sine, absolute value, saturation, cubic, bump, a rare tail effect and a multiplicative pair; 22 noise features |
+| redundant_clusters | classification | 300 | 15 | `make_classification` (Madelon's design): 5 informative features, 10 redundant ones (random linear combinations of them), 285 noise |
+| redundant_regression | regression | 300 | 12 | 6 sources with linear, sine, square, absolute-value and interaction effects, 6 redundant features (linear combinations of the sources); SNR 2; 288 noise features |
 
 Redundant features carry the same information as the informative ones they
-are combined from, so they count as relevant (``informative``), as in the
+are combined from, so they count as relevant (`informative`), as in the
 feature-selection literature (Guyon et al., NIPS 2003 feature selection
-challenge, whose Madelon set ``make_classification`` follows): a method may
+challenge, whose Madelon set `make_classification` follows): a method may
 rank either the sources or their combinations first, but must rank both
 above the noise.
 
 The informative columns are placed at random positions (seeded), so a method
-that favours the first columns gains nothing. ``X`` is standardised column by
+that favours the first columns gains nothing. `X` is standardised column by
 column over the whole set (the VIANN paper's preprocessing) and regression
 targets are standardised too; classification targets are integer labels.
 
 Examples
 --------
->>> data = make_synthetic("friedman1", n_samples=200, random_state=0)  # doctest: +SKIP
->>> data.X.shape, int(data.informative.sum()), data.task  # doctest: +SKIP
+>>> data = make_synthetic("friedman1", n_samples=200, random_state=0)
+>>> data.X.shape, int(data.informative.sum()), data.task
 ((200, 20), 5, 'regression')
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -80,8 +59,8 @@ SYNTHETIC_DATASETS: tuple[str, ...] = (
     "redundant_clusters",
     "redundant_regression",
 )
-"""Names accepted by :func:`make_synthetic`: the original six easiest first, then the
-effect-shape and redundant-feature problems."""
+"""Names accepted by [`make_synthetic()`][make_synthetic]: the original six easiest first, then
+the effect-shape and redundant-feature problems."""
 
 DEFAULT_N_SAMPLES: dict[str, int] = {
     "classification": 2000,
@@ -94,10 +73,10 @@ DEFAULT_N_SAMPLES: dict[str, int] = {
     "redundant_clusters": 3000,
     "redundant_regression": 3000,
 }
-"""Rows generated when ``n_samples`` is not given."""
+"""Rows generated when `n_samples` is not given."""
 
 _Generated = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]
-"""``(X, y, informative, decoys, task)`` with the informative columns first."""
+"""`(X, y, informative, decoys, task)` with the informative columns first."""
 
 
 def _import_sklearn() -> Any:
@@ -117,10 +96,10 @@ def _masks(n_features: int, n_informative: int, n_decoys: int = 0) -> tuple[np.n
 def _two_class_clusters(
     n: int, rng: np.random.Generator, n_features: int, n_informative: int, n_redundant: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``make_classification``'s two classes of two clusters each, columns in order.
+    """`make_classification`'s two classes of two clusters each, columns in order.
 
     The informative columns come first, then the redundant ones (random linear
-    combinations of them), then noise; ``make_synthetic`` permutes the columns.
+    combinations of them), then noise; `make_synthetic` permutes the columns.
     """
     sklearn = _import_sklearn()
     X, y = sklearn.datasets.make_classification(
@@ -166,7 +145,7 @@ def _xor(n: int, rng: np.random.Generator) -> _Generated:
 def _correlated_block(
     rng: np.random.Generator, sources: np.ndarray, per_source: int, correlation: float
 ) -> np.ndarray:
-    """``per_source`` noisy copies of each column of ``sources`` at the given correlation."""
+    """`per_source` noisy copies of each column of `sources` at the given correlation."""
     noise_scale = np.sqrt(1.0 - correlation**2)
     copies = [
         correlation * sources[:, [k]] + noise_scale * rng.normal(size=(len(sources), per_source))
@@ -294,35 +273,35 @@ def make_synthetic(name: str, *, n_samples: int | None = None, random_state: int
     Parameters
     ----------
     name : str
-        One of :data:`SYNTHETIC_DATASETS`.
+        One of [`SYNTHETIC_DATASETS`][].
     n_samples : int, optional
-        Number of rows; default ``DEFAULT_N_SAMPLES[name]``.
+        Number of rows; default `DEFAULT_N_SAMPLES[name]`.
     random_state : int, default=0
         Seed of everything random: the data, the noise and the column order.
 
     Returns
     -------
     sklearn.utils.Bunch
-        - ``X``: float64 ``(n_samples, n_features)``, each column standardised.
-        - ``y``: int64 labels (classification) or standardised float64 values
-          (regression), ``(n_samples,)``.
-        - ``informative``: bool mask ``(n_features,)``, True for the features
+        - `X`: float64 `(n_samples, n_features)`, each column standardised.
+        - `y`: int64 labels (classification) or standardised float64 values
+          (regression), `(n_samples,)`.
+        - `informative`: bool mask `(n_features,)`, True for the features
           that enter the target.
-        - ``decoys``: bool mask of the features built to correlate with an
+        - `decoys`: bool mask of the features built to correlate with an
           informative one without entering the target (all False where none).
-        - ``n_informative``: ``informative.sum()``.
-        - ``task``: ``"classification"`` or ``"regression"``.
-        - ``name``, ``feature_names`` (``"x0"``, ``"x1"``, ...), ``random_state``.
+        - `n_informative`: `informative.sum()`.
+        - `task`: `"classification"` or `"regression"`.
+        - `name`, `feature_names` (`"x0"`, `"x1"`, ...), `random_state`.
 
     Raises
     ------
     ValueError
-        For an unknown ``name`` or a ``n_samples`` below 20.
+        For an unknown `name` or a `n_samples` below 20.
 
     Examples
     --------
-    >>> data = make_synthetic("xor", n_samples=100, random_state=1)  # doctest: +SKIP
-    >>> data.X.shape, data.n_informative  # doctest: +SKIP
+    >>> data = make_synthetic("xor", n_samples=100, random_state=1)
+    >>> data.X.shape, data.n_informative
     ((100, 20), 3)
     """
     if name not in _GENERATORS:

@@ -3,30 +3,28 @@
 de Sá (Discovery Science 2019) compares importance methods on four
 classification sets and two regression sets:
 
-============  ==============  =========  ========  =====================================
-name          task            samples    features  source
-============  ==============  =========  ========  =====================================
-breastcancer  classification  569        30        ``sklearn.datasets.load_breast_cancer``
-digits        classification  1,797      64        ``sklearn.datasets.load_digits``
-iris          classification  150        4         ``sklearn.datasets.load_iris``
-wine          classification  178        13        ``sklearn.datasets.load_wine``
-boston        regression      506        13        ``mlxtend.data.boston_housing_data``
-diabetes      regression      442        10        ``sklearn.datasets.load_diabetes``
-============  ==============  =========  ========  =====================================
+| name | task | samples | features | source |
+| --- | --- | --- | --- | --- |
+| breastcancer | classification | 569 | 30 | `sklearn.datasets.load_breast_cancer` |
+| digits | classification | 1,797 | 64 | `sklearn.datasets.load_digits` |
+| iris | classification | 150 | 4 | `sklearn.datasets.load_iris` |
+| wine | classification | 178 | 13 | `sklearn.datasets.load_wine` |
+| boston | regression | 506 | 13 | `mlxtend.data.boston_housing_data` |
+| diabetes | regression | 442 | 10 | `sklearn.datasets.load_diabetes` |
 
 All of them ship inside installed packages, so nothing is downloaded.
 
-**Boston housing.** scikit-learn removed ``load_boston`` in version 1.2. We take
-the same 506 x 13 table from mlxtend (``mlxtend.data.boston_housing_data``),
+**Boston housing.** scikit-learn removed `load_boston` in version 1.2. We take
+the same 506 x 13 table from mlxtend (`mlxtend.data.boston_housing_data`),
 which bundles it, rather than shipping a copy of the data in this package: it
 keeps the package free of third-party data files and mlxtend is already part
-of the ``experiments`` extra. The values are those of the UCI file the paper
-used. Note that the set is kept only to reproduce the paper; its ``B`` column
+of the `experiments` extra. The values are those of the UCI file the paper
+used. Note that the set is kept only to reproduce the paper; its `B` column
 encodes a racial statistic and the data set should not be used to build new
-models (see scikit-learn's deprecation note for ``load_boston``).
+models (see scikit-learn's deprecation note for `load_boston`).
 
-``load_dataset(name, preprocess=True)`` applies the paper's preprocessing:
-``X`` standardised column by column (``sklearn.preprocessing.scale``),
+`load_dataset(name, preprocess=True)` applies the paper's preprocessing:
+`X` standardised column by column (`sklearn.preprocessing.scale`),
 classification targets one-hot encoded, regression targets standardised.
 """
 
@@ -64,7 +62,7 @@ DATASET_TASKS: dict[str, Task] = {
     "boston": "regression",
     "diabetes": "regression",
 }
-"""Task of each data set in :data:`PAPER_DATASETS`."""
+"""Task of each data set in [`PAPER_DATASETS`][]."""
 
 _ALIASES = {
     "breast_cancer": "breastcancer",
@@ -97,22 +95,22 @@ class TabularDataset:
     Attributes
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Features (float64); standardised when loaded with ``preprocess=True``.
+        Features (float64); standardised when loaded with `preprocess=True`.
     y : ndarray
-        The target a network is trained on. Raw: class labels ``0 .. k-1``
-        (int64) or the regression target (float64), shape ``(n_samples,)``.
-        Preprocessed: one-hot ``(n_samples, n_classes)`` float64, or the
-        standardised regression target ``(n_samples,)``.
+        The target a network is trained on. Raw: class labels `0 .. k-1`
+        (int64) or the regression target (float64), shape `(n_samples,)`.
+        Preprocessed: one-hot `(n_samples, n_classes)` float64, or the
+        standardised regression target `(n_samples,)`.
     target : ndarray of shape (n_samples,)
         Class labels or the regression target before preprocessing (for
         models such as random forests that want labels).
     feature_names : tuple of str
-        Name of every column of ``X``.
+        Name of every column of `X`.
     target_names : tuple of str
         Class names (classification) or the target's name (regression).
     task : {"classification", "regression"}
     name : str
-        Canonical name, one of :data:`PAPER_DATASETS`.
+        Canonical name, one of [`PAPER_DATASETS`][].
     source : str
         The function the data came from.
     preprocessed : bool
@@ -182,12 +180,12 @@ _LOADERS: dict[str, Callable[[], tuple]] = {
 
 
 def canonical_name(name: str) -> str:
-    """Return the canonical name of a paper data set (``"breast_cancer"`` -> ``"breastcancer"``).
+    """Return the canonical name of a paper data set (`"breast_cancer"` -> `"breastcancer"`).
 
     Raises
     ------
     ValueError
-        If ``name`` is not one of :data:`PAPER_DATASETS` (or an alias).
+        If `name` is not one of [`PAPER_DATASETS`][] (or an alias).
     """
     if not isinstance(name, str):
         raise TypeError(f"a data set name must be a string, got {type(name).__name__}")
@@ -201,7 +199,7 @@ def canonical_name(name: str) -> str:
 def standardize(values: np.ndarray) -> np.ndarray:
     """Centre every column to mean 0 and scale it to (population) std 1.
 
-    The paper's ``sklearn.preprocessing.scale``, which this calls: a constant
+    The paper's `sklearn.preprocessing.scale`, which this calls: a constant
     column is only centred (it stays 0), never divided by zero. 1-D input is
     one column.
 
@@ -215,7 +213,7 @@ def standardize(values: np.ndarray) -> np.ndarray:
 
 
 def one_hot(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    """Encode integer labels ``0 .. k-1`` as a float64 one-hot matrix.
+    """Encode integer labels `0 .. k-1` as a float64 one-hot matrix.
 
     Examples
     --------
@@ -241,13 +239,13 @@ def load_dataset(name: str, *, preprocess: bool = False) -> TabularDataset:
     Parameters
     ----------
     name : str
-        One of :data:`PAPER_DATASETS` (``"breastcancer"``, ``"digits"``,
-        ``"iris"``, ``"wine"``, ``"boston"``, ``"diabetes"``); case-insensitive,
-        ``"breast_cancer"`` and ``"boston_housing"`` are accepted too.
+        One of [`PAPER_DATASETS`][] (`"breastcancer"`, `"digits"`,
+        `"iris"`, `"wine"`, `"boston"`, `"diabetes"`); case-insensitive,
+        `"breast_cancer"` and `"boston_housing"` are accepted too.
     preprocess : bool, default=False
-        Apply the paper's preprocessing: ``X`` standardised column by column,
+        Apply the paper's preprocessing: `X` standardised column by column,
         classification targets one-hot, regression targets standardised.
-        ``target`` keeps the untouched labels or values either way.
+        `target` keeps the untouched labels or values either way.
 
     Returns
     -------
@@ -255,8 +253,8 @@ def load_dataset(name: str, *, preprocess: bool = False) -> TabularDataset:
 
     Examples
     --------
-    >>> data = load_dataset("iris", preprocess=True)  # doctest: +SKIP
-    >>> data.X.shape, data.y.shape, data.task           # doctest: +SKIP
+    >>> data = load_dataset("iris", preprocess=True)
+    >>> data.X.shape, data.y.shape, data.task
     ((150, 4), (150, 3), 'classification')
     """
     key = canonical_name(name)
@@ -293,14 +291,14 @@ def load_paper_datasets(
     Parameters
     ----------
     names : sequence of str, optional
-        Which sets; all of :data:`PAPER_DATASETS` by default.
+        Which sets; all of [`PAPER_DATASETS`][] by default.
     preprocess : bool, default=True
-        See :func:`load_dataset`.
+        See [`load_dataset()`][load_dataset].
 
     Returns
     -------
     dict
-        Canonical name -> :class:`TabularDataset`, in the order given.
+        Canonical name -> [`TabularDataset`][], in the order given.
     """
     names = PAPER_DATASETS if names is None else tuple(names)
     out: dict[str, TabularDataset] = {}

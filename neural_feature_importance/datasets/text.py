@@ -1,16 +1,16 @@
 """Text classification data for the token-importance examples.
 
-- :func:`make_sentiment_corpus`: a generated corpus whose labels are decided by
+- [`make_sentiment_corpus()`][make_sentiment_corpus]: a generated corpus whose labels are decided by
   a known set of sentiment tokens hidden in a large, Zipf-distributed neutral
   vocabulary. The planted tokens are returned, so a token ranking can be
   scored (recall@k) against the truth. No network, fully seeded.
-- :func:`load_imdb`: the IMDB movie reviews from ``keras.datasets.imdb``
+- [`load_imdb()`][load_imdb]: the IMDB movie reviews from `keras.datasets.imdb`
   (downloaded on first use), for when a network is available.
 
-Both return a :class:`TextDataset` in the Keras IMDB conventions: token ``0``
-pads, ``1`` starts a document, ``2`` stands for out-of-vocabulary words, and
-real words start at ``3``; sequences are padded and truncated at the front to
-``maxlen`` (like ``keras.utils.pad_sequences``).
+Both return a [`TextDataset`][] in the Keras IMDB conventions: token `0`
+pads, `1` starts a document, `2` stands for out-of-vocabulary words, and
+real words start at `3`; sequences are padded and truncated at the front to
+`maxlen` (like `keras.utils.pad_sequences`).
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ class TextDataset:
     Attributes
     ----------
     x_train, x_test : ndarray of int32, shape (n, maxlen)
-        Token indices, padded with ``0`` at the front.
+        Token indices, padded with `0` at the front.
     y_train, y_test : ndarray of int64
-        Labels, ``1`` positive and ``0`` negative.
+        Labels, `1` positive and `0` negative.
     vocabulary : tuple of str
-        ``vocabulary[i]`` is the word of token ``i``.
+        `vocabulary[i]` is the word of token `i`.
     special_tokens : tuple of int
         Indices that are not words (padding, start, out-of-vocabulary).
     planted_tokens : ndarray of int or None
@@ -61,7 +61,7 @@ class TextDataset:
     positive_tokens, negative_tokens : ndarray of int or None
         The planted tokens of each polarity.
     name, source : str
-        ``"synthetic"`` or ``"imdb"``, and a description for titles and logs.
+        `"synthetic"` or `"imdb"`, and a description for titles and logs.
     """
 
     x_train: np.ndarray
@@ -93,7 +93,7 @@ class TextDataset:
 
 
 def _pseudo_words(n: int, rng: np.random.Generator, taken: set[str]) -> list[str]:
-    """``n`` distinct pronounceable nonsense words (the neutral vocabulary)."""
+    """`n` distinct pronounceable nonsense words (the neutral vocabulary)."""
     words: list[str] = []
     seen = set(taken)
     while len(words) < n:
@@ -109,7 +109,7 @@ def _pseudo_words(n: int, rng: np.random.Generator, taken: set[str]) -> list[str
 
 
 def pad_sequences(sequences: list[np.ndarray], maxlen: int) -> np.ndarray:
-    """Pad (with ``0``) and truncate token sequences at the front to ``maxlen``."""
+    """Pad (with `0`) and truncate token sequences at the front to `maxlen`."""
     out = np.zeros((len(sequences), maxlen), dtype=np.int32)
     for row, sequence in enumerate(sequences):
         tail = np.asarray(sequence, dtype=np.int32)[-maxlen:]
@@ -133,9 +133,9 @@ def make_sentiment_corpus(
 
     Every document is a run of neutral words drawn from a Zipf distribution
     over a large nonsense vocabulary, with one to three *planted* tokens of its
-    label's polarity at random positions (``great``, ``superb``, ... for
-    positive; ``awful``, ``boring``, ... for negative). A document with two or
-    three of them also holds, with probability ``noise_rate``, one token of the
+    label's polarity at random positions (`great`, `superb`, ... for
+    positive; `awful`, `boring`, ... for negative). A document with two or
+    three of them also holds, with probability `noise_rate`, one token of the
     other polarity: the label is the majority polarity, not any single token.
     Neutral tokens carry no signal; the most frequent of them occur far more
     often than any planted token, so a frequency ranking cannot find the
@@ -150,7 +150,7 @@ def make_sentiment_corpus(
     n_sentiment_tokens : int, default=20
         Planted tokens, half positive and half negative (even, at most 40).
     doc_length : (int, int), default=(30, 80)
-        Range of document lengths in words; ``maxlen`` is the upper end plus one.
+        Range of document lengths in words; `maxlen` is the upper end plus one.
     zipf_exponent : float, default=1.1
         Exponent of the neutral words' rank-frequency law.
     noise_rate : float, default=0.3
@@ -164,7 +164,7 @@ def make_sentiment_corpus(
     Returns
     -------
     TextDataset
-        With ``planted_tokens``, ``positive_tokens`` and ``negative_tokens``.
+        With `planted_tokens`, `positive_tokens` and `negative_tokens`.
 
     Examples
     --------
@@ -254,12 +254,12 @@ def load_imdb(
     n_test: int | None = None,
     random_state: int | None = 0,
 ) -> TextDataset:
-    """IMDB movie reviews from ``keras.datasets.imdb`` (needs the network once).
+    """IMDB movie reviews from `keras.datasets.imdb` (needs the network once).
 
     Parameters
     ----------
     num_words : int, default=10000
-        Keep the most frequent words; rarer ones become token ``2``.
+        Keep the most frequent words; rarer ones become token `2`.
     maxlen : int, default=200
         Pad or truncate (at the front) every review to this many tokens.
     n_train, n_test : int, optional
@@ -271,7 +271,7 @@ def load_imdb(
     ------
     RuntimeError
         If Keras cannot download the reviews or the word index; use
-        :func:`make_sentiment_corpus` offline.
+        [`make_sentiment_corpus()`][make_sentiment_corpus] offline.
     """
     try:
         from keras.datasets import imdb

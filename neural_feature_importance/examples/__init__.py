@@ -1,9 +1,9 @@
 """Reusable logic of the example scripts and notebooks.
 
-:mod:`.conv` trains small Conv2D classifiers and checks their filter ranking by
-ablation; :mod:`.tokens` trains small text CNNs and scores their token ranking
+[`conv`][] trains small Conv2D classifiers and checks their filter ranking by
+ablation; [`tokens`][] trains small text CNNs and scores their token ranking
 against planted truth (recall@k). Both train through the same loops (one per
-framework, in :mod:`._training`) and import their framework only inside the
+framework, in `_training`) and import their framework only inside the
 functions that need it. The helpers below write the scripts' tables and figures.
 """
 
@@ -30,7 +30,7 @@ def write_csv(rows: Sequence[Mapping[str, object]], path: str | os.PathLike[str]
 
 
 def markdown_table(rows: Sequence[Mapping[str, object]], digits: int = 3) -> str:
-    """A list of same-keyed dicts as a Markdown table (floats rounded to ``digits``)."""
+    """A list of same-keyed dicts as a Markdown table (floats rounded to `digits`)."""
     if not rows:
         return ""
     header = list(rows[0])
@@ -46,9 +46,9 @@ def markdown_table(rows: Sequence[Mapping[str, object]], digits: int = 3) -> str
 def write_figures(
     figures: Mapping[str, Figure], output: Path, prefix: str, *, show: bool = False
 ) -> list[Path]:
-    """Save each figure as ``output / f"{prefix}_{key}.png"``; show them if asked; close them all.
+    """Save each figure as `output / f"{prefix}_{key}.png"`; show them if asked; close them all.
 
-    Returns the paths written, in the order of ``figures``.
+    Returns the paths written, in the order of `figures`.
     """
     import matplotlib.pyplot as plt
 

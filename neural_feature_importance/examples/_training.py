@@ -1,8 +1,8 @@
 """The training loops the examples share: one per framework, the same for every model.
 
-:mod:`.conv` and :mod:`.tokens` build their own models and trackers; these
+[`conv`][] and [`tokens`][] build their own models and trackers; these
 functions train them with Adam, let the tracker watch, and report the loss and
-training accuracy after every epoch as ``{"epoch", "loss", "train_accuracy"}``.
+training accuracy after every epoch as `{"epoch", "loss", "train_accuracy"}`.
 Each framework is imported inside the function that needs it.
 """
 
@@ -21,7 +21,7 @@ FRAMEWORKS: tuple[str, ...] = ("keras", "torch")
 
 
 def check_framework(framework: str) -> None:
-    """Raise a ``ValueError`` naming the choices unless ``framework`` is in :data:`FRAMEWORKS`."""
+    """Raise a `ValueError` naming the choices unless `framework` is in `FRAMEWORKS`."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework={framework!r} is not known; use one of {FRAMEWORKS}.")
 
@@ -30,9 +30,9 @@ def check_framework(framework: str) -> None:
 class FitOptions:
     """How long and how fast to train, the same in every framework.
 
-    ``seed`` is the run's: :func:`fit_torch` draws its batch orders from it, and
+    `seed` is the run's: `fit_torch()` draws its batch orders from it, and
     the callers seed the initial weights with it before they build a model
-    (``torch.manual_seed``, ``keras.utils.set_random_seed``).
+    (`torch.manual_seed`, `keras.utils.set_random_seed`).
     """
 
     epochs: int
@@ -51,13 +51,13 @@ def fit_torch(
     loss_fn: Callable[[Any, Any], Any],
     n_correct: Callable[[Any, Any], int],
 ) -> list[dict[str, float]]:
-    """Train a ``torch.nn.Module`` with Adam while ``tracker`` watches; leave it in eval mode.
+    """Train a `torch.nn.Module` with Adam while `tracker` watches; leave it in eval mode.
 
-    ``x_train`` and ``y_train`` come in the dtypes the model and ``loss_fn``
-    take; each epoch visits them in a fresh order drawn from ``options.seed``.
-    ``loss_fn(logits, targets)`` is the batch's mean loss and
-    ``n_correct(logits, targets)`` counts its right predictions. Returns
-    ``{"epoch", "loss", "train_accuracy"}`` after each epoch.
+    `x_train` and `y_train` come in the dtypes the model and `loss_fn`
+    take; each epoch visits them in a fresh order drawn from `options.seed`.
+    `loss_fn(logits, targets)` is the batch's mean loss and
+    `n_correct(logits, targets)` counts its right predictions. Returns
+    `{"epoch", "loss", "train_accuracy"}` after each epoch.
     """
     import torch
 
@@ -104,9 +104,9 @@ def fit_keras(
     *,
     loss: Any,
 ) -> list[dict[str, float]]:
-    """Compile a Keras model with Adam, ``loss`` and accuracy, and fit it with ``tracker``.
+    """Compile a Keras model with Adam, `loss` and accuracy, and fit it with `tracker`.
 
-    Returns ``{"epoch", "loss", "train_accuracy"}`` after each epoch.
+    Returns `{"epoch", "loss", "train_accuracy"}` after each epoch.
     """
     import keras
 

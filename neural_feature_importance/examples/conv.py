@@ -1,16 +1,18 @@
 """Convolution example: train a small Conv2D classifier, rank its filters, check the ranking.
 
-Used by ``scripts/conv_visualization_example.py`` and the notebook of the same
-name. One model per framework, the same architecture in both::
+Used by `scripts/conv_visualization_example.py` and the notebook of the same
+name. One model per framework, the same architecture in both:
 
-    Conv2D(n_filters, kernel, ReLU) -> MaxPool(2) -> Flatten -> Dense(n_classes)
+```text
+Conv2D(n_filters, kernel, ReLU) -> MaxPool(2) -> Flatten -> Dense(n_classes)
+```
 
-The VIANN tracker (:class:`~neural_feature_importance.ConvVarianceImportanceKeras`
-or :class:`~neural_feature_importance.ConvVarianceImportanceTorch`) watches the
-convolution while it trains. Its :attr:`filter_ranking_` is then put to a test
-that does not trust it: keep only the top-``k`` filters (zero the others'
-kernels and biases), measure test accuracy, and compare with keeping the
-bottom-``k`` and with random ``k``-subsets (:func:`filter_ablation`).
+The VIANN tracker (`ConvVarianceImportanceKeras` or `ConvVarianceImportanceTorch`) watches the
+convolution while it trains. Its
+[`filter_ranking_`][neural_feature_importance.core.tracker.ConvVarianceImportanceBase.filter_ranking_]
+is then put to a test that does not trust it: keep only the top-`k` filters (zero the others'
+kernels and biases), measure test accuracy, and compare with keeping the bottom-`k` and with random
+`k`-subsets ([`filter_ablation()`][filter_ablation]).
 
 Scores come from the trackers and the core; this module only trains, ablates
 and reshapes.
@@ -46,15 +48,15 @@ class ConvRun:
     framework : {"keras", "torch"}
         Which framework trained it.
     model : object
-        The Keras model or ``torch.nn.Module``.
+        The Keras model or `torch.nn.Module`.
     tracker : object
-        The fitted ``ConvVarianceImportanceKeras`` / ``ConvVarianceImportanceTorch``.
+        The fitted `ConvVarianceImportanceKeras` / `ConvVarianceImportanceTorch`.
     data : ImageDataset
         The data it was trained on (channels last).
     test_accuracy : float
-        Accuracy of the full model on ``data.x_test``.
+        Accuracy of the full model on `data.x_test`.
     epoch_metrics : list of dict
-        ``{"epoch", "loss", "train_accuracy"}`` after each epoch.
+        `{"epoch", "loss", "train_accuracy"}` after each epoch.
     """
 
     framework: str
@@ -68,7 +70,7 @@ class ConvRun:
     _kernel: Callable[[], np.ndarray] | None = None
 
     def accuracy_keeping(self, filters: Sequence[int] | np.ndarray) -> float:
-        """Test accuracy with only ``filters`` active (all other filters zeroed).
+        """Test accuracy with only `filters` active (all other filters zeroed).
 
         The model's weights are restored afterwards.
         """
@@ -78,7 +80,7 @@ class ConvRun:
         return float(self._accuracy_keeping(keep))
 
     def feature_maps(self, image: np.ndarray) -> np.ndarray:
-        """Every filter's ReLU output on one ``(height, width, 1)`` image: ``(n_filters, h, w)``."""
+        """Every filter's ReLU output on one `(height, width, 1)` image: `(n_filters, h, w)`."""
         assert self._feature_maps is not None
         return self._feature_maps(np.asarray(image, dtype=np.float32))
 
@@ -95,19 +97,20 @@ class ConvRun:
 
     @property
     def filter_weights(self) -> np.ndarray:
-        """Final kernel per filter, ``(n_filters, *kernel_size, in_channels)``."""
+        """Final kernel per filter, `(n_filters, *kernel_size, in_channels)`."""
         matrix = self.tracker.view.to_matrix(self.kernel)  # (features, filters)
         return matrix.T.reshape(self.n_filters, *self.tracker.view.feature_shape)
 
     @property
     def filter_heatmaps(self) -> np.ndarray:
-        """VIANN score of every kernel position, per filter: ``(n_filters, *kernel, in)``.
+        """VIANN score of every kernel position, per filter: `(n_filters, *kernel, in)`.
 
-        The tracker's :attr:`heatmap_` sums these over filters; here each
-        filter's column of the ``(features, filters)`` variance and weight
-        matrices is scored on its own with the core's :func:`viann_scores`.
-        The weights are the model's final ones, which are the tracker's last
-        snapshot with the default one-snapshot-per-epoch schedule.
+        The tracker's
+        [`heatmap_`][neural_feature_importance.core.tracker.ConvVarianceImportanceBase.heatmap_]
+        sums these over filters; here each filter's column of the `(features, filters)` variance and
+        weight matrices is scored on its own with the core's [`viann_scores()`][viann_scores]. The
+        weights are the model's final ones, which are the tracker's last snapshot with the default
+        one-snapshot-per-epoch schedule.
         """
         view = self.tracker.view
         variance = view.to_matrix(self.tracker.variance_)
@@ -123,7 +126,7 @@ class ConvRun:
 def build_torch_model(
     image_shape: tuple[int, int], n_filters: int, kernel_size: int, n_classes: int
 ) -> Any:
-    """``Conv2d -> ReLU -> MaxPool2d(2) -> Flatten -> Linear`` for ``(1, h, w)`` images."""
+    """`Conv2d -> ReLU -> MaxPool2d(2) -> Flatten -> Linear` for `(1, h, w)` images."""
     from torch import nn
 
     height, width = image_shape
@@ -148,7 +151,7 @@ def _train_torch(
     fit: FitOptions,
     tracker_options: dict[str, Any],
 ) -> ConvRun:
-    """Train the PyTorch model with a :class:`ConvVarianceImportanceTorch` tracker."""
+    """Train the PyTorch model with a `ConvVarianceImportanceTorch` tracker."""
     import torch
     from torch import nn
 
@@ -210,7 +213,7 @@ def _train_torch(
 def build_keras_model(
     image_shape: tuple[int, int], n_filters: int, kernel_size: int, n_classes: int
 ) -> Any:
-    """``Conv2D(ReLU) -> MaxPooling2D(2) -> Flatten -> Dense`` for ``(h, w, 1)`` images."""
+    """`Conv2D(ReLU) -> MaxPooling2D(2) -> Flatten -> Dense` for `(h, w, 1)` images."""
     import keras
 
     height, width = image_shape
@@ -236,7 +239,7 @@ def _train_keras(
     fit: FitOptions,
     tracker_options: dict[str, Any],
 ) -> ConvRun:
-    """Train the Keras model with a :class:`ConvVarianceImportanceKeras` callback."""
+    """Train the Keras model with a `ConvVarianceImportanceKeras` callback."""
     import keras
 
     from neural_feature_importance import ConvVarianceImportanceKeras
@@ -301,13 +304,16 @@ def train_conv(
     record_history: bool = True,
     seed: int = 0,
 ) -> ConvRun:
-    """Train the model in ``framework`` while a VIANN tracker watches its convolution.
+    """Train the model in `framework` while a VIANN tracker watches its convolution.
 
     Parameters
     ----------
     framework : {"keras", "torch"}
-        ``"keras"`` trains with a :class:`ConvVarianceImportanceKeras` callback,
-        ``"torch"`` with a :class:`ConvVarianceImportanceTorch` tracker.
+        `"keras"` trains with a
+        [`ConvVarianceImportanceKeras`][neural_feature_importance.keras.ConvVarianceImportanceKeras]
+        callback, `"torch"` with a
+        [`ConvVarianceImportanceTorch`][neural_feature_importance.torch.ConvVarianceImportanceTorch]
+        tracker.
     data : ImageDataset
         Channels-last images (PyTorch gets them channels first).
     n_filters : int, default=16
@@ -331,9 +337,9 @@ def train_conv(
 
     Examples
     --------
-    >>> from neural_feature_importance.datasets.images import load_digits_images  # doctest: +SKIP
-    >>> run = train_conv("torch", load_digits_images(), n_filters=8)  # doctest: +SKIP
-    >>> run.tracker.filter_ranking_  # doctest: +SKIP
+    >>> from neural_feature_importance.datasets.images import load_digits_images
+    >>> run = train_conv("torch", load_digits_images(), n_filters=8)
+    >>> run.tracker.filter_ranking_
     """
     check_framework(framework)
     trainer = _train_torch if framework == "torch" else _train_keras
@@ -350,32 +356,32 @@ def train_conv(
 
 
 def train_torch(data: ImageDataset, **kwargs: Any) -> ConvRun:
-    """:func:`train_conv` with PyTorch; the keyword arguments are :func:`train_conv`'s."""
+    """[`train_conv()`][train_conv] with PyTorch; the keyword arguments are `train_conv()`'s."""
     return train_conv("torch", data, **kwargs)
 
 
 def train_keras(data: ImageDataset, **kwargs: Any) -> ConvRun:
-    """:func:`train_conv` with Keras; the keyword arguments are :func:`train_conv`'s."""
+    """[`train_conv()`][train_conv] with Keras; the keyword arguments are `train_conv()`'s."""
     return train_conv("keras", data, **kwargs)
 
 
 # ------------------------------------------------------------------ ablation
 @dataclass(frozen=True)
 class AblationResult:
-    """Test accuracy keeping only ``k`` filters, by how they were chosen.
+    """Test accuracy keeping only `k` filters, by how they were chosen.
 
     Attributes
     ----------
     ks : ndarray of int
         The numbers of filters kept.
     top, bottom : ndarray of float
-        Accuracy keeping the ``k`` highest / lowest ranked filters.
+        Accuracy keeping the `k` highest / lowest ranked filters.
     random_mean, random_std : ndarray of float
-        Mean and standard deviation over ``n_random`` random ``k``-subsets.
+        Mean and standard deviation over `n_random` random `k`-subsets.
     full : float
         Accuracy with every filter.
     n_random : int
-        Random subsets per ``k``.
+        Random subsets per `k`.
     """
 
     ks: np.ndarray
@@ -387,7 +393,7 @@ class AblationResult:
     n_random: int
 
     def rows(self) -> list[dict[str, float]]:
-        """One dict per ``k``, for printing or a CSV."""
+        """One dict per `k`, for printing or a CSV."""
         return [
             {
                 "k": int(k),
@@ -428,13 +434,13 @@ def filter_ablation(
     ----------
     accuracy_keeping : callable
         Maps an array of filter indices to the test accuracy of the model with
-        only those filters active (e.g. :meth:`ConvRun.accuracy_keeping`).
+        only those filters active (e.g. [`ConvRun.accuracy_keeping()`][ConvRun.accuracy_keeping]).
     ranking : ndarray of int
-        Filter indices from most to least important (``tracker.filter_ranking_``).
+        Filter indices from most to least important (`tracker.filter_ranking_`).
     ks : sequence of int, default=(2, 4, 6)
         Numbers of filters to keep; each must be below the number of filters.
     n_random : int, default=20
-        Random subsets per ``k``.
+        Random subsets per `k`.
     full_accuracy : float, optional
         Accuracy with every filter (computed if not given).
     seed : int, default=0
@@ -481,7 +487,7 @@ def filter_ablation(
 def run_filter_ablation(
     run: ConvRun, ks: Sequence[int] = (2, 4, 6), *, n_random: int = 20, seed: int = 0
 ) -> AblationResult:
-    """:func:`filter_ablation` of a trained :class:`ConvRun` with its tracker's ranking."""
+    """[`filter_ablation()`][filter_ablation] of a trained [`ConvRun`][], ranked by its tracker."""
     return filter_ablation(
         run.accuracy_keeping,
         run.tracker.filter_ranking_,

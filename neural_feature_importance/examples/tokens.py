@@ -1,15 +1,17 @@
 """Token example: train a small text CNN, rank its vocabulary, check the ranking.
 
-Used by ``scripts/token_importance_topk_example.py`` and the notebook of the
-same name. One model per framework, the same architecture in both::
+Used by `scripts/token_importance_topk_example.py` and the notebook of the
+same name. One model per framework, the same architecture in both:
 
-    Embedding(vocab, dim) -> Conv1D(n_filters, kernel, ReLU) -> GlobalMaxPooling -> Dense(1)
+```text
+Embedding(vocab, dim) -> Conv1D(n_filters, kernel, ReLU) -> GlobalMaxPooling -> Dense(1)
+```
 
-The VIANN tracker (:class:`~neural_feature_importance.EmbeddingVarianceImportanceKeras`
-or :class:`~neural_feature_importance.EmbeddingVarianceImportanceTorch`) scores
+The VIANN tracker (`EmbeddingVarianceImportanceKeras`
+or `EmbeddingVarianceImportanceTorch`) scores
 every row of the embedding table. On the generated corpus
-(:func:`~neural_feature_importance.datasets.make_sentiment_corpus`) the tokens
-that decide the label are known, so :func:`recall_at_k` says how many of them
+([`make_sentiment_corpus()`][neural_feature_importance.datasets.make_sentiment_corpus]) the tokens
+that decide the label are known, so [`recall_at_k()`][recall_at_k] says how many of them
 the ranking puts on top, next to a frequency ranking and to chance.
 """
 
@@ -40,15 +42,15 @@ class TokenRun:
     framework : {"keras", "torch"}
         Which framework trained it.
     model : object
-        The Keras model or ``torch.nn.Module``.
+        The Keras model or `torch.nn.Module`.
     tracker : object
-        The fitted ``EmbeddingVarianceImportanceKeras`` / ``...Torch``.
+        The fitted `EmbeddingVarianceImportanceKeras` / `...Torch`.
     data : TextDataset
         The data it was trained on.
     test_accuracy : float
-        Accuracy on ``data.x_test``.
+        Accuracy on `data.x_test`.
     epoch_metrics : list of dict
-        ``{"epoch", "loss", "train_accuracy"}`` after each epoch.
+        `{"epoch", "loss", "train_accuracy"}` after each epoch.
     """
 
     framework: str
@@ -73,14 +75,14 @@ def _token_run(
     metrics: list[dict[str, float]],
     predict: Callable[[np.ndarray], np.ndarray],
 ) -> TokenRun:
-    """A trained model's :class:`TokenRun`, with its test accuracy at the 0.5 threshold."""
+    """A trained model's [`TokenRun`][], with its test accuracy at the 0.5 threshold."""
     accuracy = float(((predict(data.x_test) > 0.5) == data.y_test).mean())
     return TokenRun(framework, model, tracker, data, accuracy, metrics, predict)
 
 
 # ------------------------------------------------------------------- PyTorch
 def build_torch_model(vocab_size: int, embedding_dim: int, n_filters: int, kernel_size: int) -> Any:
-    """``Embedding -> Conv1d -> ReLU -> max over time -> Linear(1)`` (logits)."""
+    """`Embedding -> Conv1d -> ReLU -> max over time -> Linear(1)` (logits)."""
     import torch
     from torch import nn
 
@@ -105,7 +107,7 @@ def _train_torch(
     fit: FitOptions,
     tracker_options: dict[str, Any],
 ) -> TokenRun:
-    """Train the PyTorch model with an :class:`EmbeddingVarianceImportanceTorch` tracker."""
+    """Train the PyTorch model with an `EmbeddingVarianceImportanceTorch` tracker."""
     import torch
     from torch import nn
 
@@ -135,7 +137,7 @@ def _train_torch(
 def build_keras_model(
     vocab_size: int, maxlen: int, embedding_dim: int, n_filters: int, kernel_size: int
 ) -> Any:
-    """``Embedding -> Conv1D(ReLU) -> GlobalMaxPooling1D -> Dense(1, sigmoid)``."""
+    """`Embedding -> Conv1D(ReLU) -> GlobalMaxPooling1D -> Dense(1, sigmoid)`."""
     import keras
 
     return keras.Sequential(
@@ -155,7 +157,7 @@ def _train_keras(
     fit: FitOptions,
     tracker_options: dict[str, Any],
 ) -> TokenRun:
-    """Train the Keras model with an :class:`EmbeddingVarianceImportanceKeras` callback."""
+    """Train the Keras model with an `EmbeddingVarianceImportanceKeras` callback."""
     import keras
 
     from neural_feature_importance import EmbeddingVarianceImportanceKeras
@@ -193,13 +195,15 @@ def train_tokens(
     record_history: bool = True,
     seed: int = 0,
 ) -> TokenRun:
-    """Train the text CNN in ``framework`` while a VIANN tracker watches its embedding.
+    """Train the text CNN in `framework` while a VIANN tracker watches its embedding.
 
     Parameters
     ----------
     framework : {"keras", "torch"}
-        ``"keras"`` trains with an :class:`EmbeddingVarianceImportanceKeras`
-        callback, ``"torch"`` with an :class:`EmbeddingVarianceImportanceTorch`
+        `"keras"` trains with an
+        [`EmbeddingVarianceImportanceKeras`][neural_feature_importance.keras.EmbeddingVarianceImportanceKeras]
+        callback, `"torch"` with an
+        [`EmbeddingVarianceImportanceTorch`][neural_feature_importance.torch.EmbeddingVarianceImportanceTorch]
         tracker.
     data : TextDataset
         Padded token sequences and binary labels.
@@ -226,9 +230,9 @@ def train_tokens(
 
     Examples
     --------
-    >>> from neural_feature_importance.datasets.text import make_sentiment_corpus  # doctest: +SKIP
-    >>> run = train_tokens("torch", make_sentiment_corpus(1000), epochs=8)  # doctest: +SKIP
-    >>> planted_recall(run).to_text()  # doctest: +SKIP
+    >>> from neural_feature_importance.datasets.text import make_sentiment_corpus
+    >>> run = train_tokens("torch", make_sentiment_corpus(1000), epochs=8)
+    >>> planted_recall(run).to_text()
     """
     check_framework(framework)
     trainer = _train_torch if framework == "torch" else _train_keras
@@ -241,18 +245,18 @@ def train_tokens(
 
 
 def train_torch(data: TextDataset, **kwargs: Any) -> TokenRun:
-    """:func:`train_tokens` with PyTorch; the keyword arguments are :func:`train_tokens`'s."""
+    """[`train_tokens()`][train_tokens] with PyTorch; the keyword arguments are the same."""
     return train_tokens("torch", data, **kwargs)
 
 
 def train_keras(data: TextDataset, **kwargs: Any) -> TokenRun:
-    """:func:`train_tokens` with Keras; the keyword arguments are :func:`train_tokens`'s."""
+    """[`train_tokens()`][train_tokens] with Keras; the keyword arguments are the same."""
     return train_tokens("keras", data, **kwargs)
 
 
 # ------------------------------------------------------------------- ranking
 def rank_tokens(scores: np.ndarray, exclude: Sequence[int] = ()) -> np.ndarray:
-    """Token indices from highest to lowest score, without the ``exclude`` tokens."""
+    """Token indices from highest to lowest score, without the `exclude` tokens."""
     scores = np.asarray(scores, dtype=np.float64)
     candidates = np.setdiff1d(np.arange(scores.size), np.asarray(list(exclude), dtype=np.int64))
     return candidates[np.argsort(-scores[candidates], kind="stable")]
@@ -265,14 +269,14 @@ def recall_at_k(
     *,
     exclude: Sequence[int] = (),
 ) -> np.ndarray:
-    """Fraction of the ``relevant`` tokens among the ``k`` highest-scored tokens.
+    """Fraction of the `relevant` tokens among the `k` highest-scored tokens.
 
     Parameters
     ----------
     scores : ndarray of shape (vocab_size,)
         One score per token.
     relevant : sequence of int
-        The tokens that should come first (e.g. ``data.planted_tokens``).
+        The tokens that should come first (e.g. `data.planted_tokens`).
     ks : int or sequence of int
         Cut-offs.
     exclude : sequence of int, default=()
@@ -301,12 +305,12 @@ def recall_at_k(
 
 
 def token_frequencies(sequences: np.ndarray, vocab_size: int) -> np.ndarray:
-    """How often each token occurs in ``sequences`` (the frequency baseline's scores)."""
+    """How often each token occurs in `sequences` (the frequency baseline's scores)."""
     return np.bincount(np.asarray(sequences).ravel(), minlength=vocab_size).astype(np.float64)
 
 
 def expected_random_recall(ks: Sequence[int] | np.ndarray, n_candidates: int) -> np.ndarray:
-    """Expected recall@k of a random ranking of ``n_candidates`` tokens: ``k / n``."""
+    """Expected recall@k of a random ranking of `n_candidates` tokens: `k / n`."""
     return np.minimum(np.asarray(ks, dtype=np.float64) / n_candidates, 1.0)
 
 
@@ -337,9 +341,9 @@ class RecallResult:
 
 
 def planted_recall(run: TokenRun, ks: Sequence[int] | None = None) -> RecallResult:
-    """Recall@k of ``run.data.planted_tokens`` under the tracker's scores and the baselines.
+    """Recall@k of `run.data.planted_tokens` under the tracker's scores and the baselines.
 
-    ``ks`` defaults to ``n/2, n, 2n`` and ``4n`` for ``n`` planted tokens.
+    `ks` defaults to `n/2, n, 2n` and `4n` for `n` planted tokens.
     """
     data = run.data
     if data.planted_tokens is None:

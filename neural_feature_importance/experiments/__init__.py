@@ -1,4 +1,4 @@
-"""Reproducible experiments; :mod:`.paper` is the VIANN paper's comparison.
+"""Reproducible experiments; [`paper`][] is the VIANN paper's comparison.
 
 Importing this package imports neither Keras nor pandas; they load when an
 experiment runs.

@@ -1,12 +1,14 @@
 """Keras 3 callbacks for VIANN feature importance, on any Keras backend.
 
 Importing this package imports Keras (and the backend selected with
-``KERAS_BACKEND``), but never TensorFlow directly: the callbacks read weights
-with ``keras.ops.convert_to_numpy``, so they run on TensorFlow, JAX and
+`KERAS_BACKEND`), but never TensorFlow directly: the callbacks read weights
+with `keras.ops.convert_to_numpy`, so they run on TensorFlow, JAX and
 PyTorch alike.
 
+```pycon
 >>> from neural_feature_importance.keras import VarianceImportanceKeras, MetricThreshold
 >>> callbacks = [VarianceImportanceKeras(), MetricThreshold(monitor="val_accuracy", threshold=0.95)]
+```
 """
 
 from neural_feature_importance.keras.callbacks import (

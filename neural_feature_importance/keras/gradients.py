@@ -1,56 +1,55 @@
-"""The gradient tap: gradient scoring modes (``taylor``...) inside Keras's compiled train step.
+"""The gradient tap: gradient scoring modes (`taylor`...) inside Keras's compiled train step.
 
-A Keras callback never sees gradients, but the optimizer does: every
-backend's trainer hands them to ``optimizer.apply`` (TensorFlow, PyTorch) or
-to ``optimizer.stateless_apply`` inside ``jax.jit`` (JAX).
-:class:`GradientTapOptimizer` wraps the user's optimizer in the manner of Keras's own
-``LossScaleOptimizer``: it delegates the update to the wrapped optimizer and,
-in the same compiled step, adds the scoring mode's per-step terms
-(:meth:`~neural_feature_importance.core.modes.ScoringMode.step_terms`, the
-formula the PyTorch trackers use) to Keras variables of its own, with
-``keras.ops`` only. Nothing crosses to the host during training; the callback
-hands the sums to the core tracker once per epoch (:meth:`GradientTapOptimizer.drain`).
+A Keras callback never sees gradients, but the optimizer does: every backend's trainer hands them to
+`optimizer.apply` (TensorFlow, PyTorch) or to `optimizer.stateless_apply` inside `jax.jit` (JAX).
+[`GradientTapOptimizer`][] wraps the user's optimizer in the manner of Keras's own
+`LossScaleOptimizer`: it delegates the update to the wrapped optimizer and, in the same compiled
+step, adds the scoring mode's per-step terms
+([`step_terms()`][neural_feature_importance.core.modes.ScoringMode.step_terms], the formula the
+PyTorch trackers use) to Keras variables of its own, with `keras.ops` only. Nothing crosses to the
+host during training; the callback hands the sums to the core tracker once per epoch
+([`GradientTapOptimizer.drain()`][GradientTapOptimizer.drain]).
 
 Where the tap sits:
 
-- a plain optimizer is wrapped directly (``model.optimizer`` becomes the tap);
-- under ``mixed_float16`` Keras wraps the optimizer in a ``LossScaleOptimizer``,
+- a plain optimizer is wrapped directly (`model.optimizer` becomes the tap);
+- under `mixed_float16` Keras wraps the optimizer in a `LossScaleOptimizer`,
   and the tap goes *inside* it, around its inner optimizer: the tap then sees
   unscaled gradients, and only the steps the scaler applies (a step it skips
   for overflow never reaches the tap, so it is neither read nor counted);
-- with ``gradient_accumulation_steps=k`` on the wrapped optimizer, the tap
-  reads the averaged gradient that is applied, once per ``k`` batches, as the
+- with `gradient_accumulation_steps=k` on the wrapped optimizer, the tap
+  reads the averaged gradient that is applied, once per `k` batches, as the
   PyTorch trackers do under Lightning's gradient accumulation.
 
 The tap reads the gradient before the wrapped optimizer's own clipping and
-weight decay (``clipnorm``, ``weight_decay``), and the weight after the step.
+weight decay (`clipnorm`, `weight_decay`), and the weight after the step.
 
 Under Keras distribution the tap reads the gradient of the global batch, the
 one the wrapped optimizer applies:
 
-- JAX (``keras.distribution.DataParallel``): the trainer compiles one train
-  step over the whole mesh, so ``stateless_apply`` already receives the
+- JAX (`keras.distribution.DataParallel`): the trainer compiles one train
+  step over the whole mesh, so `stateless_apply` already receives the
   global batch's gradient, and the tap's variables are replicated like the
   optimizer's own;
-- TensorFlow (``tf.distribute.MirroredStrategy``): Keras calls
-  ``optimizer.apply`` once per replica, in replica context, with that
+- TensorFlow (`tf.distribute.MirroredStrategy`): Keras calls
+  `optimizer.apply` once per replica, in replica context, with that
   replica's gradient of its loss divided by the number of replicas; the
   wrapped optimizer all-reduces them (a sum) before its update. The tap sums
-  them in the same way, before its ``cond``: ``tf.distribute`` allows no
-  cross-replica communication (``merge_call``) inside a branch of a ``cond``
+  them in the same way, before its `cond`: `tf.distribute` allows no
+  cross-replica communication (`merge_call`) inside a branch of a `cond`
   in replica context, which is why this reduction runs at every step, not
   only at read steps. Its variables are mirrored variables created in the
-  strategy that owns the tracked weight, with ``aggregation="none"``: every
+  strategy that owns the tracked weight, with `aggregation="none"`: every
   replica computes the same new values from the all-reduced gradient and
   the mirrored weights, and writes its own copy (no cross-replica write in
-  the branch either); :meth:`GradientTapOptimizer.drain` reads them in
+  the branch either); [`GradientTapOptimizer.drain()`][GradientTapOptimizer.drain] reads them in
   cross-replica context and zeroes every copy.
 
-The callbacks install the tap at ``on_train_begin`` and give the user's
-optimizer back at ``on_train_end``, rebuilding the train function each time.
+The callbacks install the tap at `on_train_begin` and give the user's
+optimizer back at `on_train_end`, rebuilding the train function each time.
 Its variables are saved as those of the wrapped optimizer
-(:meth:`GradientTapOptimizer.save_own_variables`), so a model saved during
-training (``ModelCheckpoint``) loads into a model compiled with the plain optimizer.
+(`GradientTapOptimizer.save_own_variables()`), so a model saved during
+training (`ModelCheckpoint`) loads into a model compiled with the plain optimizer.
 """
 
 from __future__ import annotations
@@ -74,13 +73,13 @@ def _nothing() -> None:
 
 
 def _distribution_scope(variables: Sequence[Any]) -> contextlib.AbstractContextManager[Any]:
-    """The ``tf.distribute`` strategy scope of the tracked weights, where the tap is created.
+    """The `tf.distribute` strategy scope of the tracked weights, where the tap is created.
 
     On TensorFlow, a variable of the tap that a replica writes in the train
     step must be a mirrored variable of the strategy that runs the step, and
     Keras's TensorFlow optimizer takes its strategy from the scope it is
-    constructed in. The callbacks construct the tap in ``on_train_begin``,
-    outside the user's ``strategy.scope()``, so the tap enters the strategy
+    constructed in. The callbacks construct the tap in `on_train_begin`,
+    outside the user's `strategy.scope()`, so the tap enters the strategy
     that owns the tracked weights itself. A null context on other backends,
     for weights of no strategy, and inside a strategy scope already.
     """
@@ -98,10 +97,10 @@ def _distribution_scope(variables: Sequence[Any]) -> contextlib.AbstractContextM
 
 
 def _sum_over_replicas(gradients: list[Any]) -> list[Any]:
-    """The tracked gradients summed over ``tf.distribute`` replicas, as Keras's optimizer sums them.
+    """The tracked gradients summed over `tf.distribute` replicas, as Keras's optimizer sums them.
 
-    Keras's TensorFlow optimizer (``TFOptimizer._all_reduce_sum_gradients``)
-    all-reduces each replica's gradient with ``ReduceOp.SUM`` before its
+    Keras's TensorFlow optimizer (`TFOptimizer._all_reduce_sum_gradients`)
+    all-reduces each replica's gradient with `ReduceOp.SUM` before its
     update; each replica's loss is already divided by the number of replicas,
     so the sum is the gradient of the global batch. Unchanged on other
     backends, outside a replica context, and with a single replica.
@@ -117,7 +116,7 @@ def _sum_over_replicas(gradients: list[Any]) -> list[Any]:
 
 
 class KerasStepOps:
-    """The modes' per-step reduction in ``keras.ops`` (compiles into the train step)."""
+    """The modes' per-step reduction in `keras.ops` (compiles into the train step)."""
 
     def sum(self, array: Array, axis: int | tuple[int, ...]) -> Array:
         return keras.ops.sum(array, axis=axis)
@@ -157,10 +156,10 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         the learning rate and the iteration count to it.
     tracked : sequence of (str, keras.Variable, ScoringMode)
         The weights to read: a name, the model's variable, and the core
-        tracker's scoring mode, whose ``step_terms`` give the per-step terms.
+        tracker's scoring mode, whose `step_terms` give the per-step terms.
     gradient_every : int, default=1
         Read one applied update in this many (updates 1, 1 + k, 1 + 2k...,
-        counted from :attr:`steps`), as the PyTorch trackers do.
+        counted from [`steps`][]), as the PyTorch trackers do.
     name : str, optional
         The optimizer's name.
 
@@ -168,21 +167,23 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
     -----
     The sums are float32 Keras variables kept with Kahan's compensated
     summation, so an epoch of many thousands of steps loses no more precision
-    than a float64 sum would for the ranking; :meth:`drain` returns them in
+    than a float64 sum would for the ranking; [`drain()`][drain] returns them in
     float64 and zeroes them. The step counter is an int32 variable.
 
     Examples
     --------
     In a custom training loop, wrap the optimizer through the callback, which
-    chooses the layer and owns the statistics::
+    chooses the layer and owns the statistics:
 
-        tracker = VarianceImportanceKeras(scoring="taylor")
-        tracker.set_model(model)
-        tracker.on_train_begin()
-        optimizer = tracker.wrap_optimizer(keras.optimizers.Adam(1e-3))
-        ...  # optimizer.apply(grads, model.trainable_variables) every step
-        tracker.on_epoch_end(epoch)  # every epoch
-        tracker.on_train_end()
+    ```python
+    tracker = VarianceImportanceKeras(scoring="taylor")
+    tracker.set_model(model)
+    tracker.on_train_begin()
+    optimizer = tracker.wrap_optimizer(keras.optimizers.Adam(1e-3))
+    ...  # optimizer.apply(grads, model.trainable_variables) every step
+    tracker.on_epoch_end(epoch)  # every epoch
+    tracker.on_train_end()
+    ```
     """
 
     def __init__(
@@ -212,8 +213,8 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
     def build(self, var_list: list[Any]) -> None:
         """Create the tap's sums and counters (the wrapped optimizer keeps its own).
 
-        On TensorFlow they are created in the ``tf.distribute`` strategy of the
-        tracked weights (see :func:`_distribution_scope`).
+        On TensorFlow they are created in the `tf.distribute` strategy of the
+        tracked weights (see `_distribution_scope()`).
         """
         with _distribution_scope([slot.variable for slot in self._slots]):
             self._build(var_list)
@@ -285,9 +286,9 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
         """Apply the update with the wrapped optimizer, then add the step's terms if read.
 
-        The terms are computed only on read steps, behind a ``keras.ops.cond``:
-        reading one update in ``gradient_every`` costs a quarter of reading every one.
-        Under ``tf.distribute`` each replica calls this with its own gradient,
+        The terms are computed only on read steps, behind a `keras.ops.cond`:
+        reading one update in `gradient_every` costs a quarter of reading every one.
+        Under `tf.distribute` each replica calls this with its own gradient,
         and the tracked gradients are first summed over the replicas.
         """
         if trainable_variables is not None:
@@ -338,7 +339,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             keras.ops.cond(read, lambda: self._assign_state(self._read_values(inputs)), _nothing)
 
     def _accumulated(self, variable: Any) -> Any:
-        """A copy of the accumulated gradient of ``variable`` (None without accumulation)."""
+        """A copy of the accumulated gradient of `variable` (None without accumulation)."""
         inner = self.inner_optimizer
         if not inner.gradient_accumulation_steps:
             return None
@@ -359,7 +360,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         return gradient
 
     def _is_update_step(self) -> Any:
-        """Whether this call updates the weights: ``True``, or a tensor under accumulation."""
+        """Whether this call updates the weights: `True`, or a tensor under accumulation."""
         inner = self.inner_optimizer
         steps = inner.gradient_accumulation_steps
         if not steps:
@@ -367,7 +368,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         return keras.ops.equal(keras.ops.mod(inner._iterations.value + 1, steps), 0)
 
     def _state_variables(self) -> list[Any]:
-        """The variables one read updates, in the order of :meth:`_read_values`."""
+        """The variables one read updates, in the order of `_read_values()`."""
         variables = []
         for slot in self._slots:
             for key in slot.sums:
@@ -420,7 +421,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         """Return each slot's sums and counts since the last drain, and zero them.
 
         Call it outside the train step (once per epoch): it reads the
-        variables on the host. Returns ``{name: (sums, n_read, n_skipped)}``
+        variables on the host. Returns `{name: (sums, n_read, n_skipped)}`
         with the sums in float64.
         """
         result = {}
@@ -443,7 +444,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
 
 
 def find_taps(optimizer: Any) -> list[GradientTapOptimizer]:
-    """Every tap in the chain of wrappers that starts at ``optimizer``."""
+    """Every tap in the chain of wrappers that starts at `optimizer`."""
     taps = []
     while optimizer is not None:
         if isinstance(optimizer, GradientTapOptimizer):
@@ -453,10 +454,10 @@ def find_taps(optimizer: Any) -> list[GradientTapOptimizer]:
 
 
 def unlink_tap(model: Any, tap: GradientTapOptimizer) -> bool:
-    """Remove ``tap`` from the model's chain of optimizer wrappers.
+    """Remove `tap` from the model's chain of optimizer wrappers.
 
-    The chain may hold other wrappers (a ``LossScaleOptimizer``, another
-    callback's tap); each keeps its place. Returns whether ``tap`` was found.
+    The chain may hold other wrappers (a `LossScaleOptimizer`, another
+    callback's tap); each keeps its place. Returns whether `tap` was found.
     """
     parent: Any = None
     current = getattr(model, "optimizer", None)

@@ -1,9 +1,9 @@
-"""``MetricThreshold``: stop training once a metric reaches a target value.
+"""`MetricThreshold`: stop training once a metric reaches a target value.
 
-The original package's ``MetricThreshold`` stopped when ``metric >= threshold``
-whatever the metric, so ``monitor="loss"`` stopped at the first epoch whose
+The original package's `MetricThreshold` stopped when `metric >= threshold`
+whatever the metric, so `monitor="loss"` stopped at the first epoch whose
 loss was *high*. Here the direction is inferred from the metric's name, as
-Keras's ``EarlyStopping`` does with ``mode="auto"``, or given with ``mode``.
+Keras's `EarlyStopping` does with `mode="auto"`, or given with `mode`.
 """
 
 from __future__ import annotations
@@ -38,15 +38,15 @@ LOSS_LIKE = (
     "poisson",
     "huber",
 )
-"""Name fragments of metrics that improve by decreasing (``mode="auto"``)."""
+"""Name fragments of metrics that improve by decreasing (`mode="auto"`)."""
 
 
 def infer_mode(monitor: str) -> str:
-    """``"min"`` for loss- and error-like metric names, ``"max"`` otherwise.
+    """`"min"` for loss- and error-like metric names, `"max"` otherwise.
 
-    The ``val_`` prefix is ignored; a name is loss-like when it contains one of
-    :data:`LOSS_LIKE` (``"loss"``, ``"mean_squared_error"``, ``"mae"``,
-    ``"categorical_crossentropy"``, ...).
+    The `val_` prefix is ignored; a name is loss-like when it contains one of
+    `LOSS_LIKE` (`"loss"`, `"mean_squared_error"`, `"mae"`,
+    `"categorical_crossentropy"`, ...).
 
     Examples
     --------
@@ -58,31 +58,31 @@ def infer_mode(monitor: str) -> str:
 
 
 class MetricThreshold(keras.callbacks.Callback):
-    """Stop training when a monitored metric reaches ``threshold``.
+    """Stop training when a monitored metric reaches `threshold`.
 
     Parameters
     ----------
     monitor : str, default="val_accuracy"
-        Key of the metric in the epoch logs (``"loss"``, ``"val_loss"``,
-        ``"accuracy"``, ...). Validation metrics need validation data.
+        Key of the metric in the epoch logs (`"loss"`, `"val_loss"`,
+        `"accuracy"`, ...). Validation metrics need validation data.
     threshold : float, default=0.95
         Training stops at the end of the first epoch where the metric is at
-        least ``threshold`` (``mode="max"``) or at most ``threshold``
-        (``mode="min"``).
+        least `threshold` (`mode="max"`) or at most `threshold`
+        (`mode="min"`).
     min_epochs : int, default=5
         Never stop before this many epochs have run (counted as Keras counts
-        epochs, so ``initial_epoch`` counts too).
+        epochs, so `initial_epoch` counts too).
     mode : {"auto", "min", "max"}, default="auto"
-        ``"auto"`` uses ``"min"`` for loss- and error-like names and ``"max"``
-        otherwise (see :func:`infer_mode`).
+        `"auto"` uses `"min"` for loss- and error-like names and `"max"`
+        otherwise (see `infer_mode()`).
 
     Attributes
     ----------
     stopped_epoch : int or None
-        Index of the epoch at whose end training was stopped, or ``None`` if
-        this callback did not stop the last ``fit()``.
+        Index of the epoch at whose end training was stopped, or `None` if
+        this callback did not stop the last `fit()`.
     mode_ : {"min", "max"}
-        The direction in use (``mode`` with ``"auto"`` resolved).
+        The direction in use (`mode` with `"auto"` resolved).
 
     Examples
     --------

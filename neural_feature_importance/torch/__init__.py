@@ -1,7 +1,7 @@
 """PyTorch adapters: trackers for training loops, a Lightning and a Hugging Face callback.
 
 Importing this package imports torch (not Lightning or transformers);
-``VarianceImportanceLightning`` loads Lightning and ``VarianceImportanceTransformers``
+`VarianceImportanceLightning` loads Lightning and `VarianceImportanceTransformers`
 loads transformers on first use.
 """
 

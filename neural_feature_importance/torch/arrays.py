@@ -1,9 +1,9 @@
 """The core's array operations for torch tensors, on the tensor's own device.
 
-With these, :class:`~neural_feature_importance.core.moments.RunningMoments`
+With these, [`RunningMoments`][neural_feature_importance.core.moments.RunningMoments]
 updates its accumulators in place on the GPU that holds the parameter: no
 weight ever crosses to the host during training. The only host transfers are
-reading importances (once) and, with ``finite_check="update"``, one boolean
+reading importances (once) and, with `finite_check="update"`, one boolean
 per update.
 """
 
@@ -16,16 +16,16 @@ import numpy as np
 import torch
 
 FUSED_DOT_MIN = 1 << 22
-"""Values from which :meth:`TorchArrayOps.dot` sums a product over the last axis with einsum."""
+"""Values from which `TorchArrayOps.dot()` sums a product over the last axis with einsum."""
 
 
 class TorchArrayOps:
-    """:class:`~neural_feature_importance.core.arrays.ArrayOps` for torch tensors.
+    """[`ArrayOps`][neural_feature_importance.core.arrays.ArrayOps] for torch tensors.
 
     Parameters
     ----------
     device : torch.device, optional
-        Where the accumulators live. ``None`` keeps each copy on its source's
+        Where the accumulators live. `None` keeps each copy on its source's
         device; the trackers set it to the tracked parameter's device so that a
         state loaded from a CPU checkpoint moves to the GPU.
     """
@@ -66,7 +66,7 @@ class TorchArrayOps:
         return self.sum(a * b, axis)
 
     def _reduced(self, result: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
-        """``result`` of a reduction over ``axis`` (sharded ops reduce it over the processes)."""
+        """`result` of a reduction over `axis` (sharded ops reduce it over the processes)."""
         return result
 
     def all_finite(self, array: torch.Tensor) -> bool:

@@ -1,20 +1,20 @@
 """torch.distributed glue: FSDP2 shards, their collectives, and the first process.
 
-Under FSDP2 (``torch.distributed.fsdp.fully_shard``) a parameter is a
-``DTensor`` sharded along one dimension: ``to_local()`` is this process's
+Under FSDP2 (`torch.distributed.fsdp.fully_shard`) a parameter is a
+`DTensor` sharded along one dimension: `to_local()` is this process's
 slice, without communication. The trackers keep their statistics of that
-slice only (:mod:`neural_feature_importance.core.sharding` says how the
+slice only ([`neural_feature_importance.core.sharding`][] says how the
 per-feature scores are put together); this module supplies the pieces that
 need torch.distributed:
 
-- :func:`weight_shard` finds where this process's slice lies;
-- :class:`ProcessGroupReducer` sums an ``O(features)`` vector over the
+- `weight_shard()` finds where this process's slice lies;
+- `ProcessGroupReducer` sums an `O(features)` vector over the
   processes that hold the slices;
-- :class:`ShardedTorchArrayOps` makes the two step operations that must
-  agree across processes collective: a sum over the sharded axis (``taylor``
+- `ShardedTorchArrayOps` makes the two step operations that must
+  agree across processes collective: a sum over the sharded axis (`taylor`
   takes the absolute value of each step's per-feature sum) and the NaN/Inf
   test (every process skips the same steps and raises the same error);
-- :func:`check_not_flat_sharded` rejects FSDP1, whose flat 1-D shards cannot
+- `check_not_flat_sharded()` rejects FSDP1, whose flat 1-D shards cannot
   be mapped back to input features.
 """
 
@@ -39,7 +39,7 @@ FSDP2_HINT = (
 
 
 def is_sharded(tensor: Any) -> bool:
-    """Whether ``tensor`` is a ``DTensor`` (an FSDP2 or tensor-parallel parameter)."""
+    """Whether `tensor` is a `DTensor` (an FSDP2 or tensor-parallel parameter)."""
     if not torch.distributed.is_available():
         return False
     from torch.distributed.tensor import DTensor
@@ -48,7 +48,7 @@ def is_sharded(tensor: Any) -> bool:
 
 
 def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
-    """The local slice of a ``DTensor`` (no communication), or the tensor itself."""
+    """The local slice of a `DTensor` (no communication), or the tensor itself."""
     if torch.distributed.is_available():
         from torch.distributed.tensor import DTensor
 
@@ -58,7 +58,7 @@ def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def uses_fsdp2(model: nn.Module) -> bool:
-    """Whether ``fully_shard`` manages any module of ``model``."""
+    """Whether `fully_shard` manages any module of `model`."""
     if not torch.distributed.is_available():
         return False
     from torch.distributed.fsdp import FSDPModule
@@ -67,10 +67,10 @@ def uses_fsdp2(model: nn.Module) -> bool:
 
 
 def check_not_flat_sharded(model: nn.Module, name: str, weight: Any) -> None:
-    """Raise a clear error if ``model`` is wrapped by FSDP1 (``FullyShardedDataParallel``).
+    """Raise a clear error if `model` is wrapped by FSDP1 (`FullyShardedDataParallel`).
 
     FSDP1 flattens the parameters of each wrapped module into one 1-D
-    ``FlatParameter`` and shards that (with ``use_orig_params=True`` a
+    `FlatParameter` and shards that (with `use_orig_params=True` a
     layer's weight becomes a 1-D view of its part of this process's shard,
     possibly empty), so a process holds no axis of the weight to map to input
     features.
@@ -99,7 +99,7 @@ def check_not_flat_sharded(model: nn.Module, name: str, weight: Any) -> None:
 
 
 class ProcessGroupReducer:
-    """:class:`~neural_feature_importance.core.sharding.Reducer` over a process group.
+    """[`Reducer`][neural_feature_importance.core.sharding.Reducer] over a process group.
 
     Parameters
     ----------
@@ -121,14 +121,14 @@ class ProcessGroupReducer:
 
 
 class ShardedTorchArrayOps(TorchArrayOps):
-    """:class:`TorchArrayOps` of one process's slice of a sharded weight.
+    """[`TorchArrayOps`][] of one process's slice of a sharded weight.
 
     Every operation is local except two, which every process runs at the same
     points of training and which must give every process the same answer:
 
-    - a :meth:`sum` (or :meth:`dot`) over the sharded axis all-reduces its (small) result, so a
+    - a `sum()` (or `dot()`) over the sharded axis all-reduces its (small) result, so a
       gradient mode's per-step sum over a feature's units is complete;
-    - :meth:`all_finite` all-reduces its verdict, so every process skips the
+    - `all_finite()` all-reduces its verdict, so every process skips the
       same gradient reads and raises the same NaN/Inf error.
 
     Parameters
@@ -136,7 +136,7 @@ class ShardedTorchArrayOps(TorchArrayOps):
     device : torch.device
         The slice's device.
     dim : int
-        The sharded axis of the weight-shaped arrays passed to :meth:`sum`.
+        The sharded axis of the weight-shaped arrays passed to `sum()`.
     group : ProcessGroup
         The processes that hold the slices.
     """
@@ -160,13 +160,13 @@ class ShardedTorchArrayOps(TorchArrayOps):
 
 
 def weight_shard(weight: Any, kind: Kind, name: str) -> tuple[WeightShard, Any] | None:
-    """Where this process's slice of ``weight`` lies, and the slices' process group.
+    """Where this process's slice of `weight` lies, and the slices' process group.
 
     Parameters
     ----------
     weight : Tensor
-        The tracked layer's weight; ``None`` is returned unless it is a
-        ``DTensor``.
+        The tracked layer's weight; `None` is returned unless it is a
+        `DTensor`.
     kind : {"dense", "conv", "embedding"}
         The layer's kind (for the weight's view).
     name : str

@@ -1,48 +1,54 @@
-"""Hugging Face ``Trainer`` callback: VIANN importances of a ``transformers`` model.
+"""Hugging Face `Trainer` callback: VIANN importances of a `transformers` model.
 
->>> from neural_feature_importance.torch.huggingface import (  # doctest: +SKIP
+```pycon
+>>> from neural_feature_importance.torch.huggingface import (
 ...     VarianceImportanceTransformers,
 ... )
->>> viann = VarianceImportanceTransformers(                       # doctest: +SKIP
+>>> viann = VarianceImportanceTransformers(
 ...     "bert.embeddings.word_embeddings", kind="embedding", scoring="taylor"
 ... )
->>> trainer = Trainer(model, args, train_dataset=data, callbacks=[viann])  # doctest: +SKIP
->>> trainer.train()                                               # doctest: +SKIP
->>> viann.feature_importances_                                    # doctest: +SKIP
+>>> trainer = Trainer(model, args, train_dataset=data, callbacks=[viann])
+>>> trainer.train()
+>>> viann.feature_importances_
+```
 
 The callback wraps one of the torch trackers (composition, not another
 implementation), as the Lightning callback does. Where it hooks into the
-``Trainer`` loop, and why:
+`Trainer` loop, and why:
 
-``on_train_begin``
-    Creates the tracker on the model the ``Trainer`` passes to its callbacks
-    (its unwrapped ``trainer.model``), and on a resumed run loads the state
+`on_train_begin`
+:   Creates the tracker on the model the `Trainer` passes to its callbacks
+    (its unwrapped `trainer.model`), and on a resumed run loads the state
     saved in the checkpoint.
-``on_optimizer_step``
-    The tracker's step: the ``Trainer`` calls it once per applied update (not
-    per micro-batch under gradient accumulation), after ``optimizer.step()``
-    and before ``model.zero_grad()``. The gradient is then the synced,
+
+`on_optimizer_step`
+:   The tracker's step: the `Trainer` calls it once per applied update (not
+    per micro-batch under gradient accumulation), after `optimizer.step()`
+    and before `model.zero_grad()`. The gradient is then the synced,
     clipped one of that update, and also unscaled under fp16: accelerate's
-    optimizer unscales it in place inside ``step()`` when clipping did not
-    already. ``on_pre_optimizer_step`` sees the same gradient but the
-    weights before the step (and, in ``Trainer`` versions that leave the
-    unscaling to ``step()`` when ``max_grad_norm=0``, a gradient still
+    optimizer unscales it in place inside `step()` when clipping did not
+    already. `on_pre_optimizer_step` sees the same gradient but the
+    weights before the step (and, in `Trainer` versions that leave the
+    unscaling to `step()` when `max_grad_norm=0`, a gradient still
     multiplied by the fp16 loss scale); a plain loop's tracker reads after
     the step, and so does this callback.
-``on_epoch_end``
-    The per-epoch snapshot (with ``update_every`` the tracker's own step
+
+`on_epoch_end`
+:   The per-epoch snapshot (with `update_every` the tracker's own step
     count decides).
-``on_save``
-    Writes the tracker's state into the checkpoint folder the ``Trainer``
-    has just written, as an ``.npz`` file (the core's pickle-free state
-    format), so ``trainer.train(resume_from_checkpoint=...)`` continues with
+
+`on_save`
+:   Writes the tracker's state into the checkpoint folder the `Trainer`
+    has just written, as a `.safetensors` file (the core's pickle-free state
+    format), so `trainer.train(resume_from_checkpoint=...)` continues with
     the same importances as an uninterrupted run.
-``on_train_end``
-    Detaches the tracker's hooks and computes the importances on every
+
+`on_train_end`
+:   Detaches the tracker's hooks and computes the importances on every
     process (the tracker logs them on the first one).
 
-The ``Trainer``'s own way to checkpoint callbacks (``ExportableState``) is not
-used: it stores the state in ``trainer_state.json``, where weight-sized
+The `Trainer`'s own way to checkpoint callbacks (`ExportableState`) is not
+used: it stores the state in `trainer_state.json`, where weight-sized
 arrays do not belong, and on resume it replaces the callback with a new
 instance, so the object the user holds would never see the results.
 """
@@ -59,9 +65,8 @@ from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from neural_feature_importance.core.errors import NoSignalError, NotFittedError
 from neural_feature_importance.core.serialization import load_state, save_state
-from neural_feature_importance.torch.wrapped import WrappedTracker
+from neural_feature_importance.torch._wrapped import WrappedTracker
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +75,10 @@ _TRAINER_KEY = "trainer"
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    """The model whose ``named_modules()`` names the layers, without parallel or compile wrappers.
+    """The model whose `named_modules()` names the layers, without parallel or compile wrappers.
 
-    The ``Trainer`` passes its unwrapped ``self.model`` to callbacks, so this
-    only matters for a model wrapped before it was given to the ``Trainer``.
+    The `Trainer` passes its unwrapped `self.model` to callbacks, so this
+    only matters for a model wrapped before it was given to the `Trainer`.
     """
     while True:
         compiled = getattr(model, "_orig_mod", None)  # what torch.compile wraps
@@ -92,33 +97,34 @@ def _layer_label(layer: str | nn.Module | None) -> str:
 
 
 class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
-    """Track VIANN importances while a Hugging Face ``Trainer`` trains.
+    """Track VIANN importances while a Hugging Face `Trainer` trains.
 
     Parameters
     ----------
     layer : str, nn.Module or list of them, optional
-        Name (from ``model.named_modules()``, e.g.
-        ``"bert.embeddings.word_embeddings"``) or module to track, or a list of
+        Name (from `model.named_modules()`, e.g.
+        `"bert.embeddings.word_embeddings"`) or module to track, or a list of
         them for one combined result over several input layers; by default the
         layer(s) the inputs reach at the first forward pass.
     kind : {"dense", "conv", "embedding"}, default="dense"
-        Which torch tracker to use (``"embedding"`` gives one score per token).
+        Which torch tracker to use (`"embedding"` gives one score per token).
     update_every : int, optional
-        Snapshot every ``update_every`` optimizer updates instead of per
+        Snapshot every `update_every` optimizer updates instead of per
         epoch. Updates are counted once per applied step, so gradient
         accumulation is respected.
     normalize : {"minmax", "sum", None}, default="minmax"
-        Scaling of :attr:`feature_importances_`.
+        Scaling of
+        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_].
     **tracker_options
-        ``dtype``, ``include_initial``, ``record_history``, ``finite_check``,
-        ``scoring`` (e.g. ``"taylor"``, see :mod:`neural_feature_importance.core.modes`),
-        ``gradient_every``, ``feature_names`` and ``groups``: passed to the
+        `dtype`, `include_initial`, `record_history`, `finite_check`,
+        `scoring` (e.g. `"taylor"`, see [`neural_feature_importance.core.modes`][]),
+        `gradient_every`, `feature_names` and `groups`: passed to the
         tracker, and checked here.
 
     Attributes
     ----------
     tracker : VarianceImportanceTorch or its conv/embedding counterpart
-        The underlying torch tracker of ``kind`` (created when training starts).
+        The underlying torch tracker of `kind` (created when training starts).
 
     Raises
     ------
@@ -129,30 +135,30 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     Notes
     -----
     Checkpoints: at each save the state goes to
-    ``<checkpoint folder>/neural_feature_importance_<state_key>.npz``. On a
-    resumed run (the ``Trainer`` starts at a global step above 0) it is read
-    from ``args.resume_from_checkpoint`` if that names a folder, else from
-    ``<output_dir>/checkpoint-<global step>``, the folder
-    ``resume_from_checkpoint=True`` picks. Pass the checkpoint as
-    ``TrainingArguments(resume_from_checkpoint=...)`` too when it lies
-    elsewhere (the ``Trainer`` does not tell callbacks the path it resumes
+    `<checkpoint folder>/neural_feature_importance_<state_key>.safetensors`. On a
+    resumed run (the `Trainer` starts at a global step above 0) it is read
+    from `args.resume_from_checkpoint` if that names a folder, else from
+    `<output_dir>/checkpoint-<global step>`, the folder
+    `resume_from_checkpoint=True` picks. Pass the checkpoint as
+    `TrainingArguments(resume_from_checkpoint=...)` too when it lies
+    elsewhere (the `Trainer` does not tell callbacks the path it resumes
     from). A state saved at another step is not used; without one the
     callback warns and tracks from the resumed step on. Two such callbacks in
-    one ``Trainer`` need different kind, layer or scoring, which make up the
+    one `Trainer` need different kind, layer or scoring, which make up the
     file name.
 
-    When the ``Trainer`` saves at the last update of an epoch (a step-based
+    When the `Trainer` saves at the last update of an epoch (a step-based
     save), the epoch's snapshot is taken right then instead of at the epoch's
     end: no update happens in between, so the weights are the same, and the
     checkpoint holds the finished epoch.
 
     Distributed training: under DDP every process tracks its own replica
     (gradients are synced, so the replicas agree), the process that saves
-    checkpoints (``args.should_save``) writes the state, and every process
+    checkpoints (`args.should_save`) writes the state, and every process
     reads it on resume. Under FSDP2 each process tracks its slice of the
-    layer and writes its own state file (:attr:`state_file_name`), and
+    layer and writes its own state file ([`state_file_name`][]), and
     resumes from it with the same number of processes. DeepSpeed keeps
-    gradients out of ``param.grad``, so gradient scoring modes do not work
+    gradients out of `param.grad`, so gradient scoring modes do not work
     under it.
     """
 
@@ -167,7 +173,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     def state_key(self) -> str:
         """Kind, layer and scoring, so several such callbacks keep their own checkpoint files.
 
-        Only letters, digits and ``. _ + -``, so it is a file name on any system.
+        Only letters, digits and `. _ + -`, so it is a file name on any system.
         """
         if isinstance(self.layer, list | tuple):
             layer = "+".join(_layer_label(entry) for entry in self.layer)
@@ -180,13 +186,13 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     def state_file_name(self) -> str:
         """Name of the state file this callback writes into each checkpoint folder.
 
-        Under FSDP2 each process writes its own (``..._rank<process index>.npz``):
+        Under FSDP2 each process writes its own (`..._rank<process index>.safetensors`):
         its tracker holds the statistics of its slice of the layer.
         """
         suffix = ""
         if self.tracker is not None and self.tracker.sharded:
             suffix = f"_rank{self._process_index}"
-        return f"neural_feature_importance_{self.state_key}{suffix}.npz"
+        return f"neural_feature_importance_{self.state_key}{suffix}.safetensors"
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(
@@ -227,7 +233,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        """Remember the ``Trainer``'s step count, which the saved state records."""
+        """Remember the `Trainer`'s step count, which the saved state records."""
         self._global_step = state.global_step
 
     def on_epoch_end(
@@ -246,7 +252,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        """Write the tracker's state into the checkpoint folder the ``Trainer`` just wrote."""
+        """Write the tracker's state into the checkpoint folder the `Trainer` just wrote."""
         if self.tracker is None:
             return
         self._global_step = state.global_step
@@ -277,28 +283,21 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     ) -> None:
         """Detach the hooks and compute the importances, on every process.
 
-        Every process calls the tracker's ``on_train_end()``: under FSDP2 the
+        Every process calls the tracker's `on_train_end()`: under FSDP2 the
         scores of the processes' slices are summed across them there, and the
         tracker logs on the first process only. Errors are logged by the main
         process.
         """
-        if self.tracker is None:
-            return
-        try:
-            self.tracker.on_train_end()
-        except (NoSignalError, NotFittedError) as error:
-            # Training itself succeeded; reading feature_importances_ raises the same error.
-            if state.is_world_process_zero:
-                logger.warning("%s", error)
+        self._finish(state.is_world_process_zero)
 
     # ------------------------------------------------------------------ state
     def _checkpointed_state(
         self, args: TrainingArguments, state: TrainerState
     ) -> dict[str, Any] | None:
-        """The state saved in the checkpoint the ``Trainer`` resumes from, if found.
+        """The state saved in the checkpoint the `Trainer` resumes from, if found.
 
-        The ``Trainer`` does not tell callbacks which folder it resumes from;
-        ``args.resume_from_checkpoint`` (set by scripts that pass it on) and
+        The `Trainer` does not tell callbacks which folder it resumes from;
+        `args.resume_from_checkpoint` (set by scripts that pass it on) and
         the output folder's checkpoint of the resumed step are the candidates.
         """
         folders = []
@@ -310,6 +309,9 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
             )
         for folder in dict.fromkeys(folders):
             path = os.path.join(folder, self.state_file_name)
+            legacy = path.removesuffix(".safetensors") + ".npz"  # the file name 1.0 wrote
+            if not os.path.isfile(path) and os.path.isfile(legacy):
+                path = legacy
             if not os.path.isfile(path):
                 continue
             saved = load_state(path)
@@ -339,11 +341,11 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        """The tracker's state plus the ``Trainer`` step it was saved at.
+        """The tracker's state plus the `Trainer` step it was saved at.
 
-        Tensors and plain values only; ``save_state(callback.state_dict(), path)``
+        Tensors and plain values only; `save_state(callback.state_dict(), path)`
         writes the same file as a checkpoint holds, and a plain tracker's
-        ``load_state`` reads it (the extra ``"trainer"`` entry is ignored there).
+        `load_state` reads it (the extra `"trainer"` entry is ignored there).
         """
         if self.tracker is None:
             return dict(self._pending_state or {})

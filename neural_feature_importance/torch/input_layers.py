@@ -1,13 +1,13 @@
 """Finding the layers that read a model's inputs, by watching one forward pass.
 
-Registration order (``model.named_modules()``) is forward order for
-``nn.Sequential`` and most hand-written models, but not for a model that
+Registration order (`model.named_modules()`) is forward order for
+`nn.Sequential` and most hand-written models, but not for a model that
 registers its head first, or one with several inputs and branches. The layer
 VIANN must track is the one the *inputs* flow into, which only a forward pass
-shows: :class:`InputLayerProbe` hooks the model for its first forward pass and
-records which trackable modules (``nn.Linear``, ``nn.Conv1d/2d/3d``,
-``nn.Embedding``, parametrized or not) receive one of the model's own input
-tensors, and :func:`choose_input_layers` turns that into a choice for a tracker
+shows: `InputLayerProbe` hooks the model for its first forward pass and
+records which trackable modules (`nn.Linear`, `nn.Conv1d/2d/3d`,
+`nn.Embedding`, parametrized or not) receive one of the model's own input
+tensors, and `choose_input_layers()` turns that into a choice for a tracker
 of one kind, with a warning for the ambiguous cases.
 """
 
@@ -37,8 +37,8 @@ class ModelInput:
     index : int
         Position among the model's tensor inputs (flattened args, then kwargs).
     path : str
-        Where it was passed: ``"args[0]"``, ``"kwargs['x_num']"``,
-        ``"args[0]['x']"``...
+        Where it was passed: `"args[0]"`, `"kwargs['x_num']"`,
+        `"args[0]['x']"`...
     shape : tuple of int
         Its shape in the probed forward pass.
     dtype : torch.dtype
@@ -51,7 +51,7 @@ class ModelInput:
     dtype: torch.dtype
 
     def describe(self) -> str:
-        """``"input 0 (args[0], shape (4, 8))"``, for messages."""
+        """`"input 0 (args[0], shape (4, 8))"`, for messages."""
         return f"input {self.index} ({self.path}, shape {self.shape})"
 
 
@@ -59,15 +59,15 @@ class InputReader(NamedTuple):
     """A trackable module whose first positional input was a model input."""
 
     name: str
-    """The module's name in ``model.named_modules()`` (``""`` for the model itself)."""
+    """The module's name in `model.named_modules()` (`""` for the model itself)."""
     module: nn.Module
     input_index: int
-    """Index into :attr:`InputLayerResult.inputs` of the input it read."""
+    """Index into `InputLayerResult.inputs` of the input it read."""
 
 
 @dataclass
 class InputLayerResult:
-    """What :class:`InputLayerProbe` saw in one forward pass.
+    """What `InputLayerProbe` saw in one forward pass.
 
     Attributes
     ----------
@@ -83,8 +83,8 @@ class InputLayerResult:
         Names of all trackable modules called during the forward pass, in call
         order, each once.
     kinds : dict of str to str
-        The kind (``"dense"``, ``"conv"``, ``"embedding"``) of each name in
-        :attr:`called`.
+        The kind (`"dense"`, `"conv"`, `"embedding"`) of each name in
+        `called`.
     """
 
     readers: list[InputReader] = field(default_factory=list)
@@ -97,14 +97,14 @@ class InputLayerResult:
 TARGET_KEYWORDS = frozenset({"labels", "label", "num_items_in_batch"})
 """Keyword arguments of a model call that carry targets, not inputs.
 
-Hugging Face models take the labels (and the ``Trainer``'s token count) in the
+Hugging Face models take the labels (and the `Trainer`'s token count) in the
 forward call to return the loss; no layer reads them, and the probe would
 otherwise report them as inputs that no layer reads.
 """
 
 
 def _flatten(value: Any, path: str) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield ``(path, tensor)`` for every tensor in nested tuples, lists and mappings."""
+    """Yield `(path, tensor)` for every tensor in nested tuples, lists and mappings."""
     if isinstance(value, torch.Tensor):
         yield path, value
     elif isinstance(value, (tuple, list)):
@@ -129,25 +129,25 @@ class InputLayerProbe:
     ----------
     model : nn.Module
         The model; its trackable submodules (and itself, if it is one) are
-        hooked when :meth:`attach` is called.
+        hooked when `attach()` is called.
     on_found : callable, optional
-        Called with the :class:`InputLayerResult` once the first forward pass
+        Called with the `InputLayerResult` once the first forward pass
         has returned (from the model's forward post-hook: before backward and
         the optimizer step, so the weights are still the initial ones).
 
     Notes
     -----
     A module *reads* an input when its first positional argument (or its
-    ``input=`` keyword) is one of the tensors the model was called with, or a
+    `input=` keyword) is one of the tensors the model was called with, or a
     view of one with the same data pointer and number of elements
-    (``x.view(...)``, ``x.reshape(...)`` of a contiguous tensor). A slice, a
+    (`x.view(...)`, `x.reshape(...)` of a contiguous tensor). A slice, a
     dtype/device cast that copies, a concatenation or any computation makes a
     new tensor, which is not matched: the input is then reported as unread.
 
     The probe removes all its hooks after the first forward pass, also when it
-    raises (then ``on_found`` is not called and :attr:`result` stays None).
+    raises (then `on_found` is not called and `result` stays None).
     Modules called outside the model's forward, or added after
-    :meth:`attach`, are not seen; ``torch.compile``-d models are out of scope.
+    `attach()`, are not seen; `torch.compile`-d models are out of scope.
     """
 
     def __init__(
@@ -302,7 +302,7 @@ class InputLayerProbe:
 
 
 def _redirected(module: nn.Module) -> bool:
-    """Whether ``module``'s forward is Lightning's stand-in that runs ``training_step``."""
+    """Whether `module`'s forward is Lightning's stand-in that runs `training_step`."""
     forward = vars(module).get("forward")
     return getattr(forward, "__qualname__", "").startswith("_ForwardRedirection.")
 
@@ -316,33 +316,33 @@ def _listing(result: InputLayerResult, readers: list[InputReader]) -> str:
 
 
 def choose_input_layers(result: InputLayerResult, kind: str) -> tuple[list[str], str | None]:
-    """The layers of ``kind`` that read the model's inputs, and a warning if ambiguous.
+    """The layers of `kind` that read the model's inputs, and a warning if ambiguous.
 
     Parameters
     ----------
     result : InputLayerResult
-        What :class:`InputLayerProbe` saw.
+        What `InputLayerProbe` saw.
     kind : {"dense", "conv", "embedding"}
         The tracker's kind.
 
     Returns
     -------
     names : list of str
-        Names of the ``kind`` modules that read a model input directly, in call
+        Names of the `kind` modules that read a model input directly, in call
         order (the first is the natural choice). If none does, the first
-        ``kind`` module called in the forward pass (a fallback, with a
-        warning); empty if no ``kind`` module was called at all.
+        `kind` module called in the forward pass (a fallback, with a
+        warning); empty if no `kind` module was called at all.
     warning : str or None
-        None when exactly one ``kind`` layer reads the inputs and every input
-        is read by a layer of ``kind``. Otherwise one line per problem: several
+        None when exactly one `kind` layer reads the inputs and every input
+        is read by a layer of `kind`. Otherwise one line per problem: several
         readers, an input read by no trackable layer (concatenated or
-        transformed first: pass ``layer=`` and ``groups=``), a reader of
+        transformed first: pass `layer=` and `groups=`), a reader of
         another kind (with the tracker class to use for it), the fallback.
 
     Raises
     ------
     ValueError
-        If ``kind`` is not a tracker kind.
+        If `kind` is not a tracker kind.
     """
     if kind not in MODULE_TYPES:
         raise ValueError(f"kind must be one of {', '.join(MODULE_TYPES)}, got {kind!r}")

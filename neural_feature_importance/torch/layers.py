@@ -1,16 +1,16 @@
-"""Choosing which ``nn.Module`` of a model to track.
+"""Choosing which `nn.Module` of a model to track.
 
 VIANN reads the *first trainable layer that sees the inputs*: the first
-``nn.Linear``, ``nn.Conv1d/2d/3d`` or ``nn.Embedding`` whose weight requires
+`nn.Linear`, `nn.Conv1d/2d/3d` or `nn.Embedding` whose weight requires
 gradients. Before any forward pass that is the first in registration order
-(forward order for ``nn.Sequential`` and most hand-written models); at the
+(forward order for `nn.Sequential` and most hand-written models); at the
 first forward pass the trackers check which layer the inputs really reach
-(:mod:`.input_layers`) and move there if it is another one. Normalisation,
+(`input_layers`) and move there if it is another one. Normalisation,
 dropout, activations and frozen layers are skipped: their weights are either
 not per-input or never change, which made the original package crash or
-return zeros. A layer whose weight is parametrized (``weight_norm``,
-``spectral_norm``) is trainable when the parameters behind its weight are
-(:mod:`.parametrized`).
+return zeros. A layer whose weight is parametrized (`weight_norm`,
+`spectral_norm`) is trainable when the parameters behind its weight are
+(`parametrized`).
 """
 
 from __future__ import annotations
@@ -36,15 +36,26 @@ _ALL_TYPES = tuple(t for types in MODULE_TYPES.values() for t in types)
 
 
 def module_kind(module: nn.Module) -> Kind | None:
-    """Return ``"dense"``, ``"conv"`` or ``"embedding"`` for a trackable module."""
+    """Return `"dense"`, `"conv"` or `"embedding"` for a trackable module."""
     for kind, types in MODULE_TYPES.items():
         if isinstance(module, types):
             return kind
     return None
 
 
+def layer_kind(model: nn.Module, layer: str | nn.Module) -> Kind | None:
+    """The kind of the layer `layer=` names (`None` if it is not a trackable layer).
+
+    The trackers infer what they track from it:
+    `VarianceImportanceTorch(model, layer="conv1")` tracks a convolution as
+    `ConvVarianceImportanceTorch` would.
+    """
+    module = dict(model.named_modules()).get(layer) if isinstance(layer, str) else layer
+    return module_kind(module) if isinstance(module, nn.Module) else None
+
+
 def is_trainable(module: nn.Module) -> bool:
-    """Whether the parameters behind ``module``'s weight (parametrized or not) get gradients."""
+    """Whether the parameters behind `module`'s weight (parametrized or not) get gradients."""
     return any(p.requires_grad for p in trainable_weight_parameters(module))
 
 
@@ -63,14 +74,14 @@ def _describe(model: nn.Module) -> str:
 def select_layer(
     model: nn.Module, layer: str | nn.Module | None, kind: Kind
 ) -> tuple[str, nn.Module]:
-    """Return ``(name, module)`` of the layer a ``kind`` tracker should read.
+    """Return `(name, module)` of the layer a `kind` tracker should read.
 
     Parameters
     ----------
     model : nn.Module
         The model being trained.
     layer : str, nn.Module or None
-        A name from ``model.named_modules()``, the module itself, or ``None``
+        A name from `model.named_modules()`, the module itself, or `None`
         for the first trainable Linear/Conv/Embedding.
     kind : {"dense", "conv", "embedding"}
         The tracker's kind; the chosen module must be of that type.

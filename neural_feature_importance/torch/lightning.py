@@ -1,24 +1,26 @@
-"""Lightning callback: VIANN importances of a ``LightningModule``'s first layer.
+"""Lightning callback: VIANN importances of a `LightningModule`'s first layer.
 
->>> from neural_feature_importance import VarianceImportanceLightning  # doctest: +SKIP
->>> viann = VarianceImportanceLightning()                               # doctest: +SKIP
->>> trainer = lightning.Trainer(max_epochs=20, callbacks=[viann])       # doctest: +SKIP
->>> trainer.fit(module, loader)                                         # doctest: +SKIP
->>> viann.feature_importances_                                          # doctest: +SKIP
+```pycon
+>>> from neural_feature_importance import VarianceImportanceLightning
+>>> viann = VarianceImportanceLightning()
+>>> trainer = lightning.Trainer(max_epochs=20, callbacks=[viann])
+>>> trainer.fit(module, loader)
+>>> viann.feature_importances_
+```
 
 The callback wraps one of the torch trackers (composition, not a third
 implementation) and makes its statistics part of Lightning checkpoints through
-``state_dict``/``load_state_dict``, so ``trainer.fit(..., ckpt_path=...)``
+`state_dict`/`load_state_dict`, so `trainer.fit(..., ckpt_path=...)`
 resumes with the same importances as an uninterrupted run.
 
-Strategies: under ``ddp`` each process runs its own callback on its replica,
-and every rank computes the same importances. Under ``ddp_spawn`` (and the
+Strategies: under `ddp` each process runs its own callback on its replica,
+and every rank computes the same importances. Under `ddp_spawn` (and the
 other strategies that train in worker processes started by
-``multiprocessing``) the callback the user holds stays in the main process,
+`multiprocessing`) the callback the user holds stays in the main process,
 which trains nothing: the first worker hands its tracker's state back
-through a file (the core's ``.npz`` state format, no pickle), and the main
-process reads the importances from it. Under ``ModelParallelStrategy`` with
-FSDP2's ``fully_shard`` each rank tracks its shard of the layer, and the
+through a file (the core's safetensors state format, no pickle), and the main
+process reads the importances from it. Under `ModelParallelStrategy` with
+FSDP2's `fully_shard` each rank tracks its shard of the layer, and the
 scores are reduced across ranks when training ends. Only the first rank logs.
 """
 
@@ -42,40 +44,40 @@ else:
     except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
         from pytorch_lightning import Callback, LightningModule, Trainer
 
-from neural_feature_importance.core.errors import NoSignalError, StateDictError
+from neural_feature_importance.core.errors import StateDictError
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.core.tracker import VarianceImportanceBase
-from neural_feature_importance.torch.wrapped import WrappedTracker
+from neural_feature_importance.torch._wrapped import WrappedTracker
 
 logger = logging.getLogger(__name__)
 
 
 class VarianceImportanceLightning(WrappedTracker, Callback):
-    """Track VIANN importances while a Lightning ``Trainer`` fits.
+    """Track VIANN importances while a Lightning `Trainer` fits.
 
     Parameters
     ----------
     layer : str, nn.Module or list of them, optional
-        Name (from ``pl_module.named_modules()``) or module to track, or a
+        Name (from `pl_module.named_modules()`) or module to track, or a
         list of them for one combined result over several input layers; by
         default the layer(s) the inputs reach at the first forward pass.
     kind : {"dense", "conv", "embedding"}, default="dense"
         Which torch tracker to use.
     update_every : int, optional
-        Snapshot every ``update_every`` optimizer steps instead of per epoch.
-        Steps are counted by ``trainer.global_step``, so gradient accumulation
+        Snapshot every `update_every` optimizer steps instead of per epoch.
+        Steps are counted by `trainer.global_step`, so gradient accumulation
         is respected.
     **tracker_options
-        ``dtype``, ``include_initial``, ``record_history``, ``finite_check``,
-        ``scoring`` (e.g. ``"taylor"``, see :mod:`neural_feature_importance.core.modes`),
-        ``gradient_every``, ``feature_names`` and ``groups``: passed to the
+        `dtype`, `include_initial`, `record_history`, `finite_check`,
+        `scoring` (e.g. `"taylor"`, see [`neural_feature_importance.core.modes`][]),
+        `gradient_every`, `feature_names` and `groups`: passed to the
         tracker, and checked here.
 
     Attributes
     ----------
     tracker : VarianceImportanceTorch or its conv/embedding counterpart
-        The underlying torch tracker of ``kind`` (created at the start of
-        training, in the process that trains). After a ``ddp_spawn`` fit, the
+        The underlying torch tracker of `kind` (created at the start of
+        training, in the process that trains). After a `ddp_spawn` fit, the
         main process's callback has no torch tracker; its results come from
         the state the first worker handed back (a core tracker).
     """
@@ -88,7 +90,8 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         # this callback (ddp_spawn): the callback reaches the workers pickled.
         self._created_in = os.getpid()
         self._handoff = (
-            Path(tempfile.gettempdir()) / f"neural-feature-importance-{uuid.uuid4().hex}.npz"
+            Path(tempfile.gettempdir())
+            / f"neural-feature-importance-{uuid.uuid4().hex}.safetensors"
         )
         self._handed_back: VarianceImportanceBase | None = None
 
@@ -96,8 +99,8 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
     def state_key(self) -> str:
         """Checkpoint key: kind, layer and scoring, so several such callbacks coexist.
 
-        Two callbacks that differ in any of these (say ``scoring="taylor"`` and
-        the default ``"viann"`` on the same layer) each save and resume their
+        Two callbacks that differ in any of these (say `scoring="taylor"` and
+        the default `"viann"` on the same layer) each save and resume their
         own state in a checkpoint.
         """
         layer = (
@@ -134,18 +137,12 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         """Compute the importances on every rank; the first rank logs them.
 
         Every rank computes them because under FSDP2 the ranks' shards are
-        reduced. In a worker process (``ddp_spawn``), the first rank then hands
+        reduced. In a worker process (`ddp_spawn`), the first rank then hands
         the tracker's state back to the main process.
         """
         if self.tracker is None:
             return
-        if self.tracker.n_updates_ >= 2:
-            try:
-                self.tracker.on_train_end()
-            except NoSignalError as error:
-                # Training itself succeeded; reading feature_importances_ raises the same error.
-                if trainer.is_global_zero:
-                    logger.warning("%s", error)
+        self._finish(trainer.is_global_zero)
         if trainer.is_global_zero and os.getpid() != self._created_in:
             self.tracker.save_state(self._handoff)
 
@@ -155,7 +152,7 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
 
         Under FSDP2 each rank's tracker holds its own shard, but Lightning
         writes the callbacks' states from the first rank only, so the state is
-        then every rank's, gathered (``{"ranks": [state of rank 0, ...]}``;
+        then every rank's, gathered (`{"ranks": [state of rank 0, ...]}`;
         every rank must call this, as Lightning's checkpointing does), and
         each rank resumes from its own entry.
         """
@@ -177,7 +174,7 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         self._pending_state = dict(state_dict) if state_dict else None
 
     def _own_state(self, trainer: Trainer, state: dict[str, Any]) -> dict[str, Any]:
-        """The entry of this rank in a state gathered from sharded trackers, else ``state``."""
+        """The entry of this rank in a state gathered from sharded trackers, else `state`."""
         if "ranks" not in state:
             return state
         ranks = list(state["ranks"])
@@ -192,7 +189,7 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
 
     # ---------------------------------------------------------------- results
     def _handed_back_tracker(self) -> VarianceImportanceBase | None:
-        """The state a worker process handed back (``ddp_spawn``); the latest fit's."""
+        """The state a worker process handed back (`ddp_spawn`); the latest fit's."""
         if self._handoff.exists():
             options = {
                 key: self.tracker_options[key]
@@ -209,16 +206,16 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
             )
         return self._handed_back
 
-    def _fitted_tracker(self) -> VarianceImportanceBase:
+    def _fitted_core(self) -> VarianceImportanceBase:
         if self.tracker is None:
             handed_back = self._handed_back_tracker()
             if handed_back is not None:
                 return handed_back
-        return super()._fitted_tracker()
+        return super()._fitted_core()
 
 
 def _to_cpu(value: Any) -> Any:
-    """``value`` with every tensor moved to the CPU (for gathering states across ranks)."""
+    """`value` with every tensor moved to the CPU (for gathering states across ranks)."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, dict):

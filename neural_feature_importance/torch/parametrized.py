@@ -1,20 +1,20 @@
 """Reading the weight of a layer whose weight is computed from other parameters.
 
-``torch.nn.utils.parametrizations.weight_norm``/``spectral_norm`` (and any
-``torch.nn.utils.parametrize`` parametrization) replace ``module.weight`` with a
-property computed from ``module.parametrizations.weight.original*``; the
-deprecated ``torch.nn.utils.weight_norm``/``spectral_norm`` replace it with a
-plain tensor recomputed by a forward pre-hook from ``weight_g``/``weight_v`` (or
-``weight_orig``). Either way ``module.weight`` is no leaf ``nn.Parameter``: it
-looks frozen, and autograd keeps no ``.grad`` for it.
+`torch.nn.utils.parametrizations.weight_norm`/`spectral_norm` (and any
+`torch.nn.utils.parametrize` parametrization) replace `module.weight` with a
+property computed from `module.parametrizations.weight.original*`; the
+deprecated `torch.nn.utils.weight_norm`/`spectral_norm` replace it with a
+plain tensor recomputed by a forward pre-hook from `weight_g`/`weight_v` (or
+`weight_orig`). Either way `module.weight` is no leaf `nn.Parameter`: it
+looks frozen, and autograd keeps no `.grad` for it.
 
 VIANN is about the weight the forward pass *uses* (the one that multiplies the
 inputs), so this module gives
 
-* :func:`effective_weight`: that weight, detached, without side effects;
-* :func:`trainable_weight_parameters`: the leaf parameters behind it, so a
+* `effective_weight()`: that weight, detached, without side effects;
+* `trainable_weight_parameters()`: the leaf parameters behind it, so a
   caller can tell a frozen layer from a parametrized one;
-* :class:`EffectiveWeightGradient`: the gradient of the loss with respect to
+* `EffectiveWeightGradient`: the gradient of the loss with respect to
   the effective weight, for the gradient scoring modes.
 """
 
@@ -49,7 +49,7 @@ _PAD_MODES = {
 
 
 def _weight_hook(module: nn.Module, name: str = "weight") -> WeightNorm | SpectralNorm | None:
-    """The deprecated ``weight_norm``/``spectral_norm`` pre-hook of ``name``, if any."""
+    """The deprecated `weight_norm`/`spectral_norm` pre-hook of `name`, if any."""
     for hook in module._forward_pre_hooks.values():
         if isinstance(hook, (WeightNorm, SpectralNorm)) and hook.name == name:
             return hook
@@ -57,16 +57,16 @@ def _weight_hook(module: nn.Module, name: str = "weight") -> WeightNorm | Spectr
 
 
 def _parametrizations(module: nn.Module) -> nn.Module:
-    """The ``ParametrizationList`` of ``module.weight`` (a ``parametrize``-parametrized module)."""
+    """The `ParametrizationList` of `module.weight` (a `parametrize`-parametrized module)."""
     return cast(nn.ModuleDict, module.parametrizations)["weight"]
 
 
 def is_parametrized_weight(module: nn.Module) -> bool:
-    """Whether ``module.weight`` is computed from other parameters.
+    """Whether `module.weight` is computed from other parameters.
 
-    True for ``torch.nn.utils.parametrize`` parametrizations (the current
-    ``weight_norm``/``spectral_norm``...) and for the deprecated
-    ``torch.nn.utils.weight_norm``/``spectral_norm`` hooks.
+    True for `torch.nn.utils.parametrize` parametrizations (the current
+    `weight_norm`/`spectral_norm`...) and for the deprecated
+    `torch.nn.utils.weight_norm`/`spectral_norm` hooks.
     """
     return parametrize.is_parametrized(module, "weight") or _weight_hook(module) is not None
 
@@ -77,30 +77,30 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
     Parameters
     ----------
     module : nn.Module
-        A module with a ``weight``: plain, parametrized with
-        ``torch.nn.utils.parametrize`` or with a deprecated weight-norm or
+        A module with a `weight`: plain, parametrized with
+        `torch.nn.utils.parametrize` or with a deprecated weight-norm or
         spectral-norm hook.
 
     Returns
     -------
     torch.Tensor
-        The weight in the module's layout (``(out, in)`` for ``nn.Linear``),
+        The weight in the module's layout (`(out, in)` for `nn.Linear`),
         computed from the current parameters. It does not require grad.
 
     Notes
     -----
-    Reading has no side effect: ``spectral_norm`` runs a power iteration at
-    every read of ``module.weight`` in training mode, so its parametrization is
+    Reading has no side effect: `spectral_norm` runs a power iteration at
+    every read of `module.weight` in training mode, so its parametrization is
     read in eval mode, with the singular-vector estimates the last forward pass
     left (the ones that forward used). The deprecated hooks are recomputed from
-    their parameters rather than read from the stale ``module.weight``
-    attribute, which only a forward pass refreshes (after ``optimizer.step()``
+    their parameters rather than read from the stale `module.weight`
+    attribute, which only a forward pass refreshes (after `optimizer.step()`
     it still holds the previous step's weight).
 
     Raises
     ------
     TypeError
-        If the module has no tensor ``weight``.
+        If the module has no tensor `weight`.
     """
     with torch.no_grad():
         if parametrize.is_parametrized(module, "weight"):
@@ -127,11 +127,11 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
 def trainable_weight_parameters(module: nn.Module) -> list[nn.Parameter]:
     """The leaf parameters the weight is computed from, whether they require grad or not.
 
-    ``parametrizations.weight.original0``/``original1`` (weight norm),
-    ``parametrizations.weight.original`` (spectral norm and most others, plus
-    any parameter of the parametrization modules themselves), ``weight_g`` and
-    ``weight_v`` (deprecated weight norm), ``weight_orig`` (deprecated spectral
-    norm), or ``weight`` itself. A layer is frozen when none of them requires
+    `parametrizations.weight.original0`/`original1` (weight norm),
+    `parametrizations.weight.original` (spectral norm and most others, plus
+    any parameter of the parametrization modules themselves), `weight_g` and
+    `weight_v` (deprecated weight norm), `weight_orig` (deprecated spectral
+    norm), or `weight` itself. A layer is frozen when none of them requires
     grad; an empty list means the weight is a plain tensor (a buffer).
     """
     if parametrize.is_parametrized(module, "weight"):
@@ -153,42 +153,44 @@ def trainable_weight_parameters(module: nn.Module) -> list[nn.Parameter]:
 class EffectiveWeightGradient:
     """Gradient of the loss with respect to the effective weight of a Linear/ConvNd.
 
-    Autograd keeps ``.grad`` only for leaves; a parametrized weight is not one,
-    and the originals' gradients (``dL/dg``, ``dL/dv``) are not per-weight
+    Autograd keeps `.grad` only for leaves; a parametrized weight is not one,
+    and the originals' gradients (`dL/dg`, `dL/dv`) are not per-weight
     gradients of the weight that multiplies the inputs. This capture computes
-    ``dL/dW`` from what the layer saw: a forward hook stores the layer's input
-    and registers a hook on its output, which receives ``dL/doutput`` during
-    backward; then ``dL/dW = grad_output^T @ input`` (Linear) or
-    ``torch.nn.grad.convNd_weight`` (Conv), summed over the calls of a step.
+    `dL/dW` from what the layer saw: a forward hook stores the layer's input
+    and registers a hook on its output, which receives `dL/doutput` during
+    backward; then `dL/dW = grad_output^T @ input` (Linear) or
+    `torch.nn.grad.convNd_weight` (Conv), summed over the calls of a step.
 
     For the taylor score this is exact: for a linear layer
-    ``sum_j dL/dW_ji * W_ji = sum_n x_ni * dL/dx_ni``, so the effective-weight
+    `sum_j dL/dW_ji * W_ji = sum_n x_ni * dL/dx_ni`, so the effective-weight
     gradient times the effective weight is the gradient x input of each input
-    feature, as ``weight.grad * weight`` is for a plain layer.
+    feature, as `weight.grad * weight` is for a plain layer.
 
     Parameters
     ----------
     module : nn.Linear or nn.Conv1d/2d/3d
-        The layer; plain layers work too (the result equals ``weight.grad``).
+        The layer; plain layers work too (the result equals `weight.grad`).
 
     Examples
     --------
-    In the training loop, for a step whose gradient is read::
+    In the training loop, for a step whose gradient is read:
 
-        capture = EffectiveWeightGradient(model.fc)
-        capture.attach()
-        ...
-        capture.arm()                  # before that step's forward pass
-        loss_fn(model(x), y).backward()
-        grad = capture.pop()           # (out, in); None if nothing was captured
+    ```python
+    capture = EffectiveWeightGradient(model.fc)
+    capture.attach()
+    ...
+    capture.arm()                  # before that step's forward pass
+    loss_fn(model(x), y).backward()
+    grad = capture.pop()           # (out, in); None if nothing was captured
+    ```
 
     Notes
     -----
     Only an armed capture computes anything (one extra matrix product per
     call, during backward), so steps whose gradient is not read cost nothing;
-    :meth:`pop` disarms it. Forward passes without grad (validation) are
+    `pop()` disarms it. Forward passes without grad (validation) are
     skipped. A backward pass that does not reach the layer's output, or the
-    weight used outside the module's ``__call__`` (``F.linear(x, fc.weight)``),
+    weight used outside the module's `__call__` (`F.linear(x, fc.weight)`),
     is not seen.
     """
 
@@ -237,7 +239,7 @@ class EffectiveWeightGradient:
         self._grad = None
 
     def arm(self) -> None:
-        """Capture the gradients of the forward passes that follow, until :meth:`pop`."""
+        """Capture the gradients of the forward passes that follow, until `pop()`."""
         self._armed = True
 
     def pop(self) -> torch.Tensor | None:
@@ -246,7 +248,7 @@ class EffectiveWeightGradient:
         Returns
         -------
         torch.Tensor or None
-            ``dL/dW`` in the weight's layout, summed over the armed forward
+            `dL/dW` in the weight's layout, summed over the armed forward
             passes whose backward reached the layer; None if there was none.
         """
         grad, self._grad = self._grad, None

@@ -1,6 +1,7 @@
-"""The original package's ``utils`` module: :class:`MetricThreshold`, lazily.
+"""The original package's `utils` module: `MetricThreshold`, lazily.
 
-``MetricThreshold`` is a Keras callback, so it loads Keras on first use.
+[`MetricThreshold`][neural_feature_importance.keras.MetricThreshold] is a Keras callback, so it
+loads Keras on first use.
 """
 
 from neural_feature_importance._lazy import lazy_exports

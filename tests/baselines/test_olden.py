@@ -18,6 +18,7 @@ def test_product_of_kernels_by_hand():
 def test_trained_linear_network_recovers_planted_coefficients(torch_single_thread):
     torch = torch_single_thread
     from torch import nn
+    from training_loops import train
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(512, 3))
@@ -27,12 +28,8 @@ def test_trained_linear_network_recovers_planted_coefficients(torch_single_threa
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     Xt = torch.tensor(X, dtype=torch.float32)
     yt = torch.tensor(y, dtype=torch.float32)[:, None]
-    for _ in range(600):
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(model(Xt), yt)
-        loss.backward()
-        opt.step()
-    assert loss.item() < 1e-4
+    loss = train(model, [], Xt, yt, optimizer=opt, epochs=600)  # 600 whole-batch steps
+    assert loss < 1e-4
     np.testing.assert_allclose(olden_importance(model, output=0), coef, atol=0.02)
 
 

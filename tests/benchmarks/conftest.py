@@ -22,5 +22,5 @@ pytest.importorskip("mlxtend")
 
 @pytest.fixture(autouse=True)
 def _single_thread():
+    # Seeded by the autouse fixture of tests/conftest.py.
     torch.set_num_threads(1)
-    torch.manual_seed(0)

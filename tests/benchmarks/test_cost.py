@@ -2,21 +2,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.cost import (
+from benchmarks.cost.cli import main
+from benchmarks.cost.embedding_step import (
     EMBEDDING_STEP_VARIANTS,
-    MLP_STEP_VARIANTS,
     embedding_step_markdown,
-    main,
-    mlp_step_markdown,
     run_embedding_step,
-    run_memory,
-    run_memory_modes,
-    run_mlp_step,
-    run_overhead,
-    run_scale,
     summarise_embedding_step,
+)
+from benchmarks.cost.memory import run_memory, run_memory_modes
+from benchmarks.cost.mlp_step import (
+    MLP_STEP_VARIANTS,
+    mlp_step_markdown,
+    run_mlp_step,
     summarise_mlp_step,
 )
+from benchmarks.cost.overhead import run_overhead
+from benchmarks.cost.scale import run_scale
 from neural_feature_importance.core.modes import SCORING_MODES
 
 
@@ -41,11 +42,6 @@ def test_memory_state_is_four_arrays_of_the_statistics_dtype():
 PER_WEIGHT_ARRAYS = {
     "viann": 4,  # shift, mean, M2, last weights
     "growth": 2,  # initial, last
-    "path": 2,  # previous, path length
-    "ema_variance": 3,  # mean, variance, last
-    "update_variance": 5,  # previous, the updates' shift, mean, M2, last
-    "movement": 1,  # score
-    "synaptic": 2,  # previous, omega
 }
 
 
@@ -67,7 +63,8 @@ def test_memory_per_mode_ratios_on_a_small_layer():
         taylor = rows.loc[(framework, "taylor", "float64")]
         assert taylor["state_bytes"] == 20 * 8
         assert taylor["extra_bytes"] == 20 * 4
-        assert taylor["extra_arrays"] == "_mode._pending['features'] 80"
+        # The numpy core holds the statistics itself; a torch tracker holds the core.
+        assert taylor["extra_arrays"].endswith("statistics.mode._pending['features'] 80")
         assert taylor["ratio"] == (160 + 80) / 5120 < 0.1
         assert rows.loc[(framework, "taylor", "float32"), "ratio"] == (80 + 80) / 5120
     goals = table[table["scoring"].isin(["viann", "taylor"])]

@@ -128,8 +128,8 @@ def test_malformed_names_and_groups_fail_at_construction(feature_names, groups, 
 
 def test_grouped_state_resumes_with_the_same_columns(tmp_path):
     tracker = _tracker(feature_names=NAMES, groups=GROUPS)
-    tracker.save_state(tmp_path / "state.npz")
+    tracker.save_state(tmp_path / "state.safetensors")
     resumed = VarianceImportanceBase(normalize=None, feature_names=NAMES, groups=GROUPS)
-    resumed.load_state(tmp_path / "state.npz")
+    resumed.load_state(tmp_path / "state.safetensors")
     assert resumed.feature_names_in_.tolist() == tracker.feature_names_in_.tolist()
     np.testing.assert_array_equal(resumed.raw_importances_, tracker.raw_importances_)

@@ -136,9 +136,7 @@ def _sharded_results(kind, layout, shape, dim, scoring, read):
 
 
 @pytest.mark.parametrize(("kind", "layout", "shape", "dim"), CASES)
-@pytest.mark.parametrize(
-    "scoring", ["viann", "taylor", "steady_taylor", "growth", "movement", "synaptic"]
-)
+@pytest.mark.parametrize("scoring", ["viann", "taylor", "steady_taylor", "growth"])
 def test_reduced_slices_score_as_the_whole_weight(kind, layout, shape, dim, scoring):
     slices, whole = _sharded_results(
         kind, layout, shape, dim, scoring, lambda tracker: tracker.raw_importances_

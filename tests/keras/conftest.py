@@ -43,11 +43,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.keras)
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    keras.utils.set_random_seed(0)
-
-
 @pytest.fixture(scope="session")
 def iris():
     """Iris, standardised and shuffled with a fixed seed (classes are sorted on disk)."""

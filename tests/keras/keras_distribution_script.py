@@ -88,6 +88,12 @@ def trackers():
     """The trackers of one fit: snapshot and gradient modes, per epoch and per batch."""
     from neural_feature_importance import VarianceImportanceKeras
 
+    # synaptic (a research variant outside the package) exercises the tap's weight-before path.
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "research"))
+    import research_modes
+
+    research_modes.register()
+
     return {
         "viann": VarianceImportanceKeras(),
         "viann_batches": VarianceImportanceKeras(update_every=2),
@@ -154,7 +160,7 @@ def train(keras, model, results, run):
     for name, tracker in list(callbacks.items())[1:]:
         results[f"{run}/{name}"] = tracker.raw_importances_
         if tracker.scoring != "viann":
-            results[f"{run}/{name}/n_steps"] = np.asarray(tracker._mode.n_steps)
+            results[f"{run}/{name}/n_steps"] = np.asarray(tracker.n_gradient_steps_)
     kernel = model.get_layer("hidden").kernel
     results[f"{run}/kernel"] = np.asarray(keras.ops.convert_to_numpy(kernel))
     if keras.backend.backend() == "jax":
@@ -186,7 +192,7 @@ def train_embedding(keras, model, results, run):
     for name, tracker in callbacks.items():
         results[f"{run}/{name}"] = tracker.raw_importances_
     results[f"{run}/embedding_taylor/n_steps"] = np.asarray(
-        callbacks["embedding_taylor"]._mode.n_steps
+        callbacks["embedding_taylor"].n_gradient_steps_
     )
 
 

@@ -102,7 +102,7 @@ def test_taylor_equals_the_hand_computation_and_the_torch_tracker(every):
     steps = applied_gradients(x, y, recorder)
     assert len(steps) == 12
     expected, n_read = taylor_by_hand(steps, every)
-    assert taylor._mode.n_steps == n_read == len(range(0, 12, every))
+    assert taylor.n_gradient_steps_ == n_read == len(range(0, 12, every))
     # The tap computes in float32; the hand computation in float64.
     np.testing.assert_allclose(taylor.raw_importances_, expected, rtol=1e-5)
 
@@ -119,7 +119,7 @@ def test_taylor_equals_the_hand_computation_and_the_torch_tracker(every):
         linear.weight.grad = torch.from_numpy(gradient.T.astype(np.float32))
         tracker.on_step_end()
     tracker.on_epoch_end()
-    assert tracker._mode.n_steps == taylor._mode.n_steps
+    assert tracker.n_gradient_steps_ == taylor.n_gradient_steps_
     np.testing.assert_allclose(tracker.raw_importances_, taylor.raw_importances_, rtol=1e-6)
 
 
@@ -141,7 +141,7 @@ def test_taylor_is_the_same_eager_and_compiled(compile_options):
         x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=[taylor, recorder]
     )
     expected, n_read = taylor_by_hand(applied_gradients(x, y, recorder), 2)
-    assert taylor._mode.n_steps == n_read == 6
+    assert taylor.n_gradient_steps_ == n_read == 6
     np.testing.assert_allclose(taylor.raw_importances_, expected, rtol=1e-5)
 
 
@@ -160,7 +160,7 @@ def test_a_callback_reused_after_a_failed_fit_takes_its_old_tap_out():
     assert len(find_taps(model.optimizer)) == 1  # on_train_end never ran
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[taylor])
     assert model.optimizer is optimizer
-    assert taylor._mode.n_steps == 2  # the second fit's 8 updates, one in 4 read
+    assert taylor.n_gradient_steps_ == 2  # the second fit's 8 updates, one in 4 read
 
 
 def test_the_users_optimizer_is_given_back_and_the_next_fit_runs_without_the_tap():
@@ -178,7 +178,9 @@ def test_the_users_optimizer_is_given_back_and_the_next_fit_runs_without_the_tap
     np.testing.assert_array_equal(taylor.raw_importances_, before)
 
 
-def test_two_gradient_callbacks_share_one_fit_and_both_give_the_optimizer_back():
+def test_two_gradient_callbacks_share_one_fit_and_both_give_the_optimizer_back(
+    research_modes_registered,
+):
     x, y = linear_data()
     optimizer = keras.optimizers.Adam(0.05)
     model = linear_model(optimizer)
@@ -203,7 +205,7 @@ def test_two_gradient_callbacks_share_one_fit_and_both_give_the_optimizer_back()
     )
 
 
-def test_synaptic_sums_each_steps_loss_decrease():
+def test_synaptic_sums_each_steps_loss_decrease(research_modes_registered):
     x, y = linear_data()
     model = linear_model()
     synaptic = VarianceImportanceKeras(scoring="synaptic")
@@ -214,7 +216,7 @@ def test_synaptic_sums_each_steps_loss_decrease():
     steps = applied_gradients(x, y, recorder)
     # Every step is read; the update of step t runs from the kernel before it.
     omega = -sum(g * (w - before) for (g, w), before in zip(steps, recorder.kernels, strict=False))
-    assert synaptic._mode.n_steps == 8
+    assert synaptic.n_gradient_steps_ == 8
     expected = np.maximum(omega.sum(axis=1) / 8, 0)
     np.testing.assert_allclose(synaptic.raw_importances_, expected, rtol=1e-4, atol=1e-9)
     assert np.count_nonzero(expected) >= 2
@@ -229,7 +231,7 @@ def test_gradient_accumulation_reads_each_applied_update_once():
         x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=[taylor, recorder]
     )
     steps = applied_gradients(x, y, recorder, accumulation=2)
-    assert len(steps) == 6 == taylor._mode.n_steps
+    assert len(steps) == 6 == taylor.n_gradient_steps_
     np.testing.assert_allclose(taylor.raw_importances_, taylor_by_hand(steps, 1)[0], rtol=1e-5)
 
 
@@ -245,7 +247,7 @@ def test_steps_per_execution_gives_the_same_scores():
         model.compile(keras.optimizers.Adam(0.05), "mse", steps_per_execution=steps_per_execution)
         taylor = VarianceImportanceKeras(scoring="taylor", gradient_every=3)
         model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=[taylor])
-        results.append((taylor._mode.n_steps, taylor.raw_importances_))
+        results.append((taylor.n_gradient_steps_, taylor.raw_importances_))
     assert results[0][0] == results[1][0] == 4
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
 
@@ -277,7 +279,7 @@ def test_mixed_float16_reads_unscaled_gradients_of_applied_steps_only():
     applied = int(keras.ops.convert_to_numpy(inner.iterations))
     assert model.optimizer is scaler and scaler.inner_optimizer is inner
     assert 0 < applied < 80  # some steps were skipped for overflow
-    assert taylor._mode.n_steps == applied  # one read per applied step, none skipped ones
+    assert taylor.n_gradient_steps_ == applied  # one read per applied step, none skipped ones
     scores = taylor.raw_importances_
     assert np.all(np.isfinite(scores))
     assert set(np.argsort(scores)[-2:]) == {0, 1}
@@ -293,12 +295,12 @@ def test_resume_from_a_saved_model_and_state_equals_an_uninterrupted_run(tmp_pat
     model = linear_model()
     model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0, callbacks=[first])
     model.save(tmp_path / "model.keras")
-    first.save_state(tmp_path / "taylor.npz")
+    first.save_state(tmp_path / "taylor.safetensors")
 
     restored = keras.models.load_model(tmp_path / "model.keras")
     assert isinstance(restored.optimizer, keras.optimizers.Adam)
     resumed = VarianceImportanceKeras(scoring="taylor", gradient_every=3)
-    resumed.load_state(tmp_path / "taylor.npz")
+    resumed.load_state(tmp_path / "taylor.safetensors")
     restored.fit(
         x,
         y,
@@ -309,7 +311,7 @@ def test_resume_from_a_saved_model_and_state_equals_an_uninterrupted_run(tmp_pat
         verbose=0,
         callbacks=[resumed],
     )
-    assert resumed._mode.n_steps == whole._mode.n_steps == 8
+    assert resumed.n_gradient_steps_ == whole.n_gradient_steps_ == 8
     np.testing.assert_allclose(resumed.raw_importances_, whole.raw_importances_, rtol=1e-6)
 
 
@@ -346,7 +348,7 @@ def test_conv_taylor_ranks_the_informative_channel_and_scores_filters():
     model.compile(keras.optimizers.Adam(0.02), "mse")
     taylor = ConvVarianceImportanceKeras(scoring="taylor")
     model.fit(images, target, batch_size=16, epochs=8, verbose=0, callbacks=[taylor])
-    assert taylor._mode.n_steps == 16  # 64 steps, one in 4 read
+    assert taylor.n_gradient_steps_ == 16  # 64 steps, one in 4 read
     channels = taylor.heatmap_.sum(axis=(0, 1))
     assert int(np.argmax(channels)) == 1
     assert taylor.filter_importances_.shape == (4,)
@@ -394,7 +396,7 @@ def test_several_input_layers_are_read_by_one_tap():
     taylor = VarianceImportanceKeras(scoring="taylor", gradient_every=1)
     model.fit([a, b], y, batch_size=32, epochs=10, verbose=0, callbacks=[taylor])
     assert list(taylor.layers_) == ["dense_a", "dense_b"]
-    assert all(t._mode.n_steps == 80 for t in taylor.layers_.values())
+    assert all(t.n_gradient_steps_ == 80 for t in taylor.layers_.values())
     # Measured: a[0] 1.0 and b[1] 0.54-0.78 on the three backends; noise at most 0.25.
     names = list(taylor.feature_names_in_)
     top = sorted(names[i] for i in np.argsort(taylor.feature_importances_)[-2:])
@@ -452,7 +454,7 @@ def test_custom_training_loops_use_wrap_optimizer():
         taylor.on_epoch_end(epoch)
     taylor.on_train_end()
     steps = applied_gradients(x, y, recorder)
-    assert taylor._mode.n_steps == len(steps) == 8
+    assert taylor.n_gradient_steps_ == len(steps) == 8
     np.testing.assert_allclose(taylor.raw_importances_, taylor_by_hand(steps, 1)[0], rtol=1e-5)
 
 

@@ -228,10 +228,11 @@ def test_tracker_kind_must_match_the_first_trainable_layer():
         LayerSelectionError, match=r"'hidden' \(Dense\); use VarianceImportanceKeras"
     ):
         _begin(iris_mlp(), EmbeddingVarianceImportanceKeras())
-    # an explicit Dense behind the convolution is allowed, and a wrong kind explained
+    # an explicit Dense behind the convolution is allowed, and an explicit layer's kind
+    # is inferred: layer="conv" tracks the convolution (its heatmap is per kernel position)
     assert _begin(_conv_model(), VarianceImportanceKeras(layer="head")).view.weight_shape == (72, 1)
-    with pytest.raises(LayerSelectionError, match=r"tracks Dense layers, but layer='conv' is"):
-        _begin(_conv_model(), VarianceImportanceKeras(layer="conv"))
+    conv = _begin(_conv_model(), VarianceImportanceKeras(layer="conv"))
+    assert conv.core.kind == "conv" and conv.tracked_layer_.name == "conv"
 
 
 def test_unreadable_first_layer_stops_the_search():
@@ -248,8 +249,8 @@ def test_unreadable_first_layer_stops_the_search():
 def test_resumed_state_must_fit_the_tracked_layer(tmp_path, iris):
     X, y = iris
     first = _fit(iris_mlp(hidden=8), X, y, VarianceImportanceKeras(), epochs=2)
-    first.save_state(tmp_path / "state.npz")
+    first.save_state(tmp_path / "state.safetensors")
     resumed = VarianceImportanceKeras()
-    resumed.load_state(tmp_path / "state.npz")
+    resumed.load_state(tmp_path / "state.safetensors")
     with pytest.raises(StateDictError, match=r"\(4, 8\) weight.*has a \(4, 5\) weight"):
         _fit(iris_mlp(hidden=5), X, y, resumed, epochs=1)

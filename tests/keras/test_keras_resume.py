@@ -21,11 +21,11 @@ def test_resume_from_npz_equals_uninterrupted_run(tmp_path, update_every):
 
     first = VarianceImportanceKeras(update_every=update_every)
     model.fit(x, y, epochs=3, callbacks=[first], **fit)
-    first.save_state(tmp_path / "viann.npz")
+    first.save_state(tmp_path / "viann.safetensors")
     restarted_model = twin(model)  # as if loaded from the model's own checkpoint
 
     resumed = VarianceImportanceKeras(update_every=update_every)
-    resumed.load_state(tmp_path / "viann.npz")
+    resumed.load_state(tmp_path / "viann.safetensors")
     restarted_model.fit(x, y, epochs=6, initial_epoch=3, callbacks=[resumed], **fit)
 
     expected_updates = 6 if update_every is None else 30 // 4
@@ -40,10 +40,10 @@ def test_resume_equals_hand_computation_over_both_runs(tmp_path):
     recorder = KernelRecorder("hidden")
     first = VarianceImportanceKeras()
     model.fit(x, y, epochs=3, verbose=0, callbacks=[first, recorder])
-    first.save_state(tmp_path / "viann.npz")
+    first.save_state(tmp_path / "viann.safetensors")
 
     resumed = VarianceImportanceKeras()
-    resumed.load_state(tmp_path / "viann.npz")
+    resumed.load_state(tmp_path / "viann.safetensors")
     model.fit(x, y, epochs=5, initial_epoch=3, verbose=0, callbacks=[resumed, recorder])
     assert resumed.n_updates_ == 5
     np.testing.assert_allclose(
@@ -74,6 +74,6 @@ def test_state_of_another_kind_is_refused(tmp_path):
     x, y = regression_data()
     viann = VarianceImportanceKeras()
     regression_model().fit(x, y, epochs=2, verbose=0, callbacks=[viann])
-    viann.save_state(tmp_path / "dense.npz")
+    viann.save_state(tmp_path / "dense.safetensors")
     with pytest.raises(StateDictError, match="kind='dense'"):
-        EmbeddingVarianceImportanceKeras().load_state(tmp_path / "dense.npz")
+        EmbeddingVarianceImportanceKeras().load_state(tmp_path / "dense.safetensors")

@@ -101,9 +101,9 @@ def test_several_layers_resume_from_a_saved_state(tmp_path):
     model = _branches()
     first = VarianceImportanceKeras()
     model.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False, callbacks=[first])
-    first.save_state(tmp_path / "state.npz")
+    first.save_state(tmp_path / "state.safetensors")
     resumed = VarianceImportanceKeras()
-    resumed.load_state(tmp_path / "state.npz")
+    resumed.load_state(tmp_path / "state.safetensors")
     model.fit(
         x,
         y,
@@ -117,7 +117,7 @@ def test_several_layers_resume_from_a_saved_state(tmp_path):
     assert resumed.n_updates_ == whole.n_updates_ == 4
     np.testing.assert_allclose(resumed.raw_importances_, whole.raw_importances_, rtol=1e-10)
     single = VarianceImportanceKeras(layer="left")
-    single.load_state(tmp_path / "state.npz")
+    single.load_state(tmp_path / "state.safetensors")
     with pytest.raises(StateDictError, match="continues a state of the layers"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[single])
 

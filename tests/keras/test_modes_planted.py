@@ -70,7 +70,7 @@ def test_taylor_and_growth_find_the_planted_features_where_viann_drifts():
     # Growth is computed from the first and last kernels alone: check it by hand.
     assert trackers["growth"].n_updates_ == 60
     kernel = np.asarray(keras.ops.convert_to_numpy(model.layers[0].kernel), dtype=np.float64)
-    initial = trackers["growth"]._mode.arrays["initial"]
+    initial = trackers["growth"].core.statistics.mode.arrays["initial"]
     raw = np.maximum((kernel**2 - initial**2).sum(axis=1), 0)
     np.testing.assert_allclose(trackers["growth"].raw_importances_, raw, rtol=1e-12)
 

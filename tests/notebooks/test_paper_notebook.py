@@ -1,4 +1,9 @@
-"""The paper notebook executes offline top to bottom in quick mode, with tables and plots."""
+"""The paper notebook executes offline top to bottom in quick mode, with tables and plots.
+
+Executing it in a Jupyter kernel is marked ``slow``; the fast variant runs the
+same cells in this process (``run_notebook_here`` in ``conftest.py``), on the
+Keras backend this process has.
+"""
 
 import re
 from pathlib import Path
@@ -20,6 +25,7 @@ NOTEBOOK = (
 )
 
 
+@pytest.mark.slow
 def test_paper_notebook_runs_in_quick_mode(monkeypatch):
     # The kernel inherits this environment: quick mode, one thread.
     monkeypatch.setenv("NFI_PAPER_QUICK", "1")
@@ -47,9 +53,18 @@ def test_paper_notebook_runs_in_quick_mode(monkeypatch):
     html = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
     markdown = "".join(out.get("data", {}).get("text/markdown", "") for out in outputs)
     images = [out for out in outputs if "image/png" in out.get("data", {})]
+    _check(text, html, markdown, len(images))
 
+
+def test_paper_notebook_cells_run_here_in_quick_mode(monkeypatch, run_notebook_here):
+    """The fast variant: the same cells in this process."""
+    monkeypatch.setenv("NFI_PAPER_QUICK", "1")
+    _check(*run_notebook_here(NOTEBOOK.stem))
+
+
+def _check(text, html, markdown, n_images):
     assert "quick=True: models ['NN1'], data sets ['iris', 'diabetes']" in text
-    assert len(images) == 1  # NN1: VIANN vs LOFO and vs RF, one panel per data set
+    assert n_images == 1  # NN1: VIANN vs LOFO and vs RF, one panel per data set
     # The six data sets, offline (Boston from mlxtend).
     assert "mlxtend.data.boston_housing_data" in html and "breastcancer" in html
     # Reproduced beside published: NN1 iris VIANN-LOFO was 0.99 in the paper.

@@ -12,7 +12,7 @@ pytest.importorskip("sklearn")
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 
 
-def test_demo_prints_viann_beside_random_forest(monkeypatch, capsys):
+def test_demo_prints_the_recommended_mode_beside_random_forest(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["demo.py", "--epochs", "30"])
     runpy.run_path(str(SCRIPT), run_name="__main__")
     out = capsys.readouterr().out
@@ -20,6 +20,6 @@ def test_demo_prints_viann_beside_random_forest(monkeypatch, capsys):
     assert len(rows) == 4
     top_two = {" ".join(row[:2]) for row in rows[:2]}
     assert top_two == {"petal length", "petal width"}
-    viann = [float(row[-2]) for row in rows]
-    assert viann[0] == 1.0 and min(viann) == 0.0
-    assert "Pearson correlation VIANN vs random forest" in out
+    scores = [float(row[-2]) for row in rows]
+    assert scores[0] == 1.0 and min(scores) == 0.0
+    assert "Pearson correlation steady_taylor vs random forest" in out

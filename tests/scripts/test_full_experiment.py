@@ -1,4 +1,8 @@
-"""``scripts/full_experiment.py --quick``: the paper's pipeline end to end, tiny budget."""
+"""``scripts/full_experiment.py --quick``: the paper's pipeline end to end, tiny budget.
+
+The command-line run of two models on two data sets is marked ``slow``; its
+fast variant is the same command on one model and one data set.
+"""
 
 import importlib.util
 import os
@@ -34,11 +38,9 @@ def _fast_backend():
     return ["--backend", "torch"]
 
 
-@pytest.fixture(scope="module")
-def quick_cli_run(tmp_path_factory):
+def _cli_run(out, models, datasets):
     """The one-command reproduction, as CI runs it: a subprocess with --quick."""
-    out = tmp_path_factory.mktemp("paper")
-    argv = ["--quick", "--models", "NN1", "DeepNN", "--datasets", "iris", "diabetes"]
+    argv = ["--quick", "--models", *models, "--datasets", *datasets]
     argv += ["--seeds", "2", "--out", str(out), "--no-progress", *_fast_backend()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("KERAS_BACKEND", None)
@@ -54,6 +56,12 @@ def quick_cli_run(tmp_path_factory):
     return proc.stdout, out
 
 
+@pytest.fixture(scope="module")
+def quick_cli_run(tmp_path_factory):
+    return _cli_run(tmp_path_factory.mktemp("paper"), ["NN1", "DeepNN"], ["iris", "diabetes"])
+
+
+@pytest.mark.slow
 def test_cli_prints_the_table_beside_the_published_values(quick_cli_run):
     stdout, _ = quick_cli_run
     assert "NN1: mean ± std over seeds (published)" in stdout
@@ -64,6 +72,7 @@ def test_cli_prints_the_table_beside_the_published_values(quick_cli_run):
     assert "8 runs" in stdout
 
 
+@pytest.mark.slow
 def test_cli_writes_runs_summary_and_markdown(quick_cli_run):
     _, out = quick_cli_run
     runs = pd.read_csv(out / "paper_quick_runs.csv")
@@ -83,6 +92,31 @@ def test_cli_writes_runs_summary_and_markdown(quick_cli_run):
     assert "python scripts/full_experiment.py --quick --models NN1 DeepNN" in text
     assert "Quick mode" in text and "## DeepNN" in text
     assert "Mean |reproduced - published| over 8 cells" in text
+
+
+def test_cli_on_one_model_and_data_set_prints_and_writes_the_tables(tmp_path):
+    """The fast variant of the two tests above: NN1 on iris, 2 seeds."""
+    stdout, out = _cli_run(tmp_path, ["NN1"], ["iris"])
+    assert "NN1: mean ± std over seeds (published)" in stdout and "DeepNN" not in stdout
+    iris = next(line for line in stdout.splitlines() if line.startswith("iris"))
+    assert "(0.99)" in iris and "(0.62)" in iris  # NN1's published VIANN-LOFO, Garson-VIANN
+    assert stdout.count("mean |reproduced - published| = ") == 1
+    assert "2 runs" in stdout
+
+    runs = pd.read_csv(out / "paper_quick_runs.csv")
+    assert len(runs) == 2 and sorted(runs["seed"].unique()) == [0, 1]
+    values = runs[COMPARISONS].to_numpy()
+    assert np.isfinite(values).all() and (np.abs(values) <= 1.0).all()
+    assert runs["epochs"].between(7, 12).all()  # min_epochs=7
+    summary = pd.read_csv(out / "paper_quick_summary.csv")
+    assert len(summary) == 4
+    assert summary["published"].tolist() == [0.99, 0.88, 0.73, 0.62]
+    np.testing.assert_allclose(summary["mean"], runs[COMPARISONS].mean().to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(summary["std"], runs[COMPARISONS].std(ddof=1).to_numpy(), atol=1e-5)
+    text = (out / "paper_quick_results.md").read_text()
+    assert "python scripts/full_experiment.py --quick --models NN1 --datasets iris" in text
+    assert "Quick mode" in text and "## NN1" in text and "## DeepNN" not in text
+    assert "Mean |reproduced - published| over 4 cells" in text
 
 
 def test_main_as_a_function_is_reproducible_with_run_once(tmp_path):

@@ -4,6 +4,6 @@ torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_single_thread():
-    torch.manual_seed(0)
+def _single_thread():
+    # Seeded by the autouse fixture of tests/conftest.py.
     torch.set_num_threads(1)

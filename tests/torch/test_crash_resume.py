@@ -17,6 +17,11 @@ uninterrupted, once killed after batch index ``KILL_AT_BATCH`` of epoch
 checkpoint of the epoch before. The script seeds everything and uses one
 thread, so the training itself (checked through the final weights) is
 reproducible and any difference would come from the tracker's state.
+
+These runs are marked ``slow``. Their fast variant runs the same script's
+``main()`` in this process, 3 epochs instead of 6, with the kill replaced by an
+exception raised at the same point (so the state still reaches the resumed run
+only through the checkpoint file, but no process dies).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import crash_resume_training as script
 import numpy as np
 import pytest
 import torch
@@ -110,6 +116,7 @@ def _checkpoint_of_epoch(framework, checkpoint_dir, epoch):
     return matches[0] if matches else None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("scoring", ["viann", "taylor"])
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(start, tmp_path, framework, scoring):
@@ -143,17 +150,77 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(start, tmp_path, fra
         framework, scoring, crash_dir, tmp_path / "resumed.npz", f"--resume={checkpoint}"
     )
     whole = _results(whole_run, tmp_path / "whole.npz")
+    resumed = _results(resumed_run, tmp_path / "resumed.npz")
+    _assert_resumed_equals_whole(resumed, whole, scoring, EPOCHS, KILL_AT_EPOCH)
+
+
+def _assert_resumed_equals_whole(resumed, whole, scoring, epochs, kill_at_epoch):
     # The run learned the target, which depends on inputs 0 and 1 only.
     assert set(np.argsort(whole["feature_importances"])[::-1][:2]) == {0, 1}
     assert int(whole["first_epoch"]) == 0
-
-    resumed = _results(resumed_run, tmp_path / "resumed.npz")
-    assert int(resumed["first_epoch"]) == KILL_AT_EPOCH  # it resumed, not restarted
+    assert int(resumed["first_epoch"]) == kill_at_epoch  # it resumed, not restarted
     # The training itself resumed exactly, so the tracker saw the same weights.
     np.testing.assert_array_equal(resumed["weight"], whole["weight"])
-    assert int(resumed["n_updates"]) == int(whole["n_updates"]) == EPOCHS
+    assert int(resumed["n_updates"]) == int(whole["n_updates"]) == epochs
     for key in ("raw_importances", "feature_importances"):
         if scoring == "viann":
             np.testing.assert_array_equal(resumed[key], whole[key], err_msg=key)
         else:
             np.testing.assert_allclose(resumed[key], whole[key], rtol=1e-12, err_msg=key)
+
+
+class _Killed(Exception):
+    """Raised by the fast variant where the script would SIGKILL itself."""
+
+
+FAST_EPOCHS = 3
+FAST_KILL_AT_EPOCH = 2
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("scoring", ["viann", "taylor"])
+def test_stopped_mid_epoch_in_this_process_then_resume_equals_uninterrupted(
+    tmp_path, monkeypatch, framework, scoring
+):
+    """The fast variant: the script's ``main()`` here, 3 epochs, an exception for the kill."""
+
+    def stop_mid_epoch(args, epoch, batch_idx):
+        if epoch == args.kill_at_epoch and batch_idx == args.kill_at_batch:
+            raise _Killed
+
+    monkeypatch.setattr(script, "maybe_kill", stop_mid_epoch)
+
+    def run(checkpoint_dir, out, *options):
+        script.main(
+            [
+                f"--framework={framework}",
+                f"--scoring={scoring}",
+                f"--epochs={FAST_EPOCHS}",
+                f"--checkpoint-dir={checkpoint_dir}",
+                f"--out={out}",
+                *options,
+            ]
+        )
+        with np.load(out) as result:
+            return dict(result)
+
+    whole = run(tmp_path / "whole", tmp_path / "whole.npz")
+    crash_dir = tmp_path / "crash"
+    with pytest.raises(_Killed):
+        run(
+            crash_dir,
+            tmp_path / "killed.npz",
+            f"--kill-at-epoch={FAST_KILL_AT_EPOCH}",
+            f"--kill-at-batch={KILL_AT_BATCH}",
+        )
+    assert not (tmp_path / "killed.npz").exists()
+    checkpoint = _checkpoint_of_epoch(framework, crash_dir, FAST_KILL_AT_EPOCH - 1)
+    assert checkpoint is not None, sorted(p.name for p in crash_dir.iterdir())
+    assert _checkpoint_of_epoch(framework, crash_dir, FAST_KILL_AT_EPOCH) is None
+    if framework == "lightning":
+        checkpoint = crash_dir / "last.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["epoch"] == FAST_KILL_AT_EPOCH - 1
+
+    resumed = run(crash_dir, tmp_path / "resumed.npz", f"--resume={checkpoint}")
+    _assert_resumed_equals_whole(resumed, whole, scoring, FAST_EPOCHS, FAST_KILL_AT_EPOCH)

@@ -7,6 +7,11 @@ importances must equal those of the same training in one process on the same
 global batches. Under FSDP2 the tracked weights are sharded (a ``Linear`` and a
 ``Conv1d`` on their output units, the embedding table on its tokens), so the
 ranks' statistics differ and only their reduction gives the whole layer's scores.
+
+The 2-process runs are marked ``slow``; their fast variants (``*-one-rank``)
+run the same training under DDP and FSDP2 in this process, on a gloo group of
+one rank (the weights are still DTensors, the statistics still reduced), and
+must equal the same one-process results.
 """
 
 from __future__ import annotations
@@ -65,10 +70,42 @@ def single(tmp_path_factory) -> dict[str, object]:
     return results
 
 
-@pytest.fixture(scope="module", params=["ddp", "fsdp2"])
-def distributed(request, tmp_path_factory) -> tuple[str, list[dict[str, np.ndarray]]]:
+def _run_one_rank(strategy: str, out: Path) -> list[dict[str, object]]:
+    """Every model kind under ``strategy`` in this process, on a gloo group of one rank."""
+    out.mkdir()
+    store = f"file://{out / 'store'}"
+    torch.distributed.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+    try:
+        if strategy == "fsdp2":  # the tracked weight is sharded, as on 2 ranks
+            from torch.distributed.tensor import DTensor
+
+            sharded = workers.wrap(workers.make_model("dense"), "dense", strategy)
+            assert isinstance(sharded[0].weight, DTensor)
+        results = {}
+        for kind in workers.TRACKED:
+            for name, value in workers.train(kind, strategy, 0, 1, out).items():
+                results[f"{kind}/{name}"] = value
+    finally:
+        torch.distributed.destroy_process_group()
+    return [results]
+
+
+STRATEGIES = [
+    pytest.param("ddp", marks=pytest.mark.slow),
+    pytest.param("fsdp2", marks=pytest.mark.slow),
+    "ddp-one-rank",
+    "fsdp2-one-rank",
+]
+
+
+@pytest.fixture(scope="module", params=STRATEGIES)
+def distributed(request, tmp_path_factory, single) -> tuple[str, list[dict[str, np.ndarray]]]:
     strategy = request.param
-    return strategy, _run(strategy, tmp_path_factory.mktemp(strategy) / "out")
+    out = tmp_path_factory.mktemp(strategy) / "out"
+    if strategy.endswith("-one-rank"):
+        # ``single`` (requested above) has run before this process joins a group.
+        return strategy, _run_one_rank(strategy.removesuffix("-one-rank"), out)
+    return strategy, _run(strategy, out)
 
 
 TRACKERS = [f"{scoring}_{cadence}" for scoring, cadence in workers.SETUPS] + [
@@ -140,7 +177,7 @@ def test_the_default_layer_is_the_tracked_one_and_tracked_shard_by_shard(distrib
 def test_a_sharded_state_loads_only_into_the_rank_that_saved_it(distributed):
     strategy, ranks = distributed
     if strategy != "fsdp2":
-        pytest.skip("only a sharded state is one rank's")
+        pytest.skip("only a sharded state is one rank's, and one rank has no other rank")
     for results in ranks:
         message = str(results["error/other_rank_state"])
         assert "same number of processes" in message, message

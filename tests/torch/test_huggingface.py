@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from legacy_states import legacy_npz
 from torch import nn
 
 transformers = pytest.importorskip("transformers")
@@ -124,7 +125,7 @@ def test_gradient_accumulation_reads_once_per_applied_update(tmp_path):
     )
     trainer.train()
     # 8 micro-batches per epoch, 2 per update, 2 epochs.
-    assert trainer.state.global_step == viann.tracker._steps == viann.tracker._mode.n_steps == 8
+    assert trainer.state.global_step == viann.tracker._steps == viann.tracker.n_gradient_steps_ == 8
 
     tracker = VarianceImportanceTorch(manual_model, "net.0", scoring="taylor", gradient_every=1)
     _plain_loop(manual_model, tracker, epochs=2, accumulation=2)
@@ -198,19 +199,33 @@ def _run(output_dir, callbacks, resume_from=None, **options):
     return trainer
 
 
+def test_resume_from_a_checkpoint_folder_that_version_1_0_wrote(tmp_path):
+    whole = _pair()
+    _run(tmp_path / "run", whole, save_strategy="steps", save_steps=4)
+    checkpoint = tmp_path / "run" / "checkpoint-12"
+    for path in checkpoint.glob("neural_feature_importance_*.safetensors"):
+        np.savez(path.with_suffix(".npz"), **legacy_npz(load_state(path)))  # 1.0's file
+        path.unlink()
+    assert len(list(checkpoint.glob("neural_feature_importance_*.npz"))) == 2
+    resumed = _pair()
+    _run(tmp_path / "run", resumed, resume_from=str(checkpoint))
+    for done, again in zip(whole, resumed, strict=True):
+        assert again.n_updates_ == done.n_updates_
+        np.testing.assert_allclose(again.raw_importances_, done.raw_importances_, rtol=1e-10)
+
+
 def test_resume_from_a_trainer_checkpoint_equals_uninterrupted(tmp_path, caplog):
     # One uninterrupted run (default AdamW and linear schedule) that saves every 4 updates:
     # step 12 is in the middle of the second epoch, step 8 is the first epoch's last update.
     whole = _pair()
     _run(tmp_path / "run", whole, save_strategy="steps", save_steps=4)
     checkpoint = tmp_path / "run" / "checkpoint-12"
-    files = sorted(path.name for path in checkpoint.glob("neural_feature_importance_*.npz"))
+    files = sorted(path.name for path in checkpoint.glob("neural_feature_importance_*.safetensors"))
     assert files == [
-        "neural_feature_importance_dense-net.0-taylor.npz",
-        "neural_feature_importance_dense-net.0-viann.npz",
+        "neural_feature_importance_dense-net.0-taylor.safetensors",
+        "neural_feature_importance_dense-net.0-viann.safetensors",
     ]
-    with np.load(checkpoint / files[1], allow_pickle=False) as saved:
-        assert int(saved["trainer/global_step::int"]) == 12
+    assert load_state(checkpoint / files[1])["trainer"]["global_step"] == 12
 
     # Found as <output_dir>/checkpoint-<global step>.
     mid = _pair()

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations
+from training_loops import train
 
 from neural_feature_importance import VarianceImportanceTorch
 
@@ -63,16 +64,17 @@ def _parametrized(how):
 def _fit(model, tracker, epochs=15, extra=None):
     x, y = _data()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    tracker.on_train_begin()
-    for epoch in range(epochs):
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(epoch))
-        for rows in order.split(32):
-            optimizer.zero_grad()
-            inputs = (x[rows],) if extra is None else (x[rows], extra[rows])
-            nn.functional.mse_loss(model(*inputs), y[rows]).backward()
-            optimizer.step()
-            tracker.on_step_end()
-        tracker.on_epoch_end()
+    inputs = x if extra is None else (x, extra)
+    train(
+        model,
+        tracker,
+        inputs,
+        y,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=32,
+        shuffle=lambda epoch: epoch,
+    )
     return tracker
 
 

@@ -14,6 +14,7 @@ from torch import nn
 pytest.importorskip("sklearn")
 
 from sklearn.metrics import roc_auc_score
+from training_loops import train
 
 from neural_feature_importance import VarianceImportanceTorch
 from neural_feature_importance.core.modes import RECOMMENDED_MODE
@@ -33,20 +34,17 @@ def _train(name, n_samples, epochs, scorings, seed=0):
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     trackers = {s: VarianceImportanceTorch(model, scoring=s) for s in scorings}
-    for tracker in trackers.values():
-        tracker.on_train_begin()
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        order = torch.randperm(len(X), generator=generator)
-        for begin in range(0, len(X), 32):
-            batch = order[begin : begin + 32]
-            optimizer.zero_grad()
-            loss_fn(model(X[batch]), y[batch]).backward()
-            optimizer.step()
-            for tracker in trackers.values():
-                tracker.on_step_end()
-        for tracker in trackers.values():
-            tracker.on_epoch_end()
+    train(
+        model,
+        trackers.values(),
+        X,
+        y,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=32,
+        loss=loss_fn,
+        shuffle=seed,
+    )
     return data, trackers
 
 
@@ -142,16 +140,16 @@ def test_taylor_state_resumes_through_torch_save(tmp_path):
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         if tracker is None:
             tracker = VarianceImportanceTorch(model, scoring="taylor")
-        tracker.on_train_begin()
-        for _ in range(epochs):
-            for begin in range(0, 200, 50):
-                optimizer.zero_grad()
-                nn.functional.cross_entropy(
-                    model(X[begin : begin + 50]), y[begin : begin + 50]
-                ).backward()
-                optimizer.step()
-                tracker.on_step_end()
-            tracker.on_epoch_end()
+        train(
+            model,
+            tracker,
+            X,
+            y,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=50,
+            loss=nn.functional.cross_entropy,
+        )
         return tracker, model, optimizer
 
     full, _, _ = run(6)

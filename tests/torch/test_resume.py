@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 from torch import nn
+from training_loops import train
 
 from neural_feature_importance import VarianceImportanceTorch
 
@@ -9,16 +10,18 @@ def _train(model, tracker, epochs, data_seed=0, start_epoch=0, begin=True):
     x = torch.randn(64, 6, generator=torch.Generator().manual_seed(data_seed))
     y = x[:, :2].sum(dim=1, keepdim=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    if begin:
-        tracker.on_train_begin()
-    for epoch in range(start_epoch, epochs):
-        generator = torch.Generator().manual_seed(100 + epoch)
-        for batch in torch.randperm(64, generator=generator).split(16):
-            optimizer.zero_grad()
-            nn.functional.mse_loss(model(x[batch]), y[batch]).backward()
-            optimizer.step()
-            tracker.on_step_end()
-        tracker.on_epoch_end()
+    train(
+        model,
+        tracker,
+        x,
+        y,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=16,
+        shuffle=lambda epoch: 100 + epoch,
+        initial_epoch=start_epoch,
+        begin=begin,
+    )
     return tracker
 
 
@@ -54,8 +57,8 @@ def test_resume_from_torch_save_weights_only_equals_uninterrupted(tmp_path):
 def test_npz_state_also_works_for_torch(tmp_path):
     model = _model()
     tracker = _train(model, VarianceImportanceTorch(model), 3)
-    tracker.save_state(tmp_path / "state.npz")
+    tracker.save_state(tmp_path / "state.safetensors")
     other = VarianceImportanceTorch(model)
-    other.load_state(tmp_path / "state.npz")
+    other.load_state(tmp_path / "state.safetensors")
     np.testing.assert_array_equal(other.raw_importances_, tracker.raw_importances_)
     assert other.state_dict()["moments"]["m2"].dtype == torch.float64

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from training_loops import train
 
 from neural_feature_importance import (
     StateDictError,
@@ -67,16 +68,18 @@ class EmbeddedAndNumeric(nn.Module):
 def _fit(model, tracker, data, epochs=12, start=0, begin=True, optimizer=None):
     inputs, y = data
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=0.01)
-    if begin:
-        tracker.on_train_begin()
-    for epoch in range(start, epochs):
-        order = torch.randperm(N, generator=torch.Generator().manual_seed(epoch))
-        for rows in order.split(64):
-            optimizer.zero_grad()
-            nn.functional.mse_loss(model(*(t[rows] for t in inputs)), y[rows]).backward()
-            optimizer.step()
-            tracker.on_step_end()
-        tracker.on_epoch_end()
+    train(
+        model,
+        tracker,
+        inputs,
+        y,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=64,
+        shuffle=lambda epoch: epoch,
+        initial_epoch=start,
+        begin=begin,
+    )
     return tracker
 
 
@@ -147,10 +150,10 @@ def test_combined_state_resumes_exactly(tmp_path):
     model = TwoBranches()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     _fit(model, VarianceImportanceTorch(model), data, epochs=3, optimizer=optimizer).save_state(
-        tmp_path / "state.npz"
+        tmp_path / "state.safetensors"
     )
     resumed = VarianceImportanceTorch(model)
-    resumed.load_state(tmp_path / "state.npz")
+    resumed.load_state(tmp_path / "state.safetensors")
     resumed.on_train_begin()
     _fit(model, resumed, data, epochs=6, start=3, begin=False, optimizer=optimizer)
     assert list(resumed.layers_) == ["left", "right"]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from training_loops import train
 
 from neural_feature_importance import StateDictError, VarianceImportanceTorch
 
@@ -12,15 +13,18 @@ def _trained(n_inputs, scoring="viann"):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(n_inputs, 4), nn.Tanh(), nn.Linear(4, 1))
     tracker = VarianceImportanceTorch(model, scoring=scoring)
-    tracker.on_train_begin()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     x = torch.randn(32, n_inputs)
-    for _ in range(3):
-        optimizer.zero_grad()
-        model(x).pow(2).mean().backward()
-        optimizer.step()
-        tracker.on_step_end()
-        tracker.on_epoch_end()
+    # One step of the whole batch per epoch.
+    train(
+        model,
+        tracker,
+        x,
+        None,
+        optimizer=optimizer,
+        epochs=3,
+        loss=lambda output, _: output.pow(2).mean(),
+    )
     return model, tracker
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from training_loops import train
 
 from neural_feature_importance import VarianceImportanceTorch
 
@@ -58,15 +59,16 @@ COLUMNS = ["city", "shop", "income", "age", "colour"]
 def _train(tracker, model, seed, epochs=15):
     codes, numeric, y = _table(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    generator = torch.Generator().manual_seed(seed)
-    tracker.on_train_begin()
-    for _ in range(epochs):
-        for rows in torch.randperm(len(y), generator=generator).split(64):
-            optimizer.zero_grad()
-            nn.functional.mse_loss(model(codes[rows], numeric[rows]), y[rows]).backward()
-            optimizer.step()
-            tracker.on_step_end()
-        tracker.on_epoch_end()
+    train(
+        model,
+        tracker,
+        (codes, numeric),
+        y,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=64,
+        shuffle=seed,
+    )
     return tracker
 
 

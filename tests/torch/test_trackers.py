@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from training_loops import train
 
 from neural_feature_importance import (
     ConvVarianceImportanceTorch,
@@ -112,15 +113,17 @@ def test_planted_truth_mlp_ranks_informative_features_first():
     model = nn.Sequential(nn.Linear(d, 32), nn.Tanh(), nn.Linear(32, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     tracker = VarianceImportanceTorch(model)
-    tracker.on_train_begin()
-    for _ in range(15):
-        for batch in torch.randperm(n, generator=generator).split(32):
-            optimizer.zero_grad()
-            loss = nn.functional.mse_loss(model(x[batch]).squeeze(1), y[batch])
-            loss.backward()
-            optimizer.step()
-            tracker.on_step_end()
-        tracker.on_epoch_end()
+    train(
+        model,
+        tracker,
+        x,
+        y,
+        optimizer=optimizer,
+        epochs=15,
+        batch_size=32,
+        loss=lambda output, target: nn.functional.mse_loss(output.squeeze(1), target),
+        shuffle=generator,  # the data's generator, drawn on
+    )
     scores = tracker.on_train_end()
     assert set(np.argsort(scores)[::-1][:k]) == {0, 1, 2}
     assert scores[:k].min() > 2 * scores[k:].max()

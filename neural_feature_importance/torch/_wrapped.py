@@ -1,8 +1,8 @@
 """What the trainer callbacks share: a torch tracker made when training starts.
 
-The Lightning callback and the Hugging Face ``Trainer`` callback take the
+The Lightning callback and the Hugging Face `Trainer` callback take the
 same options, check them when they are constructed, make one of the torch
-trackers (:data:`~neural_feature_importance.torch.trackers.TRACKERS`) when
+trackers (`TRACKERS`) when
 training starts, and expose its results. Only their hooks differ; this
 mixin is the rest.
 """
@@ -11,32 +11,29 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 from torch import nn
 
 from neural_feature_importance.core.errors import NotFittedError
-from neural_feature_importance.core.result import FeatureImportances
 from neural_feature_importance.core.scoring import Normalize
+from neural_feature_importance.core.surface import HeldTrackerResults, finish_training
 from neural_feature_importance.core.tracker import VarianceImportanceBase
-from neural_feature_importance.torch.trackers import TRACKERS, _TorchTrackerMixin
-
-Layer = str | nn.Module | list[str | nn.Module] | tuple[str | nn.Module, ...] | None
-"""What ``layer=`` accepts: a name, a module, several of them, or ``None``."""
+from neural_feature_importance.torch.trackers import TRACKERS, Layer, VarianceImportanceTorch
 
 
-class WrappedTracker:
-    """Options, tracker and results of a callback that wraps a torch tracker.
+class WrappedTracker(HeldTrackerResults):
+    """Options, tracker, results and end of training of a callback that holds a torch tracker.
 
     Parameters
     ----------
     layer : str, nn.Module or list of them, optional
-        The layer(s) to track (see the torch trackers' ``layer``).
+        The layer(s) to track (see the torch trackers' `layer`).
     kind : {"dense", "conv", "embedding"}, default="dense"
         Which torch tracker to make.
     update_every : int, optional
-        Snapshot every ``update_every`` optimizer steps instead of per epoch.
+        Snapshot every `update_every` optimizer steps instead of per epoch.
     normalize : {"minmax", "sum", None}, default="minmax"
-        Scaling of :attr:`feature_importances_`.
+        Scaling of
+        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_].
     **tracker_options
         The torch trackers' other options, checked here.
 
@@ -47,7 +44,7 @@ class WrappedTracker:
     """
 
     fit_call: ClassVar[str] = "the training"
-    """How the trainer is run, for the not-fitted message (``trainer.fit()``)."""
+    """How the trainer is run, for the not-fitted message (`trainer.fit()`)."""
 
     def __init__(
         self,
@@ -72,14 +69,14 @@ class WrappedTracker:
         self.update_every = update_every
         self.normalize = normalize
         self.tracker_options = tracker_options
-        self.tracker: _TorchTrackerMixin | None = None
+        self.tracker: VarianceImportanceTorch | None = None
         self._pending_state: dict[str, Any] | None = None
         self._init_callback_state()
 
     def _init_callback_state(self) -> None:
         """Set the callback's own attributes (its trainer's counters); none by default."""
 
-    def _make_tracker(self, model: nn.Module) -> _TorchTrackerMixin:
+    def _make_tracker(self, model: nn.Module) -> VarianceImportanceTorch:
         return TRACKERS[self.kind](
             model,
             self.layer,
@@ -89,36 +86,23 @@ class WrappedTracker:
         )
 
     # ---------------------------------------------------------------- results
-    def _fitted_tracker(self) -> VarianceImportanceBase:
-        """The tracker to read results from; raises :class:`NotFittedError` before training."""
+    def _fitted_core(self) -> VarianceImportanceBase:
+        """The core tracker to read results from; raises [`NotFittedError`][] before training."""
         if self.tracker is None:
             raise NotFittedError(
                 f"{type(self).__name__} has not seen training yet; pass it to the trainer's "
                 f"callbacks and call {self.fit_call} first."
             )
-        return self.tracker
+        return self.tracker.core
 
-    @property
-    def feature_importances_(self) -> np.ndarray:
-        """Normalised score of every input feature (see the tracker)."""
-        return self._fitted_tracker().feature_importances_
-
-    @property
-    def raw_importances_(self) -> np.ndarray:
-        """Raw score of every input feature."""
-        return self._fitted_tracker().raw_importances_
-
-    @property
-    def feature_names_in_(self) -> np.ndarray:
-        """Name of every column of the result (see the tracker)."""
-        return self._fitted_tracker().feature_names_in_
-
-    @property
-    def importances_(self) -> FeatureImportances:
-        """Names, normalised and raw scores together, with ``to_frame()`` and ``plot()``."""
-        return self._fitted_tracker().importances_
-
-    @property
-    def var_scores(self) -> np.ndarray:
-        """The original package's name for :attr:`feature_importances_`."""
-        return self.feature_importances_
+    def _finish(self, is_first_process: bool) -> None:
+        """The end of training: remove the tracker's hooks, compute, log once (first process)."""
+        if self.tracker is None:
+            return
+        self.tracker._detach_hooks()
+        finish_training(
+            self.tracker.core,
+            log=is_first_process,
+            raise_errors=False,
+            owner=type(self).__name__,
+        )

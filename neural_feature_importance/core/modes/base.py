@@ -1,0 +1,303 @@
+"""The base of every scoring mode: the statistics it keeps and how they combine.
+
+A mode is one small object per tracked weight, in the style of torchmetrics'
+`Metric`: it absorbs weight snapshots ([`ScoringMode.snapshot()`][ScoringMode.snapshot]) and
+optimizer steps ([`ScoringMode.gradient()`][ScoringMode.gradient], or sums of them read inside a
+compiled train step, [`ScoringMode.add_sums()`][ScoringMode.add_sums]), derives per-feature and
+per-unit sums from them, merges with another stream's statistics
+([`ScoringMode.merge()`][ScoringMode.merge]) and saves and restores them
+([`ScoringMode.state_dict()`][ScoringMode.state_dict]). The paper's method is one of them
+([`ViannMode`][]); the registry is [`neural_feature_importance.core.modes`][].
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from neural_feature_importance.core.arrays import Array, ArrayOps, StepOps
+from neural_feature_importance.core.errors import NotFittedError, StateDictError
+from neural_feature_importance.core.views import WeightView
+
+
+def reduced_to_features(view: WeightView, reduced: np.ndarray) -> np.ndarray:
+    """Per-feature values summed over the unit axis -> `(n_features,)` in view order."""
+    axis = view.unit_axis
+    shape = list(view.weight_shape)
+    shape[axis] = 1
+    single_unit = WeightView(view.kind, view.layout, tuple(shape))
+    return single_unit.to_matrix(np.expand_dims(reduced, axis))[:, 0]
+
+
+class ScoringMode:
+    """Base class: the statistics one mode keeps, and the scores it derives.
+
+    Parameters
+    ----------
+    view : WeightView
+        The tracked weight's view (shape, layout, which axis is a feature).
+    ops : ArrayOps
+        Array library of the weights; the statistics live in it.
+    dtype : str
+        Precision of the statistics (`"float64"` or `"float32"`).
+
+    Notes
+    -----
+    Subclasses set `name`, `needs_gradients`, `min_snapshots`
+    and the names of their arrays with how two trackers' arrays merge
+    (`merge_rules`: `"sum"` adds them, `"first"` keeps this
+    tracker's, `"last"` takes the other's), and implement the hooks they need
+    and [`contributions()`][contributions] (or [`feature_sums()`][feature_sums] and
+    [`unit_sums()`][unit_sums]).
+    """
+
+    name: ClassVar[str] = ""
+    needs_gradients: ClassVar[bool] = False
+    gradient_every: ClassVar[int] = 1
+    """Gradient modes: read one optimizer step in this many, unless the tracker says."""
+    min_snapshots: ClassVar[int] = 1
+    merge_rules: ClassVar[dict[str, str]] = {}
+    keeps_last: ClassVar[bool] = False
+    """Whether the scores read the last weight snapshot.
+
+    The tracker keeps a copy of the last snapshot only for the modes that
+    read it, so that each mode's state holds only what it needs (`taylor`
+    keeps one accumulator per feature and nothing per weight).
+    """
+    clips: ClassVar[bool] = True
+    """Whether the sums are clipped at 0 to give scores (VIANN's are scores as they are)."""
+    reduces_each_step: ClassVar[bool] = False
+    """Whether each step's terms are already complete sums (gradient modes).
+
+    `taylor` takes the absolute value of each step's per-feature sum over
+    the units (and, for convolutions, of each unit's sum over the features),
+    so under a sharded weight those sums must be complete at every step: the
+    adapter's step operations reduce them over the processes
+    ([`sharding`][]), and the accumulated sums need no reduction when read.
+    """
+
+    def __init__(self, view: WeightView, ops: ArrayOps, dtype: str) -> None:
+        self.view = view
+        self.ops = ops
+        self.dtype = dtype
+        self.n_snapshots = 0
+        self.n_steps = 0
+        self.n_skipped = 0
+        self.arrays: dict[str, Array | None] = dict.fromkeys(self.merge_rules)
+        self.last: Array | None = None
+        """Copy of the last snapshot, kept by the modes whose scores read it."""
+
+    # ------------------------------------------------------------------ hooks
+    def start(self, weights: Array) -> None:
+        """Record the weights before training (nothing by default)."""
+
+    def snapshot(self, weights: Array) -> None:
+        """Absorb one weight snapshot: counted, and copied if [`keeps_last`][]."""
+        self.n_snapshots += 1
+        if self.keeps_last:
+            if self.last is None:
+                self.last = self.ops.copy_as(weights, self.dtype)
+            else:
+                self.ops.copy_into(self.last, weights)
+
+    check_key: ClassVar[str] = ""
+    """Gradient modes: the term of [`step_terms()`][step_terms] whose finiteness decides a read."""
+    needs_weights_before: ClassVar[bool] = False
+    """Gradient modes: whether [`step_terms()`][step_terms] reads the weight before the step."""
+
+    def step_terms(
+        self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
+    ) -> dict[str, Array]:
+        """One optimizer step's contribution to each of the mode's sums.
+
+        The mode's whole per-step formula, written with operators and
+        `ops.sum` only, so that the same code runs on the host (numpy), on
+        a torch parameter's device and inside a compiled Keras train step
+        (`neural_feature_importance.keras.gradients`).
+
+        Parameters
+        ----------
+        gradient : array
+            The loss gradient of the tracked weight, in its framework layout.
+        weights : array
+            The weight after the optimizer step.
+        before : array or None
+            The weight before the step, for modes with [`needs_weights_before`][]
+            (`synaptic`); `None` elsewhere.
+        ops : StepOps
+            The array library's reductions.
+        """
+        raise NotImplementedError(f"scoring={self.name!r} does not use gradients")
+
+    def gradient(self, gradient: Array, weights: Array) -> bool:
+        """Absorb one optimizer step's gradient (gradient modes only).
+
+        Returns
+        -------
+        bool
+            `False` if the step was skipped because its contribution held
+            NaN or Inf (counted in `n_skipped`), else `True`.
+        """
+        terms = self.step_terms(gradient, weights, None, self.ops)
+        if not self._finite_step(terms[self.check_key]):
+            return False
+        for key, value in terms.items():
+            self._add_step(key, value)
+        self.n_steps += 1
+        return True
+
+    def _add_step(self, key: str, value: Array) -> None:
+        """Add one step's term to its sum (in float64 by default)."""
+        self._add(key, value)
+
+    def add_sums(self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int) -> None:
+        """Absorb the sums of [`step_terms()`][step_terms] over steps read elsewhere.
+
+        The Keras gradient tap sums the terms inside the compiled train step
+        and hands them over once per epoch; this adds them to the mode's own
+        sums, exactly as if each step had been passed to [`gradient()`][gradient].
+
+        Parameters
+        ----------
+        sums : dict of str to ndarray
+            One summed term per key of [`step_terms()`][step_terms].
+        n_steps : int
+            Steps absorbed into `sums`.
+        n_skipped : int
+            Reads skipped because their terms held NaN or Inf.
+        """
+        unknown = set(sums) - set(self.merge_rules)
+        if unknown or not self.needs_gradients:
+            raise ValueError(
+                f"scoring={self.name!r} keeps no gradient sums named {sorted(unknown)}."
+            )
+        if n_steps:
+            for key, value in sums.items():
+                self._add(key, self.ops.copy_as(value, self.dtype))
+        self.n_steps += int(n_steps)
+        self.n_skipped += int(n_skipped)
+
+    def _finite_step(self, contribution: Array) -> bool:
+        """Whether one step's contribution is finite; counts it in `n_skipped` if not.
+
+        Mixed-precision training (`torch.amp.GradScaler`, Lightning's
+        `precision="16-mixed"`) leaves an overflowed gradient in
+        `param.grad` and skips that optimizer step, so the weights stay
+        finite; the statistics skip the step too. Costs one device sync per
+        gradient read, on the smallest array the mode forms.
+        """
+        if self.ops.all_finite(contribution):
+            return True
+        self.n_skipped += 1
+        return False
+
+    # ---------------------------------------------------------------- scoring
+    def check_ready(self) -> None:
+        """Raise [`NotFittedError`][] unless scores can be computed."""
+        if self.needs_gradients:
+            if self.n_steps < 1 and self.n_skipped:
+                raise NotFittedError(
+                    f"scoring={self.name!r} read {self.n_skipped} gradient(s), and every "
+                    "one held NaN or Inf, so none was recorded. Under mixed precision the "
+                    "loss scaler skips such steps while it lowers its scale: train for "
+                    "more steps. Otherwise training diverged: lower the learning rate or "
+                    "clip gradients."
+                )
+            if self.n_steps < 1:
+                raise NotFittedError(
+                    f"scoring={self.name!r} reads the tracked layer's gradient after every "
+                    "optimizer step, but none was recorded. Call on_step_end() after "
+                    "optimizer.step() and before optimizer.zero_grad() (the PyTorch "
+                    "trackers); pass the Keras callback to fit() of a compiled model, or "
+                    "update the model with its wrap_optimizer() in a custom loop; or call "
+                    "update_gradients(grad, weights) on the bare core."
+                )
+            return
+        if self.n_snapshots < self.min_snapshots:
+            raise NotFittedError(
+                f"scoring={self.name!r} needs at least {self.min_snapshots} weight "
+                f"snapshot(s), but {self.n_snapshots} were recorded; train for more epochs "
+                "or use update_every=N."
+            )
+
+    def contributions(self) -> np.ndarray:
+        """Per-weight contributions as a `(features, units)` numpy matrix."""
+        raise NotImplementedError
+
+    def feature_sums(self) -> np.ndarray:
+        """Per-feature sums before the final clipping at 0, `(n_features,)`.
+
+        Sums over the units, so the sums of the slices of a sharded weight
+        add up to the whole weight's ([`sharding`][]); see
+        [`reduces_each_step`][] for the exception.
+        """
+        return self.contributions().sum(axis=1)
+
+    def unit_sums(self) -> np.ndarray:
+        """Per-unit (filter) sums before the final clipping at 0, `(n_units,)`."""
+        return self.contributions().sum(axis=0)
+
+    def last_matrix(self) -> np.ndarray | None:
+        """The last snapshot as a `(features, units)` numpy matrix (`None` before one)."""
+        return None if self.last is None else self.view.to_matrix(self.ops.to_numpy(self.last))
+
+    def _matrix(self, key: str) -> np.ndarray:
+        return self.view.to_matrix(self.ops.to_numpy(self.arrays[key]))
+
+    def _add(self, key: str, value: Array) -> None:
+        """`arrays[key] += value`, allocating the accumulator at the first call."""
+        if self.arrays[key] is None:
+            self.arrays[key] = self.ops.copy_as(value, self.dtype)
+        else:
+            self.arrays[key] += value
+
+    # ------------------------------------------------------------------ state
+    def all_finite(self) -> bool:
+        """Whether every statistic is finite (one device sync per array)."""
+        return all(a is None or self.ops.all_finite(a) for a in self.checked_arrays())
+
+    def checked_arrays(self) -> list[Array | None]:
+        """The arrays a NaN/Inf in a snapshot or gradient reaches (see `check_finite`)."""
+        return [*self.arrays.values(), self.last]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counts and arrays (the accumulators themselves, not copies)."""
+        return {
+            "n_snapshots": self.n_snapshots,
+            "n_steps": self.n_steps,
+            "n_skipped": self.n_skipped,
+            **self.arrays,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore [`state_dict()`][state_dict] (arrays are copied into `ops`)."""
+        missing = [key for key in ("n_snapshots", "n_steps", *self.arrays) if key not in state]
+        if missing:
+            raise StateDictError(
+                f"state of scoring={self.name!r} is missing {missing}; was it saved by a "
+                "tracker with the same scoring mode?"
+            )
+        self.n_snapshots = int(state["n_snapshots"])
+        self.n_steps = int(state["n_steps"])
+        # States written before skipped steps were counted have no "n_skipped".
+        self.n_skipped = int(state.get("n_skipped", 0))
+        for key in self.arrays:
+            value = state[key]
+            self.arrays[key] = None if value is None else self.ops.copy_as(value, self.dtype)
+
+    def merge(self, other: ScoringMode) -> None:
+        """Absorb `other`'s statistics (`other` is the later stream)."""
+        for key, rule in self.merge_rules.items():
+            mine, theirs = self.arrays[key], other.arrays[key]
+            if theirs is None or (rule == "first" and mine is not None):
+                continue
+            if mine is None or rule == "last":
+                self.arrays[key] = self.ops.copy_as(theirs, self.dtype)
+            else:
+                self.arrays[key] = mine + theirs
+        if other.last is not None:
+            self.last = self.ops.copy_as(other.last, self.dtype)
+        self.n_snapshots += other.n_snapshots
+        self.n_steps += other.n_steps
+        self.n_skipped += other.n_skipped
