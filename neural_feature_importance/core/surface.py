@@ -55,7 +55,7 @@ def finish_training(
     Returns
     -------
     ndarray or None
-        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_],
+        [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_],
         or `None` when there are none.
     """
     try:

@@ -21,12 +21,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neural_feature_importance.core import state as state_schema
+from neural_feature_importance.core._persistence import TrackerState
+from neural_feature_importance.core._results import ConvResults, TrackerResults
 from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps, check_dtype
 from neural_feature_importance.core.columns import FeatureColumns, Member, ResolvedColumns
 from neural_feature_importance.core.combined import CombinedStatistics
 from neural_feature_importance.core.options import FiniteCheck, check_core_options
-from neural_feature_importance.core.persistence import TrackerState
-from neural_feature_importance.core.results import ConvResults, TrackerResults
 from neural_feature_importance.core.scoring import Normalize, top_features
 from neural_feature_importance.core.sharding import WeightShard
 from neural_feature_importance.core.statistics import LayerStatistics
@@ -43,7 +43,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
     Feed it the weight array after every epoch (or step) with [`update()`][update] (and, for the
     gradient modes, every optimizer step's gradient with [`update_gradients()`][update_gradients]);
     read
-    [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_]
+    [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_]
     once enough was recorded. It holds the statistics of the tracked weight ([`LayerStatistics`][]),
     or of several input layers ([`CombinedStatistics`][]), and turns their raw scores into named,
     grouped, normalised columns. Every adapter (PyTorch loops, Lightning, the Hugging Face
@@ -53,7 +53,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
     ----------
     normalize : {"minmax", "sum", None}, default="minmax"
         How
-        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_]
+        [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_]
         is scaled: `"minmax"` to [0, 1] as in the paper, `"sum"` to sum to 1, `None` for raw scores.
     dtype : {"float64", "float32"}, default="float64"
         Precision of the running statistics.
@@ -63,7 +63,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         epoch.
     record_history : bool, default=False
         Keep the raw scores after every update in
-        [`history_`][neural_feature_importance.core.results.TrackerResults.history_] (one host copy
+        [`history_`][neural_feature_importance.core.VarianceImportanceBase.history_] (one host copy
         per update; off by default).
     layout : {"keras", "torch"}, default="keras"
         Axis order of the weights passed in (see [`views`][]).
@@ -95,7 +95,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
     ----------
     feature_importances_ : ndarray
         Normalised score of every column, shape `(n_columns,)`, in the order of
-        [`feature_names_in_`][neural_feature_importance.core.results.TrackerResults.feature_names_in_]
+        [`feature_names_in_`][neural_feature_importance.core.VarianceImportanceBase.feature_names_in_]
         (without `groups`: one column per input feature).
     raw_importances_ : ndarray
         The same before normalisation.
@@ -351,7 +351,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         `on_step_end`. A no-op for snapshot modes (`viann`, `growth`).
 
         A gradient holding NaN or Inf is skipped and counted in
-        [`skipped_gradient_steps_`][neural_feature_importance.core.results.TrackerResults.skipped_gradient_steps_]:
+        [`skipped_gradient_steps_`][neural_feature_importance.core.VarianceImportanceBase.skipped_gradient_steps_]:
         a mixed-precision loss scaler (`torch.amp.GradScaler`) skips that optimizer step too, and
         the weights stay finite. [`end_epoch()`][end_epoch] reports the skipped reads once per
         epoch; weights that really diverge are still caught by the snapshots' NaN/Inf check.
@@ -368,8 +368,9 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         The Keras gradient tap
         ([`GradientTapOptimizer`][neural_feature_importance.keras.gradients.GradientTapOptimizer])
         sums the mode's per-step terms
-        ([`step_terms()`][modes.base.ScoringMode.step_terms]) inside the compiled train
-        step, with no host transfer, and hands the sums over once per epoch.
+        ([`step_terms()`][neural_feature_importance.core.modes.ScoringMode.step_terms])
+        inside the compiled train step, with no host transfer, and hands the sums over
+        once per epoch.
         """
         self.statistics.update_gradient_sums(sums, n_steps, n_skipped)
 
@@ -397,7 +398,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         """Compute the importances now (the original's `on_train_end` step).
 
         Logs the ten most important columns and returns
-        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_].
+        [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_].
         Under a sharded weight every process calls it (reading scores is a collective).
 
         Parameters
@@ -432,11 +433,11 @@ class ConvVarianceImportanceBase(ConvResults, VarianceImportanceBase):
     """VIANN for a convolution kernel.
 
     Features are (kernel position, input channel) pairs, flattened in Keras order `(*kernel, in)`:
-    [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_]
+    [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_]
     has one score per pair,
-    [`heatmap_`][neural_feature_importance.core.results.ConvResults.heatmap_] the same scores shaped
-    `(*kernel, in)`, and
-    [`filter_importances_`][neural_feature_importance.core.results.ConvResults.filter_importances_]
+    [`heatmap_`][neural_feature_importance.core.ConvVarianceImportanceBase.heatmap_] the same
+    scores shaped `(*kernel, in)`, and
+    [`filter_importances_`][neural_feature_importance.core.ConvVarianceImportanceBase.filter_importances_]
     ranks the filters (output channels).
     """
 

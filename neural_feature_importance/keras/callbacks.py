@@ -278,13 +278,13 @@ class VarianceImportanceKeras(_KerasTracker):
         every `k` batches, and those calls are what is counted).
     normalize : {"minmax", "sum", None}, default="minmax"
         Scaling of
-        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_]:
+        [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_]:
         `"minmax"` to [0, 1] as in the paper, `"sum"` to sum to 1, `None` for raw scores.
     include_initial : bool, default=False
         Also count the weights before training as a snapshot.
     record_history : bool, default=False
         Keep the raw scores after every snapshot in
-        [`history_`][neural_feature_importance.core.results.TrackerResults.history_].
+        [`history_`][neural_feature_importance.core.VarianceImportanceBase.history_].
     dtype : {"float64", "float32"}, default="float64"
         Precision of the running statistics.
     finite_check : {"update", "deferred"}, optional
@@ -338,7 +338,7 @@ class VarianceImportanceKeras(_KerasTracker):
         Names and scores together, with `to_frame()` and `plot()`.
     var_scores : ndarray of shape (n_features,)
         The original package's name for
-        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_].
+        [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_].
     history_ : ndarray of shape (n_snapshots - 1, n_features)
         Raw scores after every snapshot (with `record_history=True`).
     tracked_layer_ : keras.layers.Layer
@@ -380,12 +380,12 @@ class ConvVarianceImportanceKeras(VarianceImportanceKeras):
 
     Tracks a `Conv1D`, `Conv2D` or `Conv3D` kernel `(*kernel, in, out)`. A feature is a (kernel
     position, input channel) pair, so besides
-    [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_]
+    [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_]
     (flattened in that order) it offers
-    [`heatmap_`][neural_feature_importance.core.results.ConvResults.heatmap_] of shape
+    [`heatmap_`][neural_feature_importance.core.ConvVarianceImportanceBase.heatmap_] of shape
     `(*kernel, in)` and ranks the filters
-    ([`filter_importances_`][neural_feature_importance.core.results.ConvResults.filter_importances_],
-    [`filter_ranking_`][neural_feature_importance.core.results.ConvResults.filter_ranking_]).
+    ([`filter_importances_`][neural_feature_importance.core.ConvVarianceImportanceBase.filter_importances_],
+    [`filter_ranking_`][neural_feature_importance.core.ConvVarianceImportanceBase.filter_ranking_]).
     Parameters are those of [`VarianceImportanceKeras`][]; `layer=None` picks the first trainable
     convolution.
     """

@@ -33,7 +33,7 @@ class WrappedTracker(HeldTrackerResults):
         Snapshot every `update_every` optimizer steps instead of per epoch.
     normalize : {"minmax", "sum", None}, default="minmax"
         Scaling of
-        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_].
+        [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_].
     **tracker_options
         The torch trackers' other options, checked here.
 

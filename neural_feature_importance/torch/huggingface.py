@@ -114,7 +114,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
         accumulation is respected.
     normalize : {"minmax", "sum", None}, default="minmax"
         Scaling of
-        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_].
+        [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_].
     **tracker_options
         `dtype`, `include_initial`, `record_history`, `finite_check`,
         `scoring` (e.g. `"taylor"`, see [`neural_feature_importance.core.modes`][]),

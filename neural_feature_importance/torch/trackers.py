@@ -91,7 +91,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         instead of at each [`on_epoch_end()`][on_epoch_end].
     normalize : {"minmax", "sum", None}, default="minmax"
         Scaling of
-        [`feature_importances_`][neural_feature_importance.core.results.TrackerResults.feature_importances_]
+        [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_]
         (see the core).
     dtype : {"float64", "float32"} or torch.dtype, default="float64"
         Precision of the statistics, kept on the parameter's device.
@@ -99,7 +99,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         Count the weights at [`on_train_begin()`][on_train_begin] as a snapshot.
     record_history : bool, default=False
         Keep the scores after each snapshot in
-        [`history_`][neural_feature_importance.core.results.TrackerResults.history_].
+        [`history_`][neural_feature_importance.core.VarianceImportanceBase.history_].
     finite_check : {"update", "deferred"}, optional
         When NaN/Inf weights are detected: at each snapshot (one device sync),
         or once per epoch. Default: `"update"` for per-epoch snapshots and
@@ -498,11 +498,12 @@ class ConvVarianceImportanceTorch(VarianceImportanceTorch):
 
     Same parameters as [`VarianceImportanceTorch`][]. Features are (kernel position, input channel)
     pairs in Keras order, so
-    [`heatmap_`][neural_feature_importance.core.results.ConvResults.heatmap_] has shape
+    [`heatmap_`][neural_feature_importance.core.ConvVarianceImportanceBase.heatmap_] has shape
     `(*kernel_size, in_channels)` in both frameworks;
-    [`filter_importances_`][neural_feature_importance.core.results.ConvResults.filter_importances_]
-    and [`filter_ranking_`][neural_feature_importance.core.results.ConvResults.filter_ranking_] rank
-    the output channels.
+    [`filter_importances_`][neural_feature_importance.core.ConvVarianceImportanceBase.filter_importances_]
+    and
+    [`filter_ranking_`][neural_feature_importance.core.ConvVarianceImportanceBase.filter_ranking_]
+    rank the output channels.
     """
 
     kind: ClassVar[Kind] = "conv"

@@ -70,7 +70,7 @@ def test_pytorch_loop(tmp_path, caplog):
     _check_end(model, caplog, tracker, tmp_path, lambda: _loaded_torch(model))
 
 
-def _run_lightning(tmp_path, caplog):
+def _run_lightning(tmp_path, caplog, epochs=EPOCHS, options=None):
     pytest.importorskip("lightning")
     from lightning.pytorch import LightningModule
     from lightning_helpers import quiet_trainer
@@ -94,15 +94,24 @@ def _run_lightning(tmp_path, caplog):
 
     module = Module()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*_tensors()), BATCH)
-    callback = VarianceImportanceLightning(**OPTIONS)
+    callback = VarianceImportanceLightning(**(options or OPTIONS))
     with caplog.at_level(logging.INFO, logger="neural_feature_importance"):
-        quiet_trainer(tmp_path, EPOCHS, [callback]).fit(module, loader)
+        quiet_trainer(tmp_path, epochs, [callback]).fit(module, loader)
     return module, callback
 
 
 def test_lightning(tmp_path, caplog):
     module, callback = _run_lightning(tmp_path, caplog)
     _check_end(module, caplog, callback, tmp_path, lambda: _loaded_torch(module))
+
+
+def test_lightning_one_epoch_of_taylor_logs_once_and_leaves_no_hook(tmp_path, caplog):
+    # One epoch: no weight variance yet, but taylor's gradient reads are readable.
+    module, callback = _run_lightning(tmp_path, caplog, epochs=1, options={"scoring": "taylor"})
+    assert _hooks_left(module) == 0
+    assert logged_once(caplog) == 1
+    assert callback.n_updates_ == 1 and callback.n_gradient_steps_ == 2  # 8 steps, 1 in 4
+    assert set(np.argsort(-callback.feature_importances_)[:2].tolist()) == {0, 1}
 
 
 def _loaded_torch(model):

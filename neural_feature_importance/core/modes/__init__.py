@@ -56,9 +56,9 @@ tensors on the parameter's device) and in the tracker's `state_dict`.
 
 from __future__ import annotations
 
-from neural_feature_importance.core.modes.base import ScoringMode
-from neural_feature_importance.core.modes.gradient import FLUSH_EVERY, SteadyTaylorMode, TaylorMode
-from neural_feature_importance.core.modes.snapshot import GrowthMode, ViannMode
+from neural_feature_importance.core.modes._base import ScoringMode
+from neural_feature_importance.core.modes._gradient import FLUSH_EVERY, SteadyTaylorMode, TaylorMode
+from neural_feature_importance.core.modes._snapshot import GrowthMode, ViannMode
 
 SCORING_MODES: dict[str, type[ScoringMode]] = {
     mode.name: mode for mode in (ViannMode, GrowthMode, TaylorMode, SteadyTaylorMode)

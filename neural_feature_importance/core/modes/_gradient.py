@@ -15,7 +15,7 @@ import numpy as np
 
 from neural_feature_importance.core.arrays import Array, ArrayOps, StepOps
 from neural_feature_importance.core.errors import NotFittedError
-from neural_feature_importance.core.modes.base import ScoringMode, reduced_to_features
+from neural_feature_importance.core.modes._base import ScoringMode, reduced_to_features
 from neural_feature_importance.core.views import WeightView
 
 FLUSH_EVERY = 256
@@ -49,7 +49,7 @@ class TaylorMode(ScoringMode):
     mean-zero product. It runs in every adapter (PyTorch, Lightning, and Keras through its optimizer
     tap) and keeps one vector per feature; [`SteadyTaylorMode`][], the recommended mode, builds on
     it. For convolutions,
-    [`filter_importances_`][neural_feature_importance.core.results.ConvResults.filter_importances_]
+    [`filter_importances_`][neural_feature_importance.core.ConvVarianceImportanceBase.filter_importances_]
     is Molchanov's filter criterion `mean_steps |sum_(k, c) g * w|`.
 
     By default one step in `gradient_every` (4) is read: each read is a

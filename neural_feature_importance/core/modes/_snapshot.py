@@ -13,7 +13,7 @@ import numpy as np
 
 from neural_feature_importance.core.arrays import Array, ArrayOps
 from neural_feature_importance.core.errors import NotFittedError, StateDictError
-from neural_feature_importance.core.modes.base import ScoringMode
+from neural_feature_importance.core.modes._base import ScoringMode
 from neural_feature_importance.core.moments import RunningMoments
 from neural_feature_importance.core.scoring import unit_scores, variance_sum_scores, viann_scores
 from neural_feature_importance.core.views import WeightView
