@@ -97,7 +97,7 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
         self.include_initial = include_initial
         self.record_history = record_history
         self.dtype = dtype
-        self.finite_check = finite_check
+        self.finite_check = self.core.finite_check
         self.scoring = scoring
         self.feature_names = feature_names
         self.groups = groups

@@ -238,7 +238,7 @@ def test_get_config_returns_the_constructor_parameters():
         "include_initial": False,
         "record_history": False,
         "dtype": "float32",
-        "finite_check": "update",
+        "finite_check": "deferred",  # the default with update_every, as in PyTorch
         "reset_on_train_begin": True,
         "scoring": "growth",
         "feature_names": None,
