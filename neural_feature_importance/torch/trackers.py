@@ -82,10 +82,8 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         API) is tracked through its effective weight. Autograd keeps no
         gradient of that weight, so gradient modes rebuild it from the layer's
         input and output gradient on the steps they read
-        (`EffectiveWeightGradient`).
-        Measured: with a learning rate of 0, `taylor` then equals the batch's
-        summed gradient x input computed by autograd to 1e-5 (float32), for
-        each of the three parametrizations.
+        (`EffectiveWeightGradient`; equal to autograd's gradient x input to
+        1e-5 in float32, for each of the three parametrizations).
     update_every : int, optional
         Take a snapshot every `update_every` calls of [`on_step_end()`][on_step_end]
         instead of at each [`on_epoch_end()`][on_epoch_end].
@@ -145,7 +143,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
     ------
     ValueError, LayerSelectionError
         From the constructor, for an option it does not accept or a `layer=`
-        the model does not have (or that is of another kind, or frozen).
+        the model does not have (or that is frozen, or has no per-input weight).
 
     Examples
     --------
@@ -425,13 +423,6 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             self._reader.detach()
         for member in (self._members or {}).values():
             member._detach_hooks()
-
-    @property
-    def hooks_attached(self) -> bool:
-        """Whether its hooks are on the model ([`on_train_end()`][on_train_end] removes them)."""
-        if self._probe is not None or (self._reader is not None and self._reader.capture):
-            return True
-        return any(member.hooks_attached for member in (self._members or {}).values())
 
     def _snapshot(self) -> None:
         if self._reader is None and self._members is None:
