@@ -10,6 +10,7 @@ streams (Chan et al.'s formula for VIANN's moments, sums for the rest) and
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from neural_feature_importance.core import state as state_schema
@@ -41,6 +42,9 @@ class TrackerState:
         raise NotImplementedError
 
     def _new_statistics(self, kind: Kind) -> LayerStatistics:
+        raise NotImplementedError
+
+    def adopt_layers(self, members: Mapping[str, LayerStatistics]) -> None:
         raise NotImplementedError
 
     @property
@@ -151,8 +155,7 @@ class TrackerState:
                 )
             members[name] = self._new_statistics(cast(Kind, kind))
             members[name].load_state_dict(state["layers"][name])
-        self._clear()
-        self.combined = CombinedStatistics(members, type(self).__name__)
+        self.adopt_layers(members)
 
     def save_state(self, path: str | os.PathLike[str]) -> None:
         """Write [`state_dict()`][state_dict] to a file (safetensors, no pickle; any framework)."""

@@ -273,8 +273,11 @@ class LayerStatistics:
                 else f"{self.owner} tracks no weight yet; start training first."
             )
         self.mode.check_ready()
+        # An unchecked snapshot makes check_finite read every array of the mode (and
+        # raise for the snapshot); otherwise the mode's arrays are read here, once.
+        checked_now = self.n_snapshots != self.checked_updates
         self.check_finite()
-        if not self.mode.all_finite():
+        if not checked_now and not self.mode.all_finite():
             raise NonFiniteWeightsError(
                 f"layer {self.name!r}: the statistics of scoring={self.scoring!r} "
                 "contain NaN or Inf, so a gradient or weight diverged. Lower the learning "

@@ -21,6 +21,10 @@ from neural_feature_importance.core.errors import NoSignalError, NotFittedError
 from neural_feature_importance.core.serialization import load_state, save_state
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from neural_feature_importance.core.columns import Member
+    from neural_feature_importance.core.options import FiniteCheck
     from neural_feature_importance.core.result import FeatureImportances
     from neural_feature_importance.core.scoring import Normalize
     from neural_feature_importance.core.tracker import VarianceImportanceBase
@@ -217,6 +221,42 @@ class HeldCore(HeldTrackerResults):
     def view(self) -> WeightView | None:
         """The tracked weight's view (`None` before tracking starts, or for several layers)."""
         return self.core.view
+
+    # The options the core tracker checked and keeps, read from it (one copy of each).
+    @property
+    def scoring(self) -> str:
+        """The scoring mode (`scoring=`)."""
+        return self.core.scoring
+
+    @property
+    def dtype(self) -> str:
+        """Precision of the statistics (`dtype=`)."""
+        return self.core.dtype
+
+    @property
+    def include_initial(self) -> bool:
+        """Whether the weights before training count as a snapshot."""
+        return self.core.include_initial
+
+    @property
+    def record_history(self) -> bool:
+        """Whether the raw scores after every snapshot are kept."""
+        return self.core.record_history
+
+    @property
+    def finite_check(self) -> FiniteCheck:
+        """When snapshots are checked for NaN/Inf (`"update"` or `"deferred"`)."""
+        return self.core.finite_check
+
+    @property
+    def feature_names(self) -> Sequence[str] | None:
+        """The names given to the tracked inputs (`feature_names=`)."""
+        return self.core.feature_names
+
+    @property
+    def groups(self) -> Mapping[str, Sequence[Member]] | None:
+        """The columns given as groups of inputs (`groups=`)."""
+        return self.core.groups
 
     @property
     def normalize(self) -> Normalize:

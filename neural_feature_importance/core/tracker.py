@@ -23,7 +23,7 @@ import numpy as np
 from neural_feature_importance.core import state as state_schema
 from neural_feature_importance.core._persistence import TrackerState
 from neural_feature_importance.core._results import ConvResults, TrackerResults
-from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps, check_dtype
+from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps
 from neural_feature_importance.core.columns import FeatureColumns, Member, ResolvedColumns
 from neural_feature_importance.core.combined import CombinedStatistics
 from neural_feature_importance.core.options import FiniteCheck, check_core_options
@@ -152,11 +152,11 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         groups: Mapping[str, Sequence[Member]] | None = None,
     ) -> None:
         # Checked here, once, not at the first snapshot: a typo fails on the line that made it.
-        check_core_options(
+        checked = check_core_options(
             normalize=normalize, dtype=dtype, finite_check=finite_check, scoring=scoring
         )
         self.normalize = normalize
-        self.dtype = check_dtype(dtype)
+        self.dtype = str(checked["dtype"])
         self.include_initial = include_initial
         self.record_history = record_history
         self.layout = layout
@@ -240,22 +240,11 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
 
     def _around(self, stats: LayerStatistics) -> VarianceImportanceBase:
         """A tracker of one layer's statistics (shared, not copied), with raw scores."""
-        tracker = CORE_TRACKERS[stats.kind](
-            layout=self.layout, ops=self.ops, **self._layer_tracker_options()
-        )
+        # Raw scores: a layer's inputs are columns of the combined result, not its own.
+        raw = {"normalize": None, "feature_names": None, "groups": None}
+        tracker = CORE_TRACKERS[stats.kind](**(self.options() | raw))
         tracker.statistics = stats
         return tracker
-
-    def _layer_tracker_options(self) -> dict[str, Any]:
-        """The options a tracker of one input layer shares with this one (scores stay raw)."""
-        return {
-            "normalize": None,
-            "dtype": self.dtype,
-            "include_initial": self.include_initial,
-            "record_history": self.record_history,
-            "finite_check": self.finite_check,
-            "scoring": self.scoring,
-        }
 
     # ----------------------------------------------------------------- ingest
     def start(
@@ -299,11 +288,10 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         self, weights: Mapping[str, tuple[Kind, Array]], check_columns: bool = True
     ) -> None:
         """Begin tracking several input layers as one result: name -> (kind, weight)."""
-        self._clear()
         members = {name: self._new_statistics(kind) for name, (kind, _) in weights.items()}
         for name, (_, weight) in weights.items():
             members[name].start(weight, name)
-        self.combined = CombinedStatistics(members, type(self).__name__)
+        self.adopt_layers(members)
         if check_columns:
             self.check_columns()
         if self.include_initial:

@@ -42,9 +42,7 @@ class KerasLayerChoice:
     model: Any
     layer: Any
     core: VarianceImportanceBase
-    scoring: str
     gradient_every: int | None
-    include_initial: bool
     tracked_layer_: Any
     _input_layers: dict[str, Any]
     _tap: GradientTapOptimizer | None
@@ -174,7 +172,7 @@ class KerasLayerChoice:
             # The model was not built at on_train_begin (a custom training loop).
             continuing = self._has_statistics()
             self._choose_layer(continuing)
-            if self.include_initial and not continuing:
+            if self.core.include_initial and not continuing:
                 logger.warning(
                     "%s: the model was not built when training began, so its initial "
                     "weights are unknown; include_initial counted the first snapshot.",

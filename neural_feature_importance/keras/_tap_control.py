@@ -29,10 +29,10 @@ class GradientTapControl(KerasLayerChoice):
     """The gradient tap's life cycle (the Keras callbacks' base, over their layer choice)."""
 
     def _needs_gradients(self) -> bool:
-        return get_mode(self.scoring).needs_gradients
+        return get_mode(self.core.scoring).needs_gradients
 
     def _gradient_every(self) -> int:
-        return self.gradient_every or get_mode(self.scoring).gradient_every
+        return self.gradient_every or get_mode(self.core.scoring).gradient_every
 
     def wrap_optimizer(self, optimizer: keras.optimizers.Optimizer) -> GradientTapOptimizer:
         """Return `optimizer` wrapped in a gradient tap that feeds this tracker.
@@ -50,7 +50,7 @@ class GradientTapControl(KerasLayerChoice):
         """
         if not self._needs_gradients():
             raise ValueError(
-                f"scoring={self.scoring!r} needs no gradients, so there is nothing to wrap; "
+                f"scoring={self.core.scoring!r} needs no gradients, so there is nothing to wrap; "
                 "use the optimizer as it is."
             )
         if self.tracked_layer_ is None:
@@ -104,7 +104,7 @@ class GradientTapControl(KerasLayerChoice):
             "%s(scoring=%r) reads the gradient of %s in the optimizer, one applied update "
             "in %d, inside the compiled train step.",
             type(self).__name__,
-            self.scoring,
+            self.core.scoring,
             self.core.layer_name,
             tap.gradient_every,
         )

@@ -94,13 +94,6 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
             feature_names=feature_names,
             groups=groups,
         )
-        self.include_initial = include_initial
-        self.record_history = record_history
-        self.dtype = dtype
-        self.finite_check = self.core.finite_check
-        self.scoring = scoring
-        self.feature_names = feature_names
-        self.groups = groups
         self.layer = layer
         self.update_every = update_every
         self.gradient_every = gradient_every

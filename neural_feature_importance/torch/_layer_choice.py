@@ -30,7 +30,7 @@ from neural_feature_importance.torch.input_layers import (
     InputLayerResult,
     choose_input_layers,
 )
-from neural_feature_importance.torch.layers import module_kind
+from neural_feature_importance.torch.layers import layer_kind, module_kind
 
 if TYPE_CHECKING:
     from neural_feature_importance.core.tracker import VarianceImportanceBase
@@ -73,19 +73,24 @@ class LayerChoice:
             return check_layer_list(self.model, self.layer)
         return list(self._members or {})
 
+    def _layer_readers(self) -> dict[str, LayerReader]:
+        """A reader of each of several input layers, by name (no hook is attached)."""
+        return {
+            name: LayerReader(self.model, name, layer_kind(self.model, name) or "dense")
+            for name in self._layer_names()
+        }
+
     def _check_columns(self) -> None:
         """Check `feature_names`/`groups` against the tracked layer(s)' inputs."""
         if isinstance(self.layer, list | tuple) or self._members is not None:
+            readers = self._layer_readers()
             views = []
-            for name in self._layer_names():
-                module = dict(self.model.named_modules())[name]
-                kind = module_kind(module) or "dense"
-                shape = LayerReader(self.model, name, kind).whole_weight_shape()
+            for reader in readers.values():
+                shape = reader.whole_weight_shape()
                 if shape is None:
                     return  # a lazy layer: checked when the importances are read
-                views.append(WeightView(kind, "torch", shape))
-            names = self._layer_names()
-            self.core.check_columns(n_combined_inputs(views), ", ".join(names))
+                views.append(WeightView(reader.kind, "torch", shape))
+            self.core.check_columns(n_combined_inputs(views), ", ".join(readers))
             return
         shape = self._whole_weight_shape()
         if shape is not None:
@@ -94,9 +99,9 @@ class LayerChoice:
 
     def _new_member(self, name: str) -> VarianceImportanceTorch:
         """A tracker of one input layer, with this tracker's options (raw scores)."""
-        module = dict(self.model.named_modules())[name]
         options = {**self.options, "normalize": None, "feature_names": None, "groups": None}
-        return self._tracker_for_kind(module_kind(module) or "dense")(self.model, name, **options)
+        kind = layer_kind(self.model, name) or "dense"
+        return self._tracker_for_kind(kind)(self.model, name, **options)
 
     def _adopt_members(self, members: dict[str, VarianceImportanceTorch]) -> None:
         self._members = members
@@ -189,7 +194,7 @@ class LayerChoice:
         if self._members is not None:
             return any(member.sharded for member in self._members.values())
         if isinstance(self.layer, list | tuple):
-            return any(self._new_member(name).sharded for name in self._layer_names())
+            return any(reader.shard is not None for reader in self._layer_readers().values())
         return self._layer_reader().shard is not None
 
     def _watch_inputs(self) -> None:

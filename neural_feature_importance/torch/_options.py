@@ -1,38 +1,27 @@
-"""The torch trackers' options and `layer=` argument, checked before any training.
+"""The torch trackers' options: `layer=`, and the core tracker made from the others.
 
-The trackers check every option in their constructor (the trainer callbacks
-before the model exists), through the core's one table of checks
+The options other than `layer=` are checked by the core tracker's constructor,
+through the core's one table of checks
 ([`neural_feature_importance.core.options.check_core_options()`][check_core_options]).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from neural_feature_importance.core.columns import FeatureColumns
-from neural_feature_importance.core.options import check_core_options
-from neural_feature_importance.torch.layers import module_kind, select_layer
+from neural_feature_importance.core.options import check_core_options, default_finite_check
+from neural_feature_importance.core.tracker import CORE_TRACKERS, VarianceImportanceBase
+from neural_feature_importance.core.views import Kind
+from neural_feature_importance.torch.arrays import TorchArrayOps
+from neural_feature_importance.torch.layers import layer_kind, select_layer
 
 Layer = str | nn.Module | list[str | nn.Module] | tuple[str | nn.Module, ...] | None
 """What `layer=` accepts: a name, a module, several of them, or `None`."""
-
-_OPTION_DEFAULTS: dict[str, Any] = {
-    "update_every": None,
-    "normalize": "minmax",
-    "dtype": "float64",
-    "include_initial": False,
-    "record_history": False,
-    "finite_check": None,
-    "scoring": "viann",
-    "gradient_every": None,
-    "feature_names": None,
-    "groups": None,
-}
-"""The torch trackers' options (besides `model` and `layer`) and their defaults."""
 
 
 def dtype_name(dtype: str | torch.dtype) -> str:
@@ -40,34 +29,6 @@ def dtype_name(dtype: str | torch.dtype) -> str:
     if isinstance(dtype, torch.dtype):
         return str(dtype).removeprefix("torch.")
     return dtype
-
-
-def check_torch_options(owner: str, **options: Any) -> dict[str, Any]:
-    """Check torch tracker options before any model exists; return them with the defaults.
-
-    Raises
-    ------
-    TypeError
-        If an option is not a parameter of the trackers (the message lists them).
-    ValueError
-        If an option's value is not accepted.
-    """
-    unknown = sorted(set(options) - set(_OPTION_DEFAULTS))
-    if unknown:
-        raise TypeError(
-            f"{owner} has no option {', '.join(map(repr, unknown))}; its options "
-            f"are layer, {', '.join(_OPTION_DEFAULTS)}."
-        )
-    values = _OPTION_DEFAULTS | options
-    FeatureColumns(values["feature_names"], values["groups"])
-    checked = {
-        key: values[key] for key in ("update_every", "gradient_every", "normalize", "scoring")
-    }
-    checked["dtype"] = dtype_name(values["dtype"])
-    if values["finite_check"] is not None:
-        checked["finite_check"] = values["finite_check"]
-    check_core_options(**checked)
-    return values
 
 
 def check_layer_list(model: nn.Module, layers: Sequence[str | nn.Module]) -> list[str]:
@@ -78,10 +39,53 @@ def check_layer_list(model: nn.Module, layers: Sequence[str | nn.Module]) -> lis
     for entry in layers:
         if not isinstance(entry, str | nn.Module):
             raise TypeError(f"layer=[...] takes layer names or modules, got {type(entry).__name__}")
-        module = dict(model.named_modules()).get(entry) if isinstance(entry, str) else entry
-        kind = module_kind(module) if isinstance(module, nn.Module) else None
-        name, _ = select_layer(model, entry, kind or "dense")
+        name, _ = select_layer(model, entry, layer_kind(model, entry) or "dense")
         if name in names:
             raise ValueError(f"layer=[...] names {name!r} twice.")
         names.append(name)
     return names
+
+
+def new_core(kind: Kind, options: Mapping[str, Any]) -> VarianceImportanceBase:
+    """The core tracker of `kind` for a torch tracker's options (its constructor checks them)."""
+    check_core_options(
+        update_every=options["update_every"], gradient_every=options["gradient_every"]
+    )
+    return CORE_TRACKERS[kind](
+        options["normalize"],
+        dtype=dtype_name(options["dtype"]),
+        include_initial=options["include_initial"],
+        record_history=options["record_history"],
+        layout="torch",
+        ops=TorchArrayOps(),
+        finite_check=default_finite_check(options["finite_check"], options["update_every"]),
+        scoring=options["scoring"],
+        feature_names=options["feature_names"],
+        groups=options["groups"],
+    )
+
+
+def check_options_without_model(
+    owner: str, constructor: Callable[..., None], kind: Kind, options: Mapping[str, Any]
+) -> None:
+    """Check a torch tracker's options before its model exists, with the constructor's checks.
+
+    The options not given take the constructor's defaults (read from its signature).
+
+    Raises
+    ------
+    TypeError
+        If an option is not a parameter of the tracker (the message lists them).
+    ValueError
+        If an option's value is not accepted.
+    """
+    parameters = inspect.signature(constructor).parameters
+    known = [name for name in parameters if name not in ("self", "model")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(
+            f"{owner} has no option {', '.join(map(repr, unknown))}; its options "
+            f"are {', '.join(known)}."
+        )
+    defaults = {name: parameters[name].default for name in known if name != "layer"}
+    new_core(kind, defaults | dict(options))

@@ -56,6 +56,7 @@ class LayerReader:
     def __init__(self, model: nn.Module, layer: str | nn.Module | None, kind: Kind) -> None:
         name, module = select_layer(model, layer, kind)
         self.name = name
+        self.kind = kind
         self.module = module
         self.parametrized = is_parametrized_weight(module)
         # A Linear, ConvNd or Embedding: its weight is a parameter unless parametrized.

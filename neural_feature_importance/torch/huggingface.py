@@ -65,7 +65,7 @@ from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from neural_feature_importance.core.serialization import load_state, save_state
+from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.torch._wrapped import WrappedTracker
 
 logger = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
             )
             return
         path = os.path.join(folder, self.state_file_name)
-        save_state(self.state_dict(), path, to_numpy=self.tracker.ops.to_numpy)
+        self.save_state(path)
         logger.debug("%s saved its state to %s", type(self).__name__, path)
 
     def on_train_end(

@@ -34,18 +34,20 @@ from torch import nn
 from neural_feature_importance.core.columns import Member
 from neural_feature_importance.core.errors import StateDictError
 from neural_feature_importance.core.modes import get_mode
-from neural_feature_importance.core.options import FiniteCheck, default_finite_check
+from neural_feature_importance.core.options import (
+    FiniteCheck,
+)
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.state import check_version
 from neural_feature_importance.core.surface import HeldCore, finish_training
-from neural_feature_importance.core.tracker import CORE_TRACKERS, VarianceImportanceBase
+from neural_feature_importance.core.tracker import VarianceImportanceBase
 from neural_feature_importance.core.views import Kind
 from neural_feature_importance.torch._layer_choice import LayerChoice
 from neural_feature_importance.torch._options import (
     Layer,
     check_layer_list,
-    check_torch_options,
-    dtype_name,
+    check_options_without_model,
+    new_core,
 )
 from neural_feature_importance.torch._reader import LayerReader
 from neural_feature_importance.torch.arrays import TorchArrayOps
@@ -178,19 +180,20 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
     ) -> None:
-        options = check_torch_options(
-            type(self).__name__,
-            update_every=update_every,
-            normalize=normalize,
-            dtype=dtype,
-            include_initial=include_initial,
-            record_history=record_history,
-            finite_check=finite_check,
-            scoring=scoring,
-            gradient_every=gradient_every,
-            feature_names=feature_names,
-            groups=groups,
-        )
+        options = {
+            "update_every": update_every,
+            "normalize": normalize,
+            "dtype": dtype,
+            "include_initial": include_initial,
+            "record_history": record_history,
+            "finite_check": finite_check,
+            "scoring": scoring,
+            "gradient_every": gradient_every,
+            "feature_names": feature_names,
+            "groups": groups,
+        }
+        # Every option is checked here, once, by the core's table of checks.
+        self.core: VarianceImportanceBase = new_core(self.kind, options)
         self.layer_kind: Kind = self.kind
         """The kind of the tracked layer: that of `layer=` when given, else the class's."""
         if isinstance(layer, list | tuple):
@@ -200,30 +203,13 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             # The model is known: a wrong layer fails here, not when training begins.
             self.layer_kind = layer_kind(model, layer) or self.kind
             select_layer(model, layer, self.layer_kind)
+            if self.layer_kind != self.kind:
+                self.core = self.core.with_kind(self.layer_kind)
         self.model = model
         self.layer = layer
         self.options = options
         self.update_every = update_every
         self.gradient_every = gradient_every
-        self.scoring = scoring
-        self.include_initial = include_initial
-        self.record_history = record_history
-        self.feature_names = feature_names
-        self.groups = groups
-        self.core: VarianceImportanceBase = CORE_TRACKERS[self.layer_kind](
-            normalize,
-            dtype=dtype_name(dtype),
-            include_initial=include_initial,
-            record_history=record_history,
-            layout="torch",
-            ops=TorchArrayOps(),
-            finite_check=default_finite_check(finite_check, update_every),
-            scoring=scoring,
-            feature_names=feature_names,
-            groups=groups,
-        )
-        self.dtype = self.core.dtype
-        self.finite_check = self.core.finite_check
         self.tracked_layer_name_: str | None = None
         self._reader: LayerReader | None = None
         # With several input layers: a tracker of each (each reads its own layer).
@@ -247,6 +233,9 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
     def check_options(cls, **options: Any) -> None:
         """Check tracker options before the model exists (the trainer callbacks do).
 
+        The options not given take the constructor's defaults; the checks are the
+        constructor's own.
+
         Raises
         ------
         TypeError
@@ -254,7 +243,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         ValueError
             If an option's value is not accepted.
         """
-        check_torch_options(cls.__name__, **options)
+        check_options_without_model(cls.__name__, cls.__init__, cls.kind, options)
 
     @property
     def ops(self) -> TorchArrayOps:

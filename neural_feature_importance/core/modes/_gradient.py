@@ -138,9 +138,9 @@ class TaylorMode(ScoringMode):
             raise NotFittedError("unit scores of scoring='taylor' are kept for convolutions only.")
         return self.ops.to_numpy(self.arrays["units"]) / self.n_steps
 
-    def all_finite(self) -> bool:
-        self.flush()
-        return super().all_finite()
+    def checked_arrays(self) -> list[Array | None]:
+        self.flush()  # the per-step sums join the accumulators that are checked
+        return super().checked_arrays()
 
     def state_dict(self) -> dict[str, Any]:
         self.flush()
