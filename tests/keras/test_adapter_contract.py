@@ -33,5 +33,7 @@ def test_keras_callback(tmp_path, caplog):
     # Nothing left on the model: the user's optimizer is back, with no tap inside.
     assert model.optimizer is optimizer and not find_taps(model.optimizer)
     assert logged_once(caplog) == 1
+    # The tracked layer is named as on the torch trackers.
+    assert callback.tracked_layer_name_ == callback.tracked_layer_.name == model.layers[0].name
     scores = check_surface(callback, tmp_path, lambda: VarianceImportanceKeras(**OPTIONS))
     assert scores.shape == (N_FEATURES,) and np.ptp(scores) == 1.0

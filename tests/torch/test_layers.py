@@ -74,3 +74,29 @@ def test_kind_mismatch_names_the_right_tracker():
     dense = VarianceImportanceTorch(model, layer="2")
     dense.on_train_begin()
     assert dense.tracked_layer_name_ == "2"
+
+
+def test_an_explicit_layer_is_tracked_as_its_kind():
+    # VarianceImportanceTorch(layer=<a Conv1d>) tracks the convolution as the conv tracker does.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.Flatten(), nn.Linear(18, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = VarianceImportanceTorch(model, layer="0", scoring="taylor", gradient_every=1)
+    assert tracker.layer_kind == "conv" and tracker.core.kind == "conv"
+    tracker.on_train_begin()
+    for _ in range(6):
+        x = torch.randn(16, 2, 8)
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(x), x[:, 0, :3].sum(1, keepdim=True)).backward()
+        optimizer.step()
+        tracker.on_step_end()
+    tracker.on_epoch_end()
+    scores = tracker.finalize(log=False)  # the original's name, on the core it holds
+    assert tracker.tracked_layer_ is model[0] and tracker.tracked_layer_name_ == "0"
+    assert tracker.heatmap_.shape == (3, 2)  # (kernel, in_channels)
+    assert (tracker.heatmap_.ravel() == scores).all()
+    # Channel 0 at the first three positions drives the target: its column ranks first.
+    assert tracker.heatmap_[:, 0].sum() > tracker.heatmap_[:, 1].sum()
+    dense = VarianceImportanceTorch(model, layer="2")
+    with pytest.raises(AttributeError, match="heatmap_ exists for convolutions"):
+        _ = dense.heatmap_
