@@ -1,4 +1,4 @@
-"""Which layer(s) a torch tracker reads: the input probe, and several input layers.
+"""Which layer(s) a torch tracker reads: the input probe, several input layers, and resuming.
 
 Before the first forward pass a torch tracker knows only the model's
 registration order; `LayerChoice` watches that pass
@@ -7,6 +7,8 @@ moves the tracker to the layer the inputs reach, or to all of them when
 every input reaches a layer of its own. Several input layers are tracked by
 one member tracker each, whose statistics the core combines
 ([`adopt_layers()`][neural_feature_importance.core.tracker.VarianceImportanceBase.adopt_layers]).
+A loaded state names the layer it was saved from, which is the one to resume
+(`load_state_dict()`).
 """
 
 from __future__ import annotations
@@ -20,16 +22,19 @@ from torch import nn
 
 from neural_feature_importance.core.combined import n_combined_inputs
 from neural_feature_importance.core.errors import StateDictError
-from neural_feature_importance.core.state import read_layers_header
+from neural_feature_importance.core.state import check_version, read_layers_header
 from neural_feature_importance.core.views import Kind, WeightView
 from neural_feature_importance.torch._options import Layer, check_layer_list
 from neural_feature_importance.torch._reader import LayerReader
 from neural_feature_importance.torch.distributed import uses_fsdp2
-from neural_feature_importance.torch.input_layers import (
-    InputLayerProbe,
-    InputLayerResult,
+from neural_feature_importance.torch.input_choice import (
+    check_mappable,
     choose_input_layers,
+    harmless_notes,
+    is_target,
 )
+from neural_feature_importance.torch.input_layers import InputLayerProbe, InputLayerResult
+from neural_feature_importance.torch.input_weights import ATTENTION_SLOTS
 from neural_feature_importance.torch.layers import layer_kind, module_kind
 
 if TYPE_CHECKING:
@@ -54,6 +59,7 @@ class LayerChoice:
     _members: dict[str, VarianceImportanceTorch] | None
     _probe: InputLayerProbe | None
     _found_inputs: InputLayerResult | None
+    _attention_slots: dict[str, tuple[str, ...]]
     _steps: int
     _resumed: bool
     _resume_pending: bool
@@ -164,7 +170,8 @@ class LayerChoice:
             self._reader.detach()
         chosen = layer or self.layer
         assert not isinstance(chosen, list | tuple)  # several layers: one member each
-        self._reader = LayerReader(self.model, chosen, self.layer_kind)
+        slots = self._attention_slots.get(chosen) if isinstance(chosen, str) else None
+        self._reader = LayerReader(self.model, chosen, self.layer_kind, slots)
         self.core.ops = self._reader.ops
         self.tracked_layer_name_ = self._reader.name
 
@@ -227,8 +234,10 @@ class LayerChoice:
 
     def _choose_found_inputs(self, result: InputLayerResult) -> None:
         untouched = self._steps == 0 and self.core.n_updates_ <= int(self.core.include_initial)
+        check_mappable(result)
         readers = [reader.name for reader in result.readers]
-        if len(readers) > 1 and not result.unread and untouched and not self._resumed:
+        unread = [i for i in result.unread if not is_target(result.inputs[i])]
+        if len(readers) > 1 and not unread and untouched and not self._resumed:
             # Every model input reaches a layer of its own: track them all as one result.
             self._track_layers(readers)
             self._check_columns()
@@ -244,19 +253,35 @@ class LayerChoice:
             return
         names, warning = choose_input_layers(result, self.layer_kind)
         chosen = names[0] if names else self.tracked_layer_name_
-        if chosen != self.tracked_layer_name_ and untouched and not self._resumed:
+        slots = {r.name: r.slots for r in result.readers if r.name == chosen and r.slots}
+        moved = chosen != self.tracked_layer_name_ or (
+            chosen in slots and slots[chosen] != ATTENTION_SLOTS
+        )
+        self._attention_slots.update(slots)
+        if moved and untouched and not self._resumed:
             previous = self.tracked_layer_name_
             self._resolve_layer(chosen)
             self._start_tracking()
-            logger.info(
-                "%s tracks %r, the layer the model's inputs reach first (not %r, the first "
-                "registered).",
-                type(self).__name__,
-                chosen,
-                previous,
-            )
+            if previous == chosen and chosen is not None:
+                logger.info(
+                    "%s tracks the %s projection(s) of %r, the arguments that are model inputs.",
+                    type(self).__name__,
+                    "/".join(slots[chosen]),
+                    chosen,
+                )
+            else:
+                logger.info(
+                    "%s tracks %r, the layer the model's inputs reach first (not %r, the first "
+                    "registered).",
+                    type(self).__name__,
+                    chosen,
+                    previous,
+                )
         if not self._resumed:
             self._check_columns()
+        note = harmless_notes(result, [self.tracked_layer_name_ or ""])
+        if note is not None:
+            logger.info("%s tracks %r: %s.", type(self).__name__, self.tracked_layer_name_, note)
         if warning is not None:
             logger.warning(
                 "%s tracks %r only. %s",
@@ -264,3 +289,59 @@ class LayerChoice:
                 self.tracked_layer_name_,
                 warning,
             )
+
+    def _existing(self, name: str | None) -> str | None:
+        """`name` if the model has a module of that name, else `None`."""
+        return name if name and name in dict(self.model.named_modules()) else None
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """The core state plus the step counter; tensors and plain values only.
+
+        With several input layers: each layer's state under `"layers"`.
+        """
+        state = self.core.state_dict()
+        state["steps"] = int(self._steps)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved state; the next [`on_train_begin()`][on_train_begin] resumes from it.
+
+        The state is checked against the tracked layer at once (kind, layout,
+        scoring and weight shape), so a state of another model raises
+        [`StateDictError`][] here.
+        """
+        if isinstance(state, dict) and "layer_names" in state:
+            self._load_layers(state)
+            return
+        if isinstance(self.layer, list | tuple):
+            raise StateDictError(
+                f"{type(self).__name__} tracks the layers {list(self._layer_names())}, but the "
+                "state is one layer's; load it into a tracker of that one layer."
+            )
+        if not isinstance(state, dict):
+            check_version(state)  # raises, naming what a state is
+        saved = self._existing(str(state.get("layer_name", ""))) if self.layer is None else None
+        if self._reader is None or saved is not None:
+            # With the default layer, the layer the state was saved from is the one to resume.
+            self._resolve_layer(saved)
+        reader = self._layer_reader()
+        self.core.load_state_dict(
+            state,
+            expected_shape=reader.weight_shape(),
+            expected_shard=reader.shard,
+            expected_name=self.tracked_layer_name_,
+        )
+        saved_name = str(state.get("layer_name", ""))
+        if saved_name and saved_name != self.tracked_layer_name_:
+            logger.warning(
+                "%s: the loaded state was saved while tracking layer %r; it now continues "
+                "on layer %r (same weight shape). Pass layer=%r if that is not intended.",
+                type(self).__name__,
+                saved_name,
+                self.tracked_layer_name_,
+                saved_name,
+            )
+            self.core.layer_name = self.tracked_layer_name_
+        self._steps = int(state.get("steps", 0))
+        self._resume_pending = True

@@ -18,10 +18,11 @@ from neural_feature_importance.core.options import check_core_options, default_f
 from neural_feature_importance.core.tracker import CORE_TRACKERS, VarianceImportanceBase
 from neural_feature_importance.core.views import Kind
 from neural_feature_importance.torch.arrays import TorchArrayOps
+from neural_feature_importance.torch.input_weights import FeatureAxis
 from neural_feature_importance.torch.layers import layer_kind, select_layer
 
-Layer = str | nn.Module | list[str | nn.Module] | tuple[str | nn.Module, ...] | None
-"""What `layer=` accepts: a name, a module, several of them, or `None`."""
+Layer = str | nn.Module | FeatureAxis | list[str | nn.Module] | tuple[str | nn.Module, ...] | None
+"""What `layer=` accepts: a name, a module, a `FeatureAxis`, several modules, or `None`."""
 
 
 def dtype_name(dtype: str | torch.dtype) -> str:
@@ -38,7 +39,10 @@ def check_layer_list(model: nn.Module, layers: Sequence[str | nn.Module]) -> lis
     names = []
     for entry in layers:
         if not isinstance(entry, str | nn.Module):
-            raise TypeError(f"layer=[...] takes layer names or modules, got {type(entry).__name__}")
+            raise TypeError(
+                f"layer=[...] takes layer names or modules, got {type(entry).__name__} "
+                "(a FeatureAxis is tracked on its own: layer=FeatureAxis(...))"
+            )
         name, _ = select_layer(model, entry, layer_kind(model, entry) or "dense")
         if name in names:
             raise ValueError(f"layer=[...] names {name!r} twice.")

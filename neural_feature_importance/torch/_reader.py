@@ -2,17 +2,23 @@
 
 `LayerReader` is what a torch tracker knows about the layer it tracks:
 the module, its weight parameter (or, for a parametrized layer, how to
-rebuild the effective weight and its gradient), the slice this process holds
-under FSDP2, and the array operations on the weight's device. It moves
+rebuild the effective weight and its gradient; for a recurrent, attention or
+tokenizer layer, the parameters that read the inputs,
+[`input_weights`][neural_feature_importance.torch.input_weights]), the slice
+this process holds under FSDP2, the array operations on the weight's device,
+and whether an optimizer has updated the layer since the last read. It moves
 tensors out of the model and nothing else; the statistics are the core's.
 """
 
 from __future__ import annotations
 
-from typing import cast
+import weakref
+from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.utils.hooks import RemovableHandle
 
 from neural_feature_importance.core.errors import LayerSelectionError
 from neural_feature_importance.core.sharding import WeightShard
@@ -24,13 +30,21 @@ from neural_feature_importance.torch.distributed import (
     local_tensor,
     weight_shard,
 )
-from neural_feature_importance.torch.layers import select_layer
+from neural_feature_importance.torch.input_weights import (
+    FeatureAxis,
+    WeightPart,
+    feature_axis_parts,
+)
+from neural_feature_importance.torch.layers import select_layer, weight_parts
 from neural_feature_importance.torch.parametrized import (
     EffectiveWeightGradient,
     effective_weight,
     is_parametrized_weight,
     trainable_weight_parameters,
 )
+
+_UPDATE_HOOKS: list[tuple[weakref.ref[LayerReader], RemovableHandle]] = []
+"""The optimizer step hooks of the readers, with a weak reference to each reader."""
 
 
 class LayerReader:
@@ -40,35 +54,80 @@ class LayerReader:
     ----------
     model : nn.Module
         The model the layer belongs to.
-    layer : str or nn.Module or None
+    layer : str, nn.Module, FeatureAxis or None
         The layer (`None`: the default layer of `kind`, see
         [`select_layer()`][select_layer]).
     kind : {"dense", "conv", "embedding"}
         The kind of layer expected.
+    slots : tuple of str, optional
+        For `nn.MultiheadAttention`: the arguments (`"query"`, `"key"`,
+        `"value"`) that are the model's input; default all three.
 
     Raises
     ------
     LayerSelectionError
         If the model has no such layer, or it is of another kind, frozen, or
-        parametrized and sharded.
+        parametrized (or read through several parameters) and sharded.
     """
 
-    def __init__(self, model: nn.Module, layer: str | nn.Module | None, kind: Kind) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | nn.Module | FeatureAxis | None,
+        kind: Kind,
+        slots: tuple[str, ...] | None = None,
+    ) -> None:
         name, module = select_layer(model, layer, kind)
         self.name = name
         self.kind = kind
         self.module = module
-        self.parametrized = is_parametrized_weight(module)
+        # Recurrent, attention and tokenizer layers, and FeatureAxis: the parameters read.
+        if isinstance(layer, FeatureAxis):
+            self.parts: list[WeightPart] | None = feature_axis_parts(model, layer)[2]
+        else:
+            self.parts = weight_parts(module, slots)
+        widths = {part.name: part.n_features for part in self.parts or []}
+        if len(set(widths.values())) > 1:
+            raise LayerSelectionError(
+                f"layer {name!r} reads inputs of different widths through {widths}, so they are "
+                "not the same features. Track the one that reads the model's input: "
+                f"layer=FeatureAxis('{name}.<parameter>', axis=1)."
+            )
+        if self.parts is not None and len(self.parts) == 1 and self.parts[0].is_linear_layout:
+            # One (units, features) parameter: read exactly as an nn.Linear weight.
+            plain: nn.Parameter | None = self.parts[0].parameter
+            self.parts = None
+        else:
+            plain = None
+        self.parametrized = self.parts is None and plain is None and is_parametrized_weight(module)
         # A Linear, ConvNd or Embedding: its weight is a parameter unless parametrized.
         self.param: nn.Parameter | None = (
-            None if self.parametrized else cast(nn.Parameter, module.weight)
+            plain
+            if plain is not None
+            else None
+            if self.parametrized or self.parts is not None
+            else cast(nn.Parameter, module.weight)
         )
-        parameter = trainable_weight_parameters(module)[0]
-        if self.parametrized and is_sharded(parameter):
+        self.read_parameters: list[nn.Parameter] = (
+            [part.parameter for part in self.parts]
+            if self.parts is not None
+            else [plain]
+            if plain is not None
+            else trainable_weight_parameters(module)
+        )
+        parameter = self.read_parameters[0]
+        if (self.parametrized or self.parts is not None) and any(
+            is_sharded(p) for p in self.read_parameters
+        ):
             raise LayerSelectionError(
-                f"layer {name!r} is parametrized and sharded; the trackers rebuild a "
-                "parametrized layer's gradient from the whole layer. Track another layer, "
-                "or remove the parametrization."
+                f"layer {name!r} is sharded, and is read through "
+                + (
+                    "a parametrization"
+                    if self.parametrized
+                    else "several parameters or another axis"
+                )
+                + "; the trackers read such a layer whole. Leave it unsharded (fully_shard "
+                "the modules after it), or track another layer."
             )
         found = weight_shard(self.param, kind, name)
         device = local_tensor(parameter).device
@@ -81,6 +140,117 @@ class LayerReader:
             self.shard, group = found
             self.ops = ShardedTorchArrayOps(device, self.shard.dim, group)
         self.capture: EffectiveWeightGradient | None = None
+        # Optimizer steps that updated a read parameter (counted by a global
+        # optimizer hook, attached by watch_updates()), and the stamp of the last read.
+        self.updates = 0
+        self._update_hook: RemovableHandle | None = None
+        self._owners: dict[int, bool] = {}
+        self._last_stamp = self._stamp()
+        self._width_hook: RemovableHandle | None = None
+        self._declared = isinstance(layer, FeatureAxis)
+        self._width_checked = False
+
+    def attach(self) -> None:
+        """Attach the reader's hooks (idempotent): update counting, and the width check.
+
+        The width check runs once, at the layer's first call, for a layer read
+        as a per-feature tokenizer (see `_check_width_at_first_call()`).
+        """
+        self.watch_updates()
+        if self.parts is not None and not (
+            self._declared or self._width_checked or self._width_hook
+        ):
+            self._check_width_at_first_call()
+
+    # ------------------------------------------------------------- updates
+    def watch_updates(self) -> None:
+        """Count the optimizer steps that update this layer (idempotent).
+
+        A global `torch.optim` step post-hook: it sees every optimizer,
+        fused ones included (whose in-place updates do not bump a tensor's
+        version counter), and counts a step only if that optimizer holds one
+        of the parameters read. It holds the reader weakly: the hook of a
+        tracker dropped without `on_train_end()` does nothing, and is removed
+        when the next reader attaches its own.
+        """
+        if self._update_hook is not None:
+            return
+        for stale in [entry for entry in _UPDATE_HOOKS if entry[0]() is None]:
+            stale[1].remove()
+            _UPDATE_HOOKS.remove(stale)
+        reader = weakref.ref(self)
+
+        def on_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+            alive = reader()
+            if alive is not None:
+                alive._on_optimizer_step(optimizer)
+
+        self._update_hook = register_optimizer_step_post_hook(on_step)
+        _UPDATE_HOOKS.append((reader, self._update_hook))
+        self._last_stamp = self._stamp()
+
+    def _on_optimizer_step(self, optimizer: Any) -> None:
+        owns = self._owners.get(id(optimizer))
+        if owns is None:
+            read = {id(p) for p in self.read_parameters}
+            owns = any(id(p) in read for group in optimizer.param_groups for p in group["params"])
+            self._owners[id(optimizer)] = owns
+        if owns:
+            self.updates += 1
+
+    def _stamp(self) -> tuple[int, int]:
+        """Optimizer updates seen, and the parameters' version counters (in-place writes)."""
+        return self.updates, sum(int(p._version) for p in self.read_parameters)
+
+    def updated_since_last_read(self) -> bool:
+        """Whether the layer changed since the previous call (which is then the last read).
+
+        Changed means an optimizer that holds one of its parameters stepped,
+        or a parameter was written in place (a hand-written update). A
+        validation batch, or the step of another optimizer, changes neither.
+        """
+        stamp = self._stamp()
+        if stamp == self._last_stamp:
+            return False
+        self._last_stamp = stamp
+        return True
+
+    def _check_width_at_first_call(self) -> None:
+        """Check at the layer's first call that its input has the features the weight has.
+
+        A per-feature tokenizer is recognised by its weight alone
+        (`(features, ...)`); its first input shows whether that axis really
+        is the input's (the last axis, or the one before it for an input
+        already laid out per feature).
+        """
+        assert self.parts is not None
+        if isinstance(self.module, nn.RNNBase | nn.MultiheadAttention):
+            return
+        part = self.parts[0]
+        n_features = part.n_features
+
+        def check(module: nn.Module, args: tuple[Any, ...]) -> None:
+            self._remove_width_hook()
+            self._width_checked = True
+            first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            if first is None or first.ndim == 0:
+                return
+            shape = tuple(first.shape)
+            if shape[-1] != n_features and (len(shape) < 3 or shape[-2] != n_features):
+                raise LayerSelectionError(
+                    f"layer {self.name!r} ({type(module).__name__}) is tracked as a per-feature "
+                    f"weight with {n_features} features (its {part.name} of shape "
+                    f"{tuple(part.parameter.shape)}), but its input has shape "
+                    f"{shape}. Name the parameter and its feature axis with "
+                    f"layer=FeatureAxis('{self.name}.<parameter>', axis=<feature axis>)."
+                )
+
+        self._width_hook = self.module.register_forward_pre_hook(check)
+
+    def _remove_width_hook(self) -> None:
+        if self._width_hook is not None:
+            self._width_hook.remove()
+            self._width_hook = None
 
     @property
     def uninitialized(self) -> bool:
@@ -88,7 +258,13 @@ class LayerReader:
         return isinstance(self.param, nn.parameter.UninitializedParameter)
 
     def weight(self) -> torch.Tensor:
-        """The weight as the forward pass uses it (detached; effective if parametrized)."""
+        """The weight as the forward pass uses it (detached; effective if parametrized).
+
+        A layer read through several parameters, or along another feature axis,
+        gives one `(units, features)` matrix.
+        """
+        if self.parts is not None:
+            return self._matrix([part.parameter.detach() for part in self.parts])
         if self.parametrized:
             return effective_weight(self.module)
         assert self.param is not None
@@ -120,14 +296,29 @@ class LayerReader:
 
     def gradient(self) -> torch.Tensor | None:
         """The gradient of the weight at this step (this process's slice), or `None`."""
+        if self.parts is not None:
+            grads = [part.parameter.grad for part in self.parts]
+            return None if any(g is None for g in grads) else self._matrix(grads)  # type: ignore[arg-type]
         if self.parametrized:
             grad = None if self.capture is None else self.capture.pop()
         else:
             grad = None if self.param is None else self.param.grad
         return None if grad is None else local_tensor(grad)
 
+    def _matrix(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        assert self.parts is not None
+        matrices = [part.matrix(t) for part, t in zip(self.parts, tensors, strict=True)]
+        return matrices[0] if len(matrices) == 1 else torch.cat(matrices, dim=0)
+
     def detach(self) -> None:
         """Remove the hooks this reader put on the model."""
+        self._remove_width_hook()
+        if self._update_hook is not None:
+            self._update_hook.remove()
+            _UPDATE_HOOKS[:] = [
+                entry for entry in _UPDATE_HOOKS if entry[1] is not self._update_hook
+            ]
+            self._update_hook = None
         if self.capture is not None:
             self.capture.detach()
             self.capture = None

@@ -58,6 +58,8 @@ class TorchArrayOps:
         return self._reduced(array.sum(axis), axis)
 
     def dot(self, a: torch.Tensor, b: torch.Tensor, axis: int) -> torch.Tensor:
+        if a.is_sparse:
+            return self._reduced(_sparse_row_dot(a, b, axis), axis)
         if a.ndim == 2 and axis in (1, -1) and a.numel() >= FUSED_DOT_MIN:
             # einsum forms no product array: on a 50,000 x 256 float32 table 14
             # instead of 38 ms on a CPU core (memory-bound). It is slower below a
@@ -89,3 +91,30 @@ class TorchArrayOps:
         if like is None:
             return tensor.clone()
         return tensor.to(device=like.device, dtype=like.dtype, copy=True)
+
+
+def _sparse_row_dot(sparse: torch.Tensor, dense: torch.Tensor, axis: int) -> torch.Tensor:
+    """`sum(sparse * dense, axis)` of a sparse 2-D gradient, touching only its rows.
+
+    `nn.Embedding(sparse=True)` gives a sparse COO gradient with one entry per
+    looked-up row (a row looked up twice appears twice until coalesced). The
+    product with the weight is summed over the units of the rows present, and
+    the other rows are 0: no `(vocab, dim)` array is formed.
+
+    Raises
+    ------
+    ValueError
+        Unless the gradient is 2-D with its rows sparse and `axis` its last axis
+        (an embedding table's layout).
+    """
+    if sparse.ndim != 2 or axis not in (1, -1) or sparse.sparse_dim() != 1:
+        raise ValueError(
+            "a sparse gradient is read as an embedding table's: 2-D, sparse along its rows, "
+            f"summed over its last axis; got {sparse.ndim}-D, summed over axis {axis}."
+        )
+    coalesced = sparse.coalesce()
+    rows = coalesced.indices()[0]
+    values = coalesced.values()
+    per_row = (values * dense.index_select(0, rows).to(values.dtype)).sum(1)
+    result = torch.zeros(sparse.shape[0], dtype=per_row.dtype, device=per_row.device)
+    return result.index_copy_(0, rows, per_row)

@@ -67,6 +67,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.torch._wrapped import WrappedTracker
+from neural_feature_importance.torch.input_weights import FeatureAxis
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +91,11 @@ def _unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
-def _layer_label(layer: str | nn.Module | None) -> str:
+def _layer_label(layer: str | nn.Module | FeatureAxis | None) -> str:
     if layer is None:
         return "default"
+    if isinstance(layer, FeatureAxis):
+        return layer.parameter
     return layer if isinstance(layer, str) else type(layer).__name__
 
 
@@ -101,11 +104,14 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
 
     Parameters
     ----------
-    layer : str, nn.Module or list of them, optional
+    layer : str, nn.Module, FeatureAxis or list of them, optional
         Name (from `model.named_modules()`, e.g.
-        `"bert.embeddings.word_embeddings"`) or module to track, or a list of
-        them for one combined result over several input layers; by default the
-        layer(s) the inputs reach at the first forward pass.
+        `"bert.embeddings.word_embeddings"`) or module to track, a
+        [`FeatureAxis`][neural_feature_importance.torch.FeatureAxis], or a
+        list of modules for one combined result over several input layers; by
+        default the layer(s) the inputs reach at the first forward pass (as
+        [`VarianceImportanceTorch`][neural_feature_importance.torch.VarianceImportanceTorch]
+        chooses them).
     kind : {"dense", "conv", "embedding"}, default="dense"
         Which torch tracker to use (`"embedding"` gives one score per token).
     update_every : int, optional

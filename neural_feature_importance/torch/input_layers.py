@@ -5,10 +5,28 @@ Registration order (`model.named_modules()`) is forward order for
 registers its head first, or one with several inputs and branches. The layer
 VIANN must track is the one the *inputs* flow into, which only a forward pass
 shows: `InputLayerProbe` hooks the model for its first forward pass and
-records which trackable modules (`nn.Linear`, `nn.Conv1d/2d/3d`,
-`nn.Embedding`, parametrized or not) receive one of the model's own input
-tensors, and `choose_input_layers()` turns that into a choice for a tracker
-of one kind, with a warning for the ambiguous cases.
+records which modules with weights receive one of the model's own input
+tensors, and
+[`input_choice`][neural_feature_importance.torch.input_choice] turns that
+into a choice for a tracker of one kind.
+
+What reads an input decides what happens:
+
+- a trackable layer (`nn.Linear`, `nn.Conv1d/2d/3d`, `nn.Embedding`, a
+  recurrent or attention layer, parametrized or not), or a per-feature
+  tokenizer (one weight of 2+ dimensions whose first axis is the input's
+  width): it is tracked;
+- a module whose only weights are per-channel (normalisation) or that has
+  none (activations, dropout, reshapes): harmless, its output is followed to
+  the next layer, with an INFO note;
+- a module with weights the trackers cannot map to the input's features:
+  [`LayerSelectionError`][neural_feature_importance.core.errors.LayerSelectionError],
+  naming the module and the `layer=` remedy: the scores of a later layer would
+  be those of a wrong layer.
+
+A model input that no module reads (concatenated or computed first) gets a
+WARNING, unless its name says it is a target (`y`, `label`, `target`...), which
+no layer reads.
 """
 
 from __future__ import annotations
@@ -23,7 +41,12 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from neural_feature_importance.torch.layers import MODULE_TYPES, TRACKER_FOR_KIND, module_kind
+from neural_feature_importance.torch.input_weights import (
+    ATTENTION_SLOTS,
+    own_matrices,
+    reads_as_tokenizer,
+)
+from neural_feature_importance.torch.layers import module_kind
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +79,17 @@ class ModelInput:
 
 
 class InputReader(NamedTuple):
-    """A trackable module whose first positional input was a model input."""
+    """A module with weights that received a model input."""
 
     name: str
     """The module's name in `model.named_modules()` (`""` for the model itself)."""
     module: nn.Module
     input_index: int
     """Index into `InputLayerResult.inputs` of the input it read."""
+    slots: tuple[str, ...] = ()
+    """For `nn.MultiheadAttention`: the arguments that held the input (`"query"`...)."""
+    via: tuple[str, ...] = ()
+    """The harmless modules (normalisation, activations) the input passed first."""
 
 
 @dataclass
@@ -72,8 +99,12 @@ class InputLayerResult:
     Attributes
     ----------
     readers : list of InputReader
-        The trackable modules that received a model input as their first
-        positional input, in call order, each once (its first such call).
+        The trackable modules (and per-feature tokenizers) that received a
+        model input, directly or after harmless modules only, in call order,
+        each once (its first such call).
+    unmapped : list of InputReader
+        Modules with weights the trackers cannot map to features that were
+        the first to read a model input.
     inputs : list of ModelInput
         The model's tensor inputs (each tensor object once), in argument order.
     unread : list of int
@@ -88,11 +119,17 @@ class InputLayerResult:
     """
 
     readers: list[InputReader] = field(default_factory=list)
+    unmapped: list[InputReader] = field(default_factory=list)
     inputs: list[ModelInput] = field(default_factory=list)
     unread: list[int] = field(default_factory=list)
     called: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
 
+
+TARGET_NAMES = frozenset(
+    {"y", "label", "labels", "target", "targets", "y_true", "num_items_in_batch"}
+)
+"""Keys of a batch dict (or keywords) that hold targets: an unread one is no alarm."""
 
 TARGET_KEYWORDS = frozenset({"labels", "label", "num_items_in_batch"})
 """Keyword arguments of a model call that carry targets, not inputs.
@@ -167,6 +204,9 @@ class InputLayerProbe:
         self._just_ended = False
         self._tensors: list[torch.Tensor] = []
         self._pending = InputLayerResult()
+        # Outputs of harmless modules that read an input: (tensor, input index, via).
+        self._derived: list[tuple[torch.Tensor, int, tuple[str, ...]]] = []
+        self._deriving: dict[str, tuple[int, tuple[str, ...]]] = {}
 
     @property
     def attached(self) -> bool:
@@ -183,12 +223,18 @@ class InputLayerProbe:
         self._depth = 0
         self._redirects = 0
         self._pending = InputLayerResult()
-        types = tuple(t for group in MODULE_TYPES.values() for t in group)
+        self._derived = []
+        self._deriving = {}
         for name, module in self.model.named_modules():
-            if isinstance(module, types):
-                hook = functools.partial(self._on_layer_start, name)
+            if module is self.model and any(True for _ in module.children()):
+                continue  # the model's own call is watched by the model hooks below
+            hook = functools.partial(self._on_layer_start, name)
+            self._handles.append(
+                module.register_forward_pre_hook(hook, with_kwargs=True, prepend=True)
+            )
+            if _role(module) == "harmless":
                 self._handles.append(
-                    module.register_forward_pre_hook(hook, with_kwargs=True, prepend=True)
+                    module.register_forward_hook(functools.partial(self._on_harmless_end, name))
                 )
         # Registered last with prepend=True: runs before a layer hook on the model itself.
         self._handles.append(
@@ -208,6 +254,8 @@ class InputLayerProbe:
         self._handles = []
         self._watching = False
         self._tensors = []
+        self._derived = []
+        self._deriving = {}
 
     # ----------------------------------------------------------------- hooks
     def _on_model_start(
@@ -237,23 +285,66 @@ class InputLayerProbe:
     def _on_layer_start(
         self, name: str, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
+        role = _role(module)
         if not self._watching:
-            return
+            if self._done or self._depth > 0 or role == "harmless" or module is self.model:
+                return
+            self._enter(module, args, kwargs)
         pending = self._pending
-        if name not in pending.kinds:
+        if role == "trackable" and name not in pending.kinds:
             pending.called.append(name)
             pending.kinds[name] = module_kind(module) or ""
-        first = args[0] if args else kwargs.get("input")
-        if not isinstance(first, torch.Tensor):
+        if role == "container":
             return
-        index = self._match(first)
-        if index is not None and not any(r.module is module for r in pending.readers):
-            pending.readers.append(InputReader(name, module, index))
+        matched: dict[int, tuple[list[str], tuple[str, ...]]] = {}
+        for slot, tensor in _arguments(module, args, kwargs):
+            found = self._match(tensor)
+            if found is not None:
+                index, via = found
+                slots, _ = matched.setdefault(index, ([], via))
+                slots.append(slot)
+        for index, (slots, via) in matched.items():
+            read = any(r.input_index == index for r in (*pending.readers, *pending.unmapped))
+            if role == "harmless":
+                if not read:
+                    self._deriving[name] = (index, (*via, name))
+                continue
+            if any(r.module is module for r in pending.readers) or (via and read):
+                continue
+            width = pending.inputs[index].shape[-1] if pending.inputs[index].shape else 0
+            attention = isinstance(module, nn.MultiheadAttention)
+            reader = InputReader(name, module, index, tuple(slots) if attention else (), via)
+            if role == "trackable" or reads_as_tokenizer(module, width):
+                pending.readers.append(reader)
+            elif not read:
+                pending.unmapped.append(reader)
 
-    def _match(self, tensor: torch.Tensor) -> int | None:
+    def _enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Watch a submodule's call as the model's: the model itself is not called.
+
+        A Lightning `training_step` that calls `self.net(x)`, or a loop that
+        calls a submodule, passes the inputs to that submodule: its call is
+        the forward pass, and its arguments are the model's inputs.
+        """
+        self._on_model_start(module, args, kwargs)
+        self._handles.append(module.register_forward_hook(self._on_model_end))
+        self._handles.append(module.register_forward_hook(self._on_model_failed, always_call=True))
+
+    def _on_harmless_end(self, name: str, module: nn.Module, args: Any, output: Any) -> None:
+        found = self._deriving.pop(name, None)
+        if found is None or not self._watching:
+            return
+        for _, tensor in _flatten(output, "output"):
+            self._derived.append((tensor, *found))
+
+    def _match(self, tensor: torch.Tensor) -> tuple[int, tuple[str, ...]] | None:
+        """The input `tensor` is (or was derived from by harmless modules), and the path."""
         for index, seen in enumerate(self._tensors):
             if tensor is seen:
-                return index
+                return index, ()
+        for seen, index, via in self._derived:
+            if tensor is seen:
+                return index, via
         pointer = _data_ptr(tensor)
         if pointer == 0 or tensor.numel() == 0:
             return None
@@ -263,7 +354,7 @@ class InputLayerProbe:
                 and seen.numel() == tensor.numel()
                 and _data_ptr(seen) == pointer
             ):
-                return index
+                return index, ()
         return None
 
     def _on_model_end(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -272,7 +363,7 @@ class InputLayerProbe:
         if self._depth > self._redirects or self._done:
             return
         pending = self._pending
-        read = {reader.input_index for reader in pending.readers}
+        read = {reader.input_index for reader in (*pending.readers, *pending.unmapped)}
         pending.unread = [i for i in range(len(pending.inputs)) if i not in read]
         self._done = True
         self.detach()
@@ -301,87 +392,38 @@ class InputLayerProbe:
         logger.debug("InputLayerProbe: the forward pass raised; hooks removed without a result")
 
 
+def _role(module: nn.Module) -> str:
+    """What a module is to the probe: `"trackable"`, `"weighted"`, `"harmless"` or `"container"`.
+
+    Trackable: a layer the trackers read. Weighted: other own weights of 2+
+    dimensions (a per-feature tokenizer, or a layer that cannot be mapped).
+    Harmless: a leaf whose weights, if any, are per channel (normalisation) or
+    that has none (activations, dropout, reshapes). Container: a module with
+    children and no weights of its own, whose children are watched instead.
+    """
+    if module_kind(module) is not None:
+        return "trackable"
+    if own_matrices(module):
+        return "weighted"
+    if any(True for _ in module.children()):
+        return "container"
+    return "harmless"
+
+
+def _arguments(
+    module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """`(slot, tensor)` of the tensors a module is called with (top-level arguments)."""
+    names = ATTENTION_SLOTS if isinstance(module, nn.MultiheadAttention) else ()
+    for position, value in enumerate(args):
+        if isinstance(value, torch.Tensor):
+            yield (names[position] if position < len(names) else f"args[{position}]"), value
+    for key, value in kwargs.items():
+        if isinstance(value, torch.Tensor):
+            yield key, value
+
+
 def _redirected(module: nn.Module) -> bool:
     """Whether `module`'s forward is Lightning's stand-in that runs `training_step`."""
     forward = vars(module).get("forward")
     return getattr(forward, "__qualname__", "").startswith("_ForwardRedirection.")
-
-
-def _listing(result: InputLayerResult, readers: list[InputReader]) -> str:
-    return ", ".join(
-        f"{reader.name!r} ({type(reader.module).__name__}, reads "
-        f"{result.inputs[reader.input_index].describe()})"
-        for reader in readers
-    )
-
-
-def choose_input_layers(result: InputLayerResult, kind: str) -> tuple[list[str], str | None]:
-    """The layers of `kind` that read the model's inputs, and a warning if ambiguous.
-
-    Parameters
-    ----------
-    result : InputLayerResult
-        What `InputLayerProbe` saw.
-    kind : {"dense", "conv", "embedding"}
-        The tracker's kind.
-
-    Returns
-    -------
-    names : list of str
-        Names of the `kind` modules that read a model input directly, in call
-        order (the first is the natural choice). If none does, the first
-        `kind` module called in the forward pass (a fallback, with a
-        warning); empty if no `kind` module was called at all.
-    warning : str or None
-        None when exactly one `kind` layer reads the inputs and every input
-        is read by a layer of `kind`. Otherwise one line per problem: several
-        readers, an input read by no trackable layer (concatenated or
-        transformed first: pass `layer=` and `groups=`), a reader of
-        another kind (with the tracker class to use for it), the fallback.
-
-    Raises
-    ------
-    ValueError
-        If `kind` is not a tracker kind.
-    """
-    if kind not in MODULE_TYPES:
-        raise ValueError(f"kind must be one of {', '.join(MODULE_TYPES)}, got {kind!r}")
-    of_kind = [r for r in result.readers if module_kind(r.module) == kind]
-    others = [r for r in result.readers if module_kind(r.module) != kind]
-    names = [reader.name for reader in of_kind]
-    problems = []
-    if len(of_kind) > 1:
-        problems.append(
-            f"{len(of_kind)} {kind} layers read the model's inputs: {_listing(result, of_kind)}. "
-            f"The first, {names[0]!r}, is chosen; pass layer= to choose another, or track "
-            "each with its own tracker."
-        )
-    for reader in others:
-        other = module_kind(reader.module) or ""
-        problems.append(
-            f"layer {reader.name!r} ({type(reader.module).__name__}) reads "
-            f"{result.inputs[reader.input_index].describe()} but is a {other} layer: track "
-            f"it with {TRACKER_FOR_KIND[other]}(model, layer={reader.name!r})."
-        )
-    for index in result.unread:
-        problems.append(
-            f"{result.inputs[index].describe()} is read by no trackable layer directly: it "
-            "is probably concatenated or transformed before the first layer, so pass layer= "
-            "(the layer that receives it) and groups= (which of that layer's input columns "
-            "come from it)."
-        )
-    if not of_kind:
-        called = [name for name in result.called if result.kinds.get(name) == kind]
-        if called:
-            names = [called[0]]
-            problems.append(
-                f"no {kind} layer reads a model input directly; falling back to {called[0]!r}, "
-                f"the first {kind} layer called in the forward pass."
-            )
-        else:
-            seen = ", ".join(repr(name) for name in result.called) or "none"
-            problems.append(
-                f"no {kind} layer was called in the forward pass (trackable layers called: {seen})."
-            )
-    warning = "\n".join(f"- {problem}" for problem in problems) if problems else None
-    return names, warning

@@ -57,10 +57,14 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
 
     Parameters
     ----------
-    layer : str, nn.Module or list of them, optional
-        Name (from `pl_module.named_modules()`) or module to track, or a
-        list of them for one combined result over several input layers; by
-        default the layer(s) the inputs reach at the first forward pass.
+    layer : str, nn.Module, FeatureAxis or list of them, optional
+        Name (from `pl_module.named_modules()`) or module to track, a
+        [`FeatureAxis`][neural_feature_importance.torch.FeatureAxis], or a
+        list of modules for one combined result over several input layers; by
+        default the layer(s) the inputs reach at the first forward pass
+        (recurrent, attention and tokenizer layers included, as
+        [`VarianceImportanceTorch`][neural_feature_importance.torch.VarianceImportanceTorch]
+        chooses them).
     kind : {"dense", "conv", "embedding"}, default="dense"
         Which torch tracker to use.
     update_every : int, optional

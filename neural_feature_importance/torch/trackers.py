@@ -38,7 +38,6 @@ from neural_feature_importance.core.options import (
     FiniteCheck,
 )
 from neural_feature_importance.core.scoring import Normalize
-from neural_feature_importance.core.state import check_version
 from neural_feature_importance.core.surface import HeldCore, finish_training
 from neural_feature_importance.core.tracker import VarianceImportanceBase
 from neural_feature_importance.core.views import Kind
@@ -56,7 +55,7 @@ from neural_feature_importance.torch.input_layers import (
     InputLayerProbe,
     InputLayerResult,
 )
-from neural_feature_importance.torch.layers import layer_kind, select_layer
+from neural_feature_importance.torch.layers import layer_kind
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +67,25 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
     ----------
     model : nn.Module
         The model being trained.
-    layer : str, nn.Module or list of them, optional
+    layer : str, nn.Module, FeatureAxis or list of them, optional
         The layer to track: a name from `model.named_modules()` or the
-        module; a list tracks several input layers (of any kind) as one result
-        (each layer's tracker is in
+        module; a [`FeatureAxis`][neural_feature_importance.torch.FeatureAxis]
+        names any parameter and its feature axis; a list tracks several
+        input layers (of any kind) as one result (each layer's tracker is in
         [`layers_`][neural_feature_importance.core.VarianceImportanceBase.layers_],
-        an `nn.Embedding` counts as one column). By default the layer the model's inputs reach,
-        found at the first forward pass: until then the first trainable
-        `nn.Linear` in registration order (the first trainable layer must be
-        an `nn.Linear` for this class), then the one the inputs really reach
-        (logged), or all of them when every input reaches a layer of its own.
-        Ambiguous models get a WARNING listing what is tracked and what is not.
+        an `nn.Embedding` counts as one column). Recurrent layers
+        (`weight_ih_l0`, and its reverse), `nn.MultiheadAttention`
+        (`in_proj_weight`) and per-feature tokenizers (a weight with one row
+        per input feature) are read through the weights that multiply the
+        inputs ([`input_weights`][neural_feature_importance.torch.input_weights]).
+        By default the layer the model's inputs reach, found at the first
+        forward pass: until then the first trainable layer of a known type
+        in registration order, then the one the inputs really reach (logged),
+        or all of them when every input reaches a layer of its own. An input
+        first read by a module whose weights cannot be mapped to its features
+        raises `LayerSelectionError` there, naming the module; normalisation
+        and activations before the first layer are followed (INFO), an input
+        concatenated or computed first gets a WARNING.
 
         A parametrized layer (`weight_norm`, `spectral_norm`, old or new
         API) is tracked through its effective weight. Autograd keeps no
@@ -202,7 +209,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         elif layer is not None:
             # The model is known: a wrong layer fails here, not when training begins.
             self.layer_kind = layer_kind(model, layer) or self.kind
-            select_layer(model, layer, self.layer_kind)
+            LayerReader(model, layer, self.layer_kind)  # attaches nothing; raises if unreadable
             if self.layer_kind != self.kind:
                 self.core = self.core.with_kind(self.layer_kind)
         self.model = model
@@ -218,7 +225,11 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         # weights are unsharded), acted on at the next hook.
         self._found_inputs: InputLayerResult | None = None
         self._probe: InputLayerProbe | None = None
+        # For nn.MultiheadAttention layers: which arguments the probe saw reading the inputs.
+        self._attention_slots: dict[str, tuple[str, ...]] = {}
         self._steps = 0
+        # Calls of on_step_end() with no update of the layer since the previous one.
+        self._repeated_reads = 0
         self._resume_pending = False
         self._resumed = False
         if (feature_names is not None or groups is not None) and layer is not None:
@@ -276,6 +287,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         self._members = None
         resumed_layer = self.layer_name if self._resume_pending and self.layer is None else None
         self._resolve_layer(self._existing(resumed_layer))
+        self._layer_reader().attach()
         if self._resume_pending:
             self._resume_pending = False
             self._resumed = True
@@ -302,12 +314,9 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
                 self._watch_inputs()
         self._arm_capture()
 
-    def _existing(self, name: str | None) -> str | None:
-        """`name` if the model has a module of that name, else `None`."""
-        return name if name and name in dict(self.model.named_modules()) else None
-
     def _start_tracking(self) -> None:
         reader = self._layer_reader()
+        reader.attach()
         if reader.uninitialized:
             # Lazy modules get their shape at the first forward pass; the core
             # starts tracking at the first snapshot instead.
@@ -338,13 +347,28 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         With a gradient scoring mode (`scoring="steady_taylor"`...) it also
         reads the tracked weight's gradient, so call it before
         `optimizer.zero_grad()`.
+
+        A call counts once per update of the tracked layer: a call with no
+        update since the previous one (after a validation batch, after the step
+        of an optimizer that does not hold the layer, or of a step a loss scaler
+        skipped) is not counted; the epoch's number of such calls is logged
+        (INFO). An update is a step of an optimizer holding one of the layer's
+        parameters, or an in-place write of one (a hand-written update).
         """
         self._act_on_found_inputs()
-        self._steps += 1
         if self._members is not None:
+            self._steps += 1
             for member in self._members.values():
                 member.on_step_end()
             return
+        if self._reader is not None and not self._reader.updated_since_last_read():
+            # No optimizer update of the layer since the last call (a validation
+            # batch, another optimizer's step): the same step, not counted again.
+            if self._steps == 0 and self._gradient_every() and self._reader.gradient() is None:
+                raise self._missing_gradient()  # called before any backward: misplaced
+            self._repeated_reads += 1
+            return
+        self._steps += 1
         every = self._gradient_every()
         # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
         if every is not None and (self._steps - 1) % every == 0:
@@ -359,15 +383,18 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         if grad is None and reader.parametrized and self._steps == 1:
             return  # the layer was chosen at the first forward pass, after it ran
         if grad is None:
-            raise ValueError(
-                f"{type(self).__name__}(scoring={self.scoring!r}) reads the gradient of "
-                f"{self.tracked_layer_name_!r} in on_step_end(), but it is None. Call "
-                "on_step_end() after optimizer.step() and before optimizer.zero_grad(), "
-                "and make sure the layer is trainable and used in the forward pass."
-            )
+            raise self._missing_gradient()
         # No torch.no_grad() needed (it costs a microsecond per step): neither
         # the gradient nor the detached weight requires grad.
         self.core.update_gradients(grad, reader.weight())
+
+    def _missing_gradient(self) -> ValueError:
+        return ValueError(
+            f"{type(self).__name__}(scoring={self.scoring!r}) reads the gradient of "
+            f"{self.tracked_layer_name_!r} in on_step_end(), but it is None. Call "
+            "on_step_end() after optimizer.step() and before optimizer.zero_grad(), "
+            "and make sure the layer is trainable and used in the forward pass."
+        )
 
     def on_epoch_end(self) -> None:
         """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf."""
@@ -381,6 +408,16 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             for member in self._members.values():
                 member.on_epoch_end()
             return
+        if self._repeated_reads:
+            logger.info(
+                "%s: %d call(s) of on_step_end() this epoch came with no optimizer update of "
+                "%r since the previous call (validation batches, a step the loss scaler skipped, "
+                "or an optimizer that does not hold the layer) and were not counted.",
+                type(self).__name__,
+                self._repeated_reads,
+                self.tracked_layer_name_,
+            )
+            self._repeated_reads = 0
         if self.update_every is None:
             self._snapshot()
         self.core.end_epoch()
@@ -419,58 +456,6 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             self.on_train_begin()
         with torch.no_grad():
             self.core.update(self._weight())
-
-    # ----------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
-        """The core state plus the step counter; tensors and plain values only.
-
-        With several input layers: each layer's state under `"layers"`.
-        """
-        state = self.core.state_dict()
-        state["steps"] = int(self._steps)
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a saved state; the next [`on_train_begin()`][on_train_begin] resumes from it.
-
-        The state is checked against the tracked layer at once (kind, layout,
-        scoring and weight shape), so a state of another model raises
-        [`StateDictError`][] here.
-        """
-        if isinstance(state, dict) and "layer_names" in state:
-            self._load_layers(state)
-            return
-        if isinstance(self.layer, list | tuple):
-            raise StateDictError(
-                f"{type(self).__name__} tracks the layers {list(self._layer_names())}, but the "
-                "state is one layer's; load it into a tracker of that one layer."
-            )
-        if not isinstance(state, dict):
-            check_version(state)  # raises, naming what a state is
-        saved = self._existing(str(state.get("layer_name", ""))) if self.layer is None else None
-        if self._reader is None or saved is not None:
-            # With the default layer, the layer the state was saved from is the one to resume.
-            self._resolve_layer(saved)
-        reader = self._layer_reader()
-        self.core.load_state_dict(
-            state,
-            expected_shape=reader.weight_shape(),
-            expected_shard=reader.shard,
-            expected_name=self.tracked_layer_name_,
-        )
-        saved_name = str(state.get("layer_name", ""))
-        if saved_name and saved_name != self.tracked_layer_name_:
-            logger.warning(
-                "%s: the loaded state was saved while tracking layer %r; it now continues "
-                "on layer %r (same weight shape). Pass layer=%r if that is not intended.",
-                type(self).__name__,
-                saved_name,
-                self.tracked_layer_name_,
-                saved_name,
-            )
-            self.core.layer_name = self.tracked_layer_name_
-        self._steps = int(state.get("steps", 0))
-        self._resume_pending = True
 
 
 class ConvVarianceImportanceTorch(VarianceImportanceTorch):

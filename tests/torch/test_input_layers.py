@@ -3,11 +3,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from neural_feature_importance.torch.input_layers import (
-    InputLayerProbe,
-    InputReader,
-    choose_input_layers,
-)
+from neural_feature_importance.torch.input_choice import choose_input_layers
+from neural_feature_importance.torch.input_layers import InputLayerProbe, InputReader
 from neural_feature_importance.torch.layers import select_layer
 
 

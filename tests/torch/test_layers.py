@@ -61,7 +61,8 @@ def test_frozen_choice_is_refused():
 def test_no_trainable_layer():
     model = nn.Sequential(nn.BatchNorm1d(3), nn.ReLU())
     with pytest.raises(
-        LayerSelectionError, match=r"no trainable nn\.Linear, nn\.Conv1d/2d/3d or nn\.Embedding"
+        LayerSelectionError,
+        match=r"no trainable nn\.Linear, nn\.Conv1d/2d/3d, nn\.Embedding, recurrent or attention",
     ):
         VarianceImportanceTorch(model).on_train_begin()
 

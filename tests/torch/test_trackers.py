@@ -159,8 +159,9 @@ def test_nan_in_per_step_mode_is_caught_at_epoch_end():
     tracker = VarianceImportanceTorch(model, update_every=1)
     tracker.on_train_begin()
     for step in range(4):
-        if step == 2:
-            with torch.no_grad():
+        with torch.no_grad():  # a hand-written update at every step
+            model[0].weight.add_(0.01)
+            if step == 2:
                 model[0].weight[1, 1] = float("inf")
         tracker.on_step_end()
     with pytest.raises(
