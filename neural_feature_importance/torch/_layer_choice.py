@@ -305,7 +305,7 @@ class LayerChoice:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a saved state; the next [`on_train_begin()`][on_train_begin] resumes from it.
+        """Restore a saved state; the next `on_train_begin()` resumes from it.
 
         The state is checked against the tracked layer at once (kind, layout,
         scoring and weight shape), so a state of another model raises

@@ -48,6 +48,7 @@ from neural_feature_importance.core.errors import StateDictError
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.core.tracker import VarianceImportanceBase
 from neural_feature_importance.torch._wrapped import WrappedTracker
+from neural_feature_importance.torch.input_weights import FeatureAxis
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +108,14 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         the default `"viann"` on the same layer) each save and resume their
         own state in a checkpoint.
         """
-        layer = (
-            self.layer if isinstance(self.layer, str | type(None)) else type(self.layer).__name__
-        )
+        if isinstance(self.layer, FeatureAxis):
+            layer: str | None = self.layer.parameter
+        else:
+            layer = (
+                self.layer
+                if isinstance(self.layer, str | type(None))
+                else type(self.layer).__name__
+            )
         scoring = self.tracker_options.get("scoring", "viann")
         return self._generate_state_key(layer=layer, kind=self.kind, scoring=scoring)
 
