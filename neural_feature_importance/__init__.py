@@ -22,6 +22,7 @@ from neural_feature_importance._lazy import lazy_exports
 from neural_feature_importance.core import (
     ConvVarianceImportanceBase,
     EmbeddingVarianceImportanceBase,
+    FeatureAxis,
     LayerSelectionError,
     NonFiniteWeightsError,
     NoSignalError,
@@ -55,6 +56,7 @@ __getattr__, _lazy_dir = lazy_exports(__name__, _LAZY)
 __all__ = [
     "ConvVarianceImportanceBase",
     "EmbeddingVarianceImportanceBase",
+    "FeatureAxis",
     "LayerSelectionError",
     "NonFiniteWeightsError",
     "NoSignalError",

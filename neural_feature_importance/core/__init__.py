@@ -35,9 +35,10 @@ from neural_feature_importance.core.tracker import (
     EmbeddingVarianceImportanceBase,
     VarianceImportanceBase,
 )
-from neural_feature_importance.core.views import WeightView
+from neural_feature_importance.core.views import FeatureAxis, WeightView
 
 __all__ = [
+    "FeatureAxis",
     "NUMPY_OPS",
     "ArrayOps",
     "ConvVarianceImportanceBase",

@@ -129,3 +129,41 @@ class WeightView:
         elif self.kind == "dense" and self.layout == "torch":
             weight = weight.T
         return weight.reshape(self.n_features, self.n_units)
+
+
+@dataclass(frozen=True)
+class FeatureAxis:
+    """Name any weight of a model, and the axis of it that indexes the input features.
+
+    Pass it as `layer=` when the weight that reads the inputs belongs to a
+    layer the trackers do not map by themselves (a custom layer computing
+    `x @ self.w`, one projection of an attention layer): the scores of
+    feature `i` come from the slice `weight[..., i, ...]` along `axis`, and
+    the other axes are the units the feature feeds. The same object works in
+    both frameworks.
+
+    Parameters
+    ----------
+    weight : str
+        PyTorch: the parameter's name in `model.named_parameters()`
+        (`"encoder.proj"`). Keras: the layer's name, a dot, and the attribute
+        that holds the variable (`"proj.w"`, `"attention.query_dense.kernel"`;
+        nested models' layers are found by their own name).
+    axis : int, default=0
+        The axis of the weight that indexes the input features (negative values
+        count from the end).
+
+    Examples
+    --------
+    >>> FeatureAxis("tokenizer.weight", axis=0)
+    FeatureAxis(weight='tokenizer.weight', axis=0)
+    """
+
+    weight: str
+    axis: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weight, str) or not self.weight:
+            raise TypeError(f"FeatureAxis(weight=...) takes a name, got {self.weight!r}")
+        if not isinstance(self.axis, int) or isinstance(self.axis, bool):
+            raise TypeError(f"FeatureAxis(axis=...) takes an int, got {self.axis!r}")

@@ -3,7 +3,10 @@
 The layer is chosen when training begins (or, for a model built only by its
 first batch, at the first snapshot): `layer=`, else the layer the Inputs
 reach (`neural_feature_importance.keras.layers`), or every input layer
-when each Input reaches a layer of its own. Weights are read with
+when each Input reaches a layer of its own. What is read from a layer is a
+`TrackedWeight`: its kernel, or a group of variables read as one Dense
+kernel (a Bidirectional layer's two input kernels, an attention layer's
+query, key and value kernels). Weights are read with
 `keras.ops.convert_to_numpy`, so the same code runs on every backend.
 """
 
@@ -12,19 +15,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-import keras
-import numpy as np
-
-from neural_feature_importance.core.errors import LayerSelectionError, StateDictError
+from neural_feature_importance.core.errors import StateDictError
 from neural_feature_importance.core.views import Kind
 from neural_feature_importance.keras.layers import (
-    WEIGHT_ATTRIBUTE,
-    describe,
+    TrackedWeight,
     explicit_kind,
     explicit_layers,
     independent_input_layers,
     kind_of,
     select_layer,
+    weight_for,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class KerasLayerChoice:
     gradient_every: int | None
     tracked_layer_: Any
     _input_layers: dict[str, Any]
+    # The weight read from the tracked layer, or from each input layer (by name).
+    _tracked_weight: TrackedWeight | None = None
+    _input_weights: dict[str, TrackedWeight] | None = None
     _tap: GradientTapOptimizer | None
     _tap_installed: bool
     _gradient_steps: int
@@ -72,9 +75,11 @@ class KerasLayerChoice:
                 self.core = self.core.with_kind(kind)
         choice = select_layer(self.model, self.layer, kind, name)
         layer = choice.layer
-        weights = self._read(layer)
+        tracked = choice.weight
+        assert tracked is not None  # select_layer always sets it
+        weights = tracked.numpy()
         skipped = f"; skipped {', '.join(choice.skipped)}" if choice.skipped else ""
-        logger.info("%s tracks %s (%s%s).", name, describe(layer), choice.reason, skipped)
+        logger.info("%s tracks %s (%s%s).", name, tracked.describe(), choice.reason, skipped)
         if choice.caveat is not None:
             # A multi-Input model whose Inputs are not all read by this layer, or
             # read through a merge: the scores are easily misread, so never only INFO.
@@ -112,13 +117,18 @@ class KerasLayerChoice:
             self.core.layer_name = layer.name
         else:
             self.core.start(weights, layer_name=layer.name)
+        self._tracked_weight = tracked
         self.tracked_layer_ = layer
 
     def _choose_layers(self, layers: list[Any], continuing: bool) -> None:
         """Track several input layers (one core tracker each) as one result."""
         name = type(self).__name__
         names = [layer.name for layer in layers]
-        weights = {layer.name: self._read(layer, kind_of(layer)) for layer in layers}
+        tracked = {
+            layer.name: weight_for(self.model, layer, cast(str, kind_of(layer)), name)
+            for layer in layers
+        }
+        weights = {layer_name: weight.numpy() for layer_name, weight in tracked.items()}
         if continuing:
             combined = self.core.combined
             saved = [] if combined is None else list(combined.members)
@@ -142,23 +152,22 @@ class KerasLayerChoice:
                 {layer.name: (cast(Kind, kind_of(layer)), weights[layer.name]) for layer in layers}
             )
         self._input_layers = dict(zip(names, layers, strict=True))
+        self._input_weights = tracked
         self.tracked_layer_ = layers
         logger.info(
             "%s tracks %d input layers as one result: %s.",
             name,
             len(layers),
-            ", ".join(describe(layer) for layer in layers),
+            ", ".join(weight.describe() for weight in tracked.values()),
         )
 
-    def _read(self, layer: Any, kind: str | None = None) -> np.ndarray:
-        attribute = WEIGHT_ATTRIBUTE[kind or self.core.kind]
-        variable = getattr(layer, attribute, None)
-        if variable is None:
-            raise LayerSelectionError(
-                f"{type(self).__name__}: layer {describe(layer)} has no {attribute!r} yet; "
-                "build the model (call it on a batch, or fit it) before reading weights."
-            )
-        return np.asarray(keras.ops.convert_to_numpy(variable))
+    def _tracked_weights(self) -> dict[str, TrackedWeight]:
+        """The weight read from each tracked layer, by layer name (one, or one per input layer)."""
+        if self.core.combined is not None:
+            assert self._input_weights is not None  # set with the combined statistics
+            return self._input_weights
+        assert self._tracked_weight is not None  # set when the layer was chosen
+        return {self._tracked_weight.layer.name: self._tracked_weight}
 
     def _snapshot(self, sync: bool) -> None:
         if sync:
@@ -180,7 +189,9 @@ class KerasLayerChoice:
                 )
                 return  # start() already counted these weights
         if self.core.combined is not None:
+            weights = self._tracked_weights()
             for layer_name, stats in self.core.combined.members.items():
-                stats.update(self._read(self._input_layers[layer_name], stats.kind))
+                stats.update(weights[layer_name].numpy())
             return
-        self.core.update(self._read(self.tracked_layer_))
+        assert self._tracked_weight is not None
+        self.core.update(self._tracked_weight.numpy())

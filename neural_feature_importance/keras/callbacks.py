@@ -14,6 +14,7 @@ outside the model during an epoch; per-batch snapshots call
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -38,6 +39,7 @@ from neural_feature_importance.keras.layers import (
     all_built,
     check_layer_spec,
 )
+from neural_feature_importance.keras.layers._weights import LayerWeight
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +128,8 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
             layer = [spec.name if isinstance(spec, keras.layers.Layer) else spec for spec in layer]
         elif isinstance(layer, keras.layers.Layer):
             layer = layer.name
+        elif isinstance(layer, LayerWeight) and isinstance(layer.layer, keras.layers.Layer):
+            layer = dataclasses.replace(layer, layer=layer.layer.name)
         return {
             "layer": layer,
             "update_every": self.update_every,
@@ -162,13 +166,18 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
             self._batches_seen = 0
             self._gradient_steps = 0
         self.tracked_layer_ = None
+        compiled = getattr(self.model, "optimizer", None) is not None
         if all_built(self.model):
             self._choose_layer(continuing)
-            if self._needs_gradients() and getattr(self.model, "optimizer", None) is not None:
+            if self._needs_gradients() and compiled:
                 self._install_tap()
-        else:
-            # Only custom training loops get here: fit() builds the model
-            # before on_train_begin. The layer is chosen at the first snapshot.
+        elif not (
+            # TensorFlow's fit() builds the model in its first train step: the
+            # layer is chosen, and the tap installed, just before that step.
+            self._needs_gradients() and compiled and self._install_tap_at_first_batch(continuing)
+        ):
+            # A custom training loop (other backends' fit() builds the model before
+            # on_train_begin). The layer is chosen at the first snapshot.
             logger.info(
                 "%s: model %r is not built yet; the layer is chosen at the first snapshot.",
                 type(self).__name__,
@@ -253,17 +262,35 @@ class VarianceImportanceKeras(_KerasTracker):
 
     Parameters
     ----------
-    layer : str, int, keras.layers.Layer, a list of them, or None, default=None
+    layer : str, int, keras.layers.Layer, FeatureAxis, a list of layers, or None, default=None
         The layer to track: a name, an index into `model.layers` or a layer
         object; a list tracks several input layers (Dense, ConvND or
         Embedding) as one result (an Embedding counts as one column).
-        `None` follows the functional graph from the Inputs to the first
-        trainable Dense layer, skipping input, normalisation, rescaling,
-        dropout, frozen and weightless layers (see
+        Besides `Dense` layers, the layers that read their inputs through
+        other weights are tracked, each read as one Dense kernel
+        `(in_features, units)` with one score per input feature: `LSTM`,
+        `GRU` and `SimpleRNN` (the input kernel, never the recurrent one),
+        `Bidirectional` (both directions' input kernels, concatenated along
+        the units) and `MultiHeadAttention` (its query, key and value kernels
+        `(in, heads, head_dim)`, each reshaped to `(in, heads * head_dim)`,
+        concatenated; only those that read the model's inputs, all three in
+        self-attention). Any other variable is named with
+        [`FeatureAxis`][neural_feature_importance.core.FeatureAxis]`("<layer
+        name>.<attribute>", axis)`: the attribute may be a dotted path
+        (`"attention.query_dense.kernel"`), and the variable's other axes are
+        flattened into units.
+        `None` follows the functional graph from the Inputs (a subclassed
+        model: its call order, from one symbolic call) to the first trainable
+        Dense (or recurrent, or attention) layer, skipping input,
+        normalisation, rescaling, dropout, frozen and weightless layers (see
         `neural_feature_importance.keras.layers`); when every Input of a
         multi-Input model reaches a layer of its own, all of them are tracked
         as one result. The choice is logged, with a WARNING listing the Inputs
-        tracked and not tracked where it is ambiguous.
+        tracked and not tracked where it is ambiguous. It is never silently
+        wrong: a [`LayerSelectionError`][] says to pass `layer=` when the
+        first layer that reads the inputs has weights no tracker can map to
+        features, or when a subclassed model's chosen layer has another
+        number of inputs than the model's input has features.
     update_every : int or None, default=None
         `None` takes one weight snapshot at the end of every epoch, as in the
         paper. `N` takes one every `N` training batches instead (counted

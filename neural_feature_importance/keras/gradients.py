@@ -19,7 +19,10 @@ Where the tap sits:
   for overflow never reaches the tap, so it is neither read nor counted);
 - with `gradient_accumulation_steps=k` on the wrapped optimizer, the tap
   reads the averaged gradient that is applied, once per `k` batches, as the
-  PyTorch trackers do under Lightning's gradient accumulation.
+  PyTorch trackers do under Lightning's gradient accumulation;
+- on TensorFlow an `Embedding` table's gradient arrives as `tf.IndexedSlices`:
+  the tap computes the terms of the batch's rows only, and never densifies
+  the table (`keras/_sparse.py`).
 
 The tap reads the gradient before the wrapped optimizer's own clipping and
 weight decay (`clipnorm`, `weight_decay`), and the weight after the step.
@@ -48,15 +51,15 @@ one the wrapped optimizer applies:
 The callbacks install the tap at `on_train_begin` and give the user's
 optimizer back at `on_train_end`, rebuilding the train function each time.
 Its variables are saved as those of the wrapped optimizer
-(`GradientTapOptimizer.save_own_variables()`), so a model saved during
-training (`ModelCheckpoint`) loads into a model compiled with the plain optimizer.
+(`GradientTapOptimizer.save_own_variables()`), and left out of a
+`LossScaleOptimizer`'s list (`keras/_saving.py`), so a model saved during
+training (`ModelCheckpoint`) holds the entries of an untracked one and loads
+into a model compiled with the plain optimizer, loss scale included.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -64,55 +67,23 @@ import numpy as np
 
 from neural_feature_importance.core.arrays import NUMPY_OPS, Array
 from neural_feature_importance.core.modes import ScoringMode
+from neural_feature_importance.keras._distributed import distribution_scope as _distribution_scope
+from neural_feature_importance.keras._distributed import sum_over_replicas as _sum_over_replicas
+from neural_feature_importance.keras._sparse import (
+    RowGradient,
+    SparseGradient,
+    is_indexed_slices,
+    row_gradient,
+    row_terms,
+    rows_are_features,
+)
+from neural_feature_importance.keras._tap_weights import VariableGroup, _Slot, _Weight
 
-__all__ = ["GradientTapOptimizer", "KerasStepOps", "find_taps", "unlink_tap"]
+__all__ = ["GradientTapOptimizer", "KerasStepOps", "VariableGroup", "find_taps", "unlink_tap"]
 
 
 def _nothing() -> None:
     """The branch of a step that is not read."""
-
-
-def _distribution_scope(variables: Sequence[Any]) -> contextlib.AbstractContextManager[Any]:
-    """The `tf.distribute` strategy scope of the tracked weights, where the tap is created.
-
-    On TensorFlow, a variable of the tap that a replica writes in the train
-    step must be a mirrored variable of the strategy that runs the step, and
-    Keras's TensorFlow optimizer takes its strategy from the scope it is
-    constructed in. The callbacks construct the tap in `on_train_begin`,
-    outside the user's `strategy.scope()`, so the tap enters the strategy
-    that owns the tracked weights itself. A null context on other backends,
-    for weights of no strategy, and inside a strategy scope already.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return contextlib.nullcontext()
-    import tensorflow as tf  # only on the TensorFlow backend, where Keras has imported it
-
-    if tf.distribute.has_strategy():
-        return contextlib.nullcontext()
-    for variable in variables:
-        value = getattr(variable, "value", variable)
-        if isinstance(value, tf.distribute.DistributedValues):
-            return value.distribute_strategy.scope()
-    return contextlib.nullcontext()
-
-
-def _sum_over_replicas(gradients: list[Any]) -> list[Any]:
-    """The tracked gradients summed over `tf.distribute` replicas, as Keras's optimizer sums them.
-
-    Keras's TensorFlow optimizer (`TFOptimizer._all_reduce_sum_gradients`)
-    all-reduces each replica's gradient with `ReduceOp.SUM` before its
-    update; each replica's loss is already divided by the number of replicas,
-    so the sum is the gradient of the global batch. Unchanged on other
-    backends, outside a replica context, and with a single replica.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return gradients
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return gradients
-    return list(context.all_reduce(tf.distribute.ReduceOp.SUM, gradients))
 
 
 class KerasStepOps:
@@ -129,23 +100,6 @@ class KerasStepOps:
 KERAS_STEP_OPS = KerasStepOps()
 
 
-@dataclass
-class _Slot:
-    """One tracked weight: its variable, its scoring mode and the tap's sums of it.
-
-    A plain object, not a Keras-tracked attribute: the tracked weight belongs
-    to the model and must never become one of the optimizer's variables.
-    """
-
-    name: str
-    variable: Any
-    mode: ScoringMode
-    sums: dict[str, Any] = field(default_factory=dict)
-    compensations: dict[str, Any] = field(default_factory=dict)
-    n_read: Any = None
-    n_skipped: Any = None
-
-
 class GradientTapOptimizer(keras.optimizers.Optimizer):
     """Wraps an optimizer and sums a scoring mode's gradient terms in the train step.
 
@@ -154,9 +108,11 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
     inner_optimizer : keras.optimizers.Optimizer
         The optimizer that updates the model; the tap delegates every update,
         the learning rate and the iteration count to it.
-    tracked : sequence of (str, keras.Variable, ScoringMode)
-        The weights to read: a name, the model's variable, and the core
-        tracker's scoring mode, whose `step_terms` give the per-step terms.
+    tracked : sequence of (str, keras.Variable or VariableGroup, ScoringMode)
+        The weights to read: a name, the model's variable (or a group of
+        variables read as one weight, such as an LSTM's two directions), and
+        the core tracker's scoring mode, whose `step_terms` give the per-step
+        terms.
     gradient_every : int, default=1
         Read one applied update in this many (updates 1, 1 + k, 1 + 2k...,
         counted from [`steps`][]), as the PyTorch trackers do.
@@ -193,13 +149,25 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         gradient_every: int = 1,
         name: str | None = None,
     ) -> None:
-        tracked = list(tracked)
+        # One _Weight per tracked weight, one _Slot per variable (apply() reads them in order).
+        weights: list[_Weight] = []
+        slots: list[_Slot] = []
+        for weight_name, target, mode in tracked:
+            if isinstance(target, keras.Variable) or not hasattr(target, "combine"):
+                weight = _Weight(weight_name, mode, tuple(target.shape))
+                variables: Sequence[Any] = [target]
+            else:
+                weight = _Weight(weight_name, mode, tuple(target.shape), group=target)
+                variables = target.variables
+            weights.append(weight)
+            slots += [_Slot(weight_name, variable, mode, weight) for variable in variables]
         # Keras's TensorFlow optimizer takes its tf.distribute strategy from this scope.
-        with _distribution_scope([variable for _, variable, _ in tracked]):
+        with _distribution_scope([slot.variable for slot in slots]):
             super().__init__(learning_rate=0.0, name=name or f"gradient_tap_{inner_optimizer.name}")
         self.inner_optimizer = inner_optimizer
         self.gradient_every = int(gradient_every)
-        self._slots = [_Slot(slot_name, variable, mode) for slot_name, variable, mode in tracked]
+        self._tracked_weights = weights
+        self._slots = slots
         for slot in self._slots:
             if not isinstance(slot.variable, keras.Variable):
                 raise TypeError(
@@ -214,8 +182,13 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         """Create the tap's sums and counters (the wrapped optimizer keeps its own).
 
         On TensorFlow they are created in the `tf.distribute` strategy of the
-        tracked weights (see `_distribution_scope()`).
+        tracked weights (see `_distribution_scope()`). Built once: a
+        `LossScaleOptimizer` built after the tap went in (TensorFlow builds
+        it in the first train step) builds its inner optimizer again, and
+        new sums would orphan the step count set since.
         """
+        if self.built:
+            return
         with _distribution_scope([slot.variable for slot in self._slots]):
             self._build(var_list)
 
@@ -230,21 +203,22 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
                     f"the tracked weight of {slot.name!r} is not one of the variables the "
                     "optimizer updates; is the layer trainable, and part of this model?"
                 )
-            shapes = self._term_shapes(slot)
+        for weight in self._tracked_weights:
+            shapes = self._term_shapes(weight)
             for key, shape in shapes.items():
-                slot.sums[key] = self.add_variable(shape, dtype="float32", name=f"{key}_sum")
-                slot.compensations[key] = self.add_variable(
+                weight.sums[key] = self.add_variable(shape, dtype="float32", name=f"{key}_sum")
+                weight.compensations[key] = self.add_variable(
                     shape, dtype="float32", name=f"{key}_compensation"
                 )
-            slot.n_read = self.add_variable((), dtype="int32", name="reads")
-            slot.n_skipped = self.add_variable((), dtype="int32", name="skipped_reads")
+            weight.n_read = self.add_variable((), dtype="int32", name="reads")
+            weight.n_skipped = self.add_variable((), dtype="int32", name="skipped_reads")
         self._steps_variable = self.add_variable((), dtype="int32", name="applied_updates")
 
     @staticmethod
-    def _term_shapes(slot: _Slot) -> dict[str, tuple[int, ...]]:
+    def _term_shapes(weight: _Weight) -> dict[str, tuple[int, ...]]:
         """Shapes of the mode's per-step terms (from a zero weight, on the host)."""
-        zeros = np.zeros(tuple(slot.variable.shape), dtype="float32")
-        terms = slot.mode.step_terms(zeros, zeros, zeros, NUMPY_OPS)
+        zeros = np.zeros(weight.shape, dtype="float32")
+        terms = weight.mode.step_terms(zeros, zeros, zeros, NUMPY_OPS)
         return {key: tuple(np.shape(value)) for key, value in terms.items()}
 
     @property
@@ -269,13 +243,22 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
     def finalize_variable_values(self, var_list: list[Any]) -> None:
         self.inner_optimizer.finalize_variable_values(var_list)
 
-    # Saved as the wrapped optimizer: a model saved while the tap is installed
-    # (ModelCheckpoint during fit) loads into one compiled with the plain optimizer.
+    # Saved as the wrapped optimizer, at the tap's place: a model saved while the
+    # tap is installed (ModelCheckpoint during fit) holds the entries of one
+    # compiled with the plain optimizer, and loads into it. Under a
+    # LossScaleOptimizer, keras/_saving.py leaves the tap's variables out of its list.
     def save_own_variables(self, store: Any) -> None:
+        """Save the wrapped optimizer's variables (the tap's own are never saved)."""
         self.inner_optimizer.save_own_variables(store)
 
     def load_own_variables(self, store: Any) -> None:
+        """Load the wrapped optimizer's variables, saved with or without a tap."""
         self.inner_optimizer.load_own_variables(store)
+
+    def __dir__(self) -> list[str]:
+        # Keras's saving walks dir(): the wrapped optimizer, already saved in the
+        # tap's place above, would be saved a second time under "inner_optimizer".
+        return [name for name in super().__dir__() if name != "inner_optimizer"]
 
     def get_config(self) -> dict[str, Any]:
         # The tap is bound to a live tracker and never serialised on its own;
@@ -316,6 +299,9 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         for slot, gradient in zip(self._slots, gradients, strict=True):
             # Read before the update: it resets the accumulated gradient and moves the weight.
             accumulated = self._accumulated(slot.variable)
+            if accumulated is None and self._reads_rows(slot, gradient):
+                # An Embedding's tf.IndexedSlices: read by the batch's rows (keras/_sparse.py).
+                gradient = SparseGradient(gradient, int(slot.variable.shape[0]))
             # A copy: on TensorFlow and torch .value reads the live variable.
             before = keras.ops.copy(slot.variable.value) if slot.mode.needs_weights_before else None
             inputs.append((slot, gradient, accumulated, before))
@@ -347,9 +333,24 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         # A copy: the update resets the accumulator in place (torch), or after this read.
         return keras.ops.copy(accumulated.value)
 
+    @staticmethod
+    def _reads_rows(slot: _Slot, gradient: Any) -> bool:
+        """Whether this slot's gradient is read by rows: a TensorFlow Embedding's, one variable."""
+        return (
+            is_indexed_slices(gradient)
+            and slot.weight.group is None
+            and rows_are_features(slot.mode, tuple(slot.variable.shape))
+        )
+
     def _applied_gradient(self, gradient: Any, accumulated: Any) -> Any:
-        """The gradient the wrapped optimizer applies (unscaled, averaged if accumulated)."""
+        """The gradient the wrapped optimizer applies (unscaled, averaged if accumulated).
+
+        A `SparseGradient` becomes the summed gradient of the batch's rows
+        (`RowGradient`); any other `tf.IndexedSlices` is densified.
+        """
         inner = self.inner_optimizer
+        if isinstance(gradient, SparseGradient):
+            return row_gradient(gradient, inner.loss_scale_factor)
         gradient = keras.ops.convert_to_tensor(gradient)  # densifies TensorFlow IndexedSlices
         gradient = keras.ops.cast(gradient, "float32")
         if inner.loss_scale_factor is not None:
@@ -358,6 +359,13 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             steps = inner.gradient_accumulation_steps
             gradient = (gradient + keras.ops.cast(accumulated, "float32")) / steps
         return gradient
+
+    @staticmethod
+    def _step_terms(mode: ScoringMode, gradient: Any, weights: Any, before: Any) -> dict[str, Any]:
+        """The mode's terms of one read step; a `RowGradient`'s by its rows only."""
+        if isinstance(gradient, RowGradient):
+            return row_terms(mode, gradient, weights, KERAS_STEP_OPS)
+        return mode.step_terms(gradient, weights, before, KERAS_STEP_OPS)
 
     def _is_update_step(self) -> Any:
         """Whether this call updates the weights: `True`, or a tensor under accumulation."""
@@ -370,10 +378,10 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
     def _state_variables(self) -> list[Any]:
         """The variables one read updates, in the order of `_read_values()`."""
         variables = []
-        for slot in self._slots:
-            for key in slot.sums:
-                variables += [slot.sums[key], slot.compensations[key]]
-            variables += [slot.n_read, slot.n_skipped]
+        for weight in self._tracked_weights:
+            for key in weight.sums:
+                variables += [weight.sums[key], weight.compensations[key]]
+            variables += [weight.n_read, weight.n_skipped]
         return variables
 
     def _assign_state(self, values: Sequence[Any]) -> None:
@@ -381,17 +389,29 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             variable.assign(value)
 
     def _read_values(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> list[Any]:
-        """The state after reading this step: Kahan-added terms where they are finite."""
-        values = []
+        """The state after reading this step: Kahan-added terms where they are finite.
+
+        `inputs` holds one entry per variable (`_slots` order); a tracked
+        weight of several variables gets their gradients, values and values
+        before the step combined into one first.
+        """
+        parts: dict[int, list[tuple[Any, Any, Any]]] = {id(w): [] for w in self._tracked_weights}
         for slot, raw_gradient, accumulated, before in inputs:
             gradient = self._applied_gradient(raw_gradient, accumulated)
-            weights = keras.ops.cast(slot.variable.value, "float32")
+            current = keras.ops.cast(slot.variable.value, "float32")
             if before is not None:
                 before = keras.ops.cast(before, "float32")
-            terms = slot.mode.step_terms(gradient, weights, before, KERAS_STEP_OPS)
-            finite = keras.ops.all(keras.ops.isfinite(terms[slot.mode.check_key]))
+            parts[id(slot.weight)].append((gradient, current, before))
+        values = []
+        for tracked in self._tracked_weights:
+            gradients, currents, befores = zip(*parts[id(tracked)], strict=True)
+            gradient = tracked.combine(gradients)
+            weights = tracked.combine(currents)
+            before = None if befores[0] is None else tracked.combine(befores)
+            terms = self._step_terms(tracked.mode, gradient, weights, before)
+            finite = keras.ops.all(keras.ops.isfinite(terms[tracked.mode.check_key]))
             for key, term in terms.items():
-                total, compensation = slot.sums[key].value, slot.compensations[key].value
+                total, compensation = tracked.sums[key].value, tracked.compensations[key].value
                 corrected = term - compensation
                 new_total = total + corrected
                 new_compensation = (new_total - total) - corrected
@@ -400,7 +420,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
                     keras.ops.where(finite, new_compensation, compensation),
                 ]
             counted = keras.ops.cast(finite, "int32")
-            values += [slot.n_read.value + counted, slot.n_skipped.value + (1 - counted)]
+            values += [tracked.n_read.value + counted, tracked.n_skipped.value + (1 - counted)]
         return values
 
     # ------------------------------------------------------------------ host
@@ -418,28 +438,29 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         self._steps_variable.assign(int(value))
 
     def drain(self) -> dict[str, tuple[dict[str, np.ndarray], int, int]]:
-        """Return each slot's sums and counts since the last drain, and zero them.
+        """Return each tracked weight's sums and counts since the last drain, and zero them.
 
         Call it outside the train step (once per epoch): it reads the
         variables on the host. Returns `{name: (sums, n_read, n_skipped)}`
         with the sums in float64.
         """
         result = {}
-        for slot in self._slots:
-            if slot.n_read is None:
+        for tracked in self._tracked_weights:
+            if tracked.n_read is None:
                 continue
+            compensations = tracked.compensations
             sums = {
                 key: np.asarray(keras.ops.convert_to_numpy(total), dtype=np.float64)
-                - np.asarray(keras.ops.convert_to_numpy(slot.compensations[key]), dtype=np.float64)
-                for key, total in slot.sums.items()
+                - np.asarray(keras.ops.convert_to_numpy(compensations[key]), dtype=np.float64)
+                for key, total in tracked.sums.items()
             }
-            n_read = int(keras.ops.convert_to_numpy(slot.n_read))
-            n_skipped = int(keras.ops.convert_to_numpy(slot.n_skipped))
-            for variable in (*slot.sums.values(), *slot.compensations.values()):
+            n_read = int(keras.ops.convert_to_numpy(tracked.n_read))
+            n_skipped = int(keras.ops.convert_to_numpy(tracked.n_skipped))
+            for variable in (*tracked.sums.values(), *tracked.compensations.values()):
                 variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
-            slot.n_read.assign(0)
-            slot.n_skipped.assign(0)
-            result[slot.name] = (sums, n_read, n_skipped)
+            tracked.n_read.assign(0)
+            tracked.n_skipped.assign(0)
+            result[tracked.name] = (sums, n_read, n_skipped)
         return result
 
 

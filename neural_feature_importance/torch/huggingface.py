@@ -95,7 +95,7 @@ def _layer_label(layer: str | nn.Module | FeatureAxis | None) -> str:
     if layer is None:
         return "default"
     if isinstance(layer, FeatureAxis):
-        return layer.parameter
+        return layer.weight
     return layer if isinstance(layer, str) else type(layer).__name__
 
 
@@ -107,7 +107,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     layer : str, nn.Module, FeatureAxis or list of them, optional
         Name (from `model.named_modules()`, e.g.
         `"bert.embeddings.word_embeddings"`) or module to track, a
-        [`FeatureAxis`][neural_feature_importance.torch.FeatureAxis], or a
+        [`FeatureAxis`][neural_feature_importance.core.FeatureAxis], or a
         list of modules for one combined result over several input layers; by
         default the layer(s) the inputs reach at the first forward pass (as
         [`VarianceImportanceTorch`][neural_feature_importance.torch.VarianceImportanceTorch]

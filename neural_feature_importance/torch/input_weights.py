@@ -13,7 +13,9 @@ axis is fixed by the layer's definition:
 - a per-feature tokenizer (the FT-Transformer's numeric embedding, periodic
   or piecewise-linear numeric embeddings): its `weight` (or its only
   parameter of 2+ dimensions), `(features, ...)`, features on axis 0;
-- [`FeatureAxis`][]`(parameter, axis)`: any parameter, features on `axis`.
+- [`FeatureAxis`][neural_feature_importance.core.FeatureAxis]`(weight, axis)`: any
+  parameter (`weight` is its name in `model.named_parameters()`), features on
+  `axis`.
 
 Only the first layer of a stacked recurrent network reads the inputs. The
 weights of a module are read together as one `(units, features)` matrix (the
@@ -36,37 +38,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from neural_feature_importance.core.views import FeatureAxis
+
 ATTENTION_SLOTS: tuple[str, ...] = ("query", "key", "value")
 """The arguments of `nn.MultiheadAttention`, in the order of `in_proj_weight`'s rows."""
-
-
-@dataclass(frozen=True)
-class FeatureAxis:
-    """Track any parameter, with the axis that indexes the input features.
-
-    Pass it as `layer=` when the layer that reads the inputs is one the
-    trackers do not know: `VarianceImportanceTorch(model,
-    layer=FeatureAxis("encoder.proj", axis=0))` tracks the parameter
-    `encoder.proj` (a name from `model.named_parameters()`), whose
-    `proj[i, ...]` are the weights that multiply input feature `i`. The other
-    axes are the units the feature feeds.
-
-    Parameters
-    ----------
-    parameter : str
-        The parameter's name in `model.named_parameters()`.
-    axis : int, default=0
-        The axis of the parameter that indexes the input features
-        (negative values count from the end).
-
-    Examples
-    --------
-    >>> FeatureAxis("tokenizer.weight", axis=0)
-    FeatureAxis(parameter='tokenizer.weight', axis=0)
-    """
-
-    parameter: str
-    axis: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,7 +171,7 @@ def reads_as_tokenizer(module: nn.Module, width: int) -> bool:
 def feature_axis_parts(
     model: nn.Module, spec: FeatureAxis
 ) -> tuple[str, nn.Module, list[WeightPart]]:
-    """The module owning `spec.parameter`, its name, and the one part to read.
+    """The module owning the parameter `spec.weight`, its name, and the one part to read.
 
     Raises
     ------
@@ -205,15 +180,15 @@ def feature_axis_parts(
     ValueError
         If `spec.axis` is not an axis of the parameter.
     """
-    owner_name, _, attribute = spec.parameter.rpartition(".")
+    owner_name, _, attribute = spec.weight.rpartition(".")
     modules = dict(model.named_modules())
     owner = modules.get(owner_name)
     param = None if owner is None else dict(owner.named_parameters(recurse=False)).get(attribute)
     if owner is None or param is None:
-        raise KeyError(spec.parameter)
+        raise KeyError(spec.weight)
     if not -param.ndim <= spec.axis < param.ndim:
         raise ValueError(
-            f"FeatureAxis({spec.parameter!r}, axis={spec.axis}) names no axis of a parameter "
+            f"FeatureAxis({spec.weight!r}, axis={spec.axis}) names no axis of a parameter "
             f"of shape {tuple(param.shape)}."
         )
     return owner_name, owner, [WeightPart(attribute, param, spec.axis % param.ndim)]

@@ -155,7 +155,7 @@ def select_layer(
         raise LayerSelectionError(
             "the model has no trainable nn.Linear, nn.Conv1d/2d/3d, nn.Embedding, recurrent "
             "or attention layer to track; name the parameter that reads the inputs with "
-            "layer=FeatureAxis(parameter, axis). Layers seen:\n" + _describe(model)
+            "layer=FeatureAxis('<parameter name>', axis). Layers seen:\n" + _describe(model)
         )
     if isinstance(layer, FeatureAxis):
         if kind != "dense":
@@ -167,7 +167,7 @@ def select_layer(
         except KeyError:
             names = ", ".join(name for name, _ in model.named_parameters())
             raise LayerSelectionError(
-                f"layer={layer!r}: the model has no parameter {layer.parameter!r}. Its "
+                f"layer={layer!r}: the model has no parameter {layer.weight!r}. Its "
                 f"parameters: {names}."
             ) from None
         if not parts[0].parameter.requires_grad:
@@ -175,8 +175,8 @@ def select_layer(
                 f"layer={layer!r} is frozen (requires_grad is False): its weights never "
                 "change, so every importance would be zero."
             )
-        check_not_flat_sharded(model, layer.parameter, parts[0].parameter)
-        return layer.parameter, owner
+        check_not_flat_sharded(model, layer.weight, parts[0].parameter)
+        return layer.weight, owner
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer not in modules or not layer:

@@ -60,7 +60,7 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
     ----------
     layer : str, nn.Module, FeatureAxis or list of them, optional
         Name (from `pl_module.named_modules()`) or module to track, a
-        [`FeatureAxis`][neural_feature_importance.torch.FeatureAxis], or a
+        [`FeatureAxis`][neural_feature_importance.core.FeatureAxis], or a
         list of modules for one combined result over several input layers; by
         default the layer(s) the inputs reach at the first forward pass
         (recurrent, attention and tokenizer layers included, as
@@ -109,7 +109,7 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         own state in a checkpoint.
         """
         if isinstance(self.layer, FeatureAxis):
-            layer: str | None = self.layer.parameter
+            layer: str | None = self.layer.weight
         else:
             layer = (
                 self.layer

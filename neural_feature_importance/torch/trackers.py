@@ -69,7 +69,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         The model being trained.
     layer : str, nn.Module, FeatureAxis or list of them, optional
         The layer to track: a name from `model.named_modules()` or the
-        module; a [`FeatureAxis`][neural_feature_importance.torch.FeatureAxis]
+        module; a [`FeatureAxis`][neural_feature_importance.core.FeatureAxis]
         names any parameter and its feature axis; a list tracks several
         input layers (of any kind) as one result (each layer's tracker is in
         [`layers_`][neural_feature_importance.core.VarianceImportanceBase.layers_],

@@ -216,7 +216,8 @@ def test_single_input_functional_model_still_refuses_a_first_layer_of_another_ki
 def test_a_branch_no_tracker_reads_is_named_in_the_warning(caplog):
     text = keras.Input((6, 2), name="text")
     numeric = keras.Input((3,), name="numeric")
-    recurrent = keras.layers.LSTM(4, name="lstm")(text)
+    # An LSTM is tracked now; a transposed convolution is read by no tracker.
+    recurrent = keras.layers.Flatten()(keras.layers.Conv1DTranspose(2, 3, name="deconv")(text))
     dense = keras.layers.Dense(4, name="numeric_dense")(numeric)
     merged = keras.layers.Concatenate()([recurrent, dense])
     model = keras.Model([text, numeric], keras.layers.Dense(1, name="head")(merged))
@@ -224,7 +225,7 @@ def test_a_branch_no_tracker_reads_is_named_in_the_warning(caplog):
         tracker = _begin(model, VarianceImportanceKeras())
     assert tracker.tracked_layer_.name == "numeric_dense"
     (warning,) = _warnings(caplog)
-    assert "Not tracked: Input 'text', read by 'lstm' (LSTM)." in warning
+    assert "Not tracked: Input 'text', read by 'deconv' (Conv1DTranspose)." in warning
     assert "Tracked: Input 'numeric' directly." in warning
 
 

@@ -236,11 +236,18 @@ def test_tracker_kind_must_match_the_first_trainable_layer():
 
 
 def test_unreadable_first_layer_stops_the_search():
+    # (An LSTM first is tracked now: tests/keras/test_keras_recurrent_attention.py.)
     model = keras.Sequential(
-        [keras.Input((5, 2)), keras.layers.LSTM(3, name="lstm"), keras.layers.Dense(1, name="head")]
+        [
+            keras.Input((5, 2)),
+            keras.layers.Conv1DTranspose(3, 2, name="deconv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, name="head"),
+        ]
     )
     with pytest.raises(
-        LayerSelectionError, match=r"'lstm' \(LSTM\), whose weights VIANN cannot read"
+        LayerSelectionError,
+        match=r"'deconv' \(Conv1DTranspose\), whose weights VIANN cannot read",
     ):
         _begin(model, VarianceImportanceKeras())
     assert _begin(model, VarianceImportanceKeras(layer="head")).tracked_layer_.name == "head"

@@ -166,3 +166,45 @@ def test_sparse_embedding_gradients_equal_the_dense_run(scoring):
     # weights: it shows the float32 rounding of sparse against dense SGD (4e-4 relative).
     rtol = 1e-3 if scoring == "viann" else 1e-5
     np.testing.assert_allclose(sparse_scores, dense, rtol=rtol, atol=1e-12)
+
+
+def test_sparse_adam_trains_to_the_end_with_steady_taylor():
+    # The reported failure: nn.Embedding(sparse=True) with SparseAdam ran the whole
+    # training, then failed in on_train_end converting the sparse gradient.
+    vocab, dim = 40, 4
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, vocab - 10, (256, 5), generator=generator)  # ids 30-39 unused
+    y = (tokens < 5).float().sum(1, keepdim=True)
+    torch.manual_seed(0)
+    embedding = nn.Embedding(vocab, dim, sparse=True)
+    head = nn.Linear(dim, 1)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding, self.head = embedding, head
+
+        def forward(self, ids):
+            return self.head(self.embedding(ids).mean(1))
+
+    model = Model()
+    sparse = torch.optim.SparseAdam(list(embedding.parameters()), lr=0.05)
+    dense = torch.optim.Adam(head.parameters(), lr=0.05)
+    tracker = EmbeddingVarianceImportanceTorch(model, scoring="steady_taylor")
+    tracker.on_train_begin()
+    for _ in range(6):
+        for batch in range(8):
+            rows = slice(32 * batch, 32 * (batch + 1))
+            sparse.zero_grad()
+            dense.zero_grad()
+            nn.functional.mse_loss(model(tokens[rows]), y[rows]).backward()
+            sparse.step()
+            dense.step()
+            tracker.on_step_end()
+        tracker.on_epoch_end()
+    tracker.on_train_end()
+    scores = tracker.feature_importances_
+    assert scores.shape == (vocab,) and np.all(np.isfinite(scores))
+    np.testing.assert_array_equal(scores[30:], 0.0)  # never looked up: no gradient, no score
+    # The tokens that decide the target (ids 0-4) rank above the others that were used.
+    assert scores[:5].min() > np.median(scores[5:30])

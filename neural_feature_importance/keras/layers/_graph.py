@@ -260,6 +260,34 @@ class _Graph:
         readers = tuple(InputReader(**entry) for entry in found.values())
         return InputLayers(input_name(tensor), readers)
 
+    def fed_tensors(self) -> set[int]:
+        """Ids of the tensors that carry the Inputs: the Inputs, and what no learning layer read.
+
+        The walk passes the layers the default choice skips and merges, and
+        stops at every learning layer.
+        """
+        fed = {id(tensor) for tensor in self.inputs}
+        queue: deque[Any] = deque(self.inputs)
+        while queue:
+            current = queue.popleft()
+            for node in self.consumers.get(id(current), ()):
+                if _learner(node.operation)[0] is not None:
+                    continue
+                for output in node.outputs:
+                    if id(output) not in fed:
+                        fed.add(id(output))
+                        queue.append(output)
+        return fed
+
+    def calls_of(self, layer: Any) -> list[Any]:
+        """The nodes of this graph that call `layer` itself, in `model.operations` order."""
+        seen: dict[int, Any] = {}
+        for readers in self.consumers.values():
+            for node in readers:
+                if node.operation is layer:
+                    seen.setdefault(id(node), node)
+        return list(seen.values())
+
     def route(self, tensor: Any, layer: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """How `tensor` reaches `layer` through anything: (learning layers, merges) passed.
 

@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 import keras
 
 from neural_feature_importance.core.errors import LayerSelectionError
+from neural_feature_importance.core.views import FeatureAxis
 from neural_feature_importance.keras.layers._graph import (
     InputLayers,
     InputReader,
@@ -28,11 +29,49 @@ from neural_feature_importance.keras.layers._kinds import (
     describe,
     iter_layers,
     kind_of,
+    refuse_first_layer,
 )
+from neural_feature_importance.keras.layers._subclassed import (
+    check_width,
+    first_reader,
+    is_subclassed,
+    weight_for,
+)
+from neural_feature_importance.keras.layers._trace import trace_calls
+from neural_feature_importance.keras.layers._weights import LayerWeight, TrackedWeight
 
-LayerSpec: TypeAlias = str | int | keras.layers.Layer | None
+LayerSpec: TypeAlias = str | int | keras.layers.Layer | FeatureAxis | LayerWeight | None
 """What `layer=` accepts: a layer name, an index into `model.layers`, a
-layer object, or `None` for the default choice."""
+layer object, a [`FeatureAxis`][neural_feature_importance.core.FeatureAxis]
+naming a variable of a layer (`"<layer name>.<attribute>"`) and its feature
+axis, or `None` for the default choice."""
+
+
+def resolve_feature_axis(model: Any, spec: FeatureAxis, tracker: str) -> LayerWeight:
+    """The layer and attribute a `FeatureAxis("<layer name>.<attribute>", axis)` names.
+
+    The longest layer name of the model (nested models' layers included) that
+    starts `spec.weight` and is followed by a dot names the layer; the rest
+    is the attribute path (`"query_dense.kernel"`).
+
+    Raises
+    ------
+    LayerSelectionError
+        If no layer's name starts `spec.weight`, listing the layers.
+    """
+    names = [layer.name for layer in iter_layers(model)]
+    for name in sorted(names, key=len, reverse=True):
+        if spec.weight.startswith(name + ".") and len(spec.weight) > len(name) + 1:
+            return LayerWeight(name, spec.weight[len(name) + 1 :], spec.axis)
+    raise LayerSelectionError(
+        f"{tracker}: layer={spec!r} names no variable of model {model.name!r}: pass "
+        "FeatureAxis('<layer name>.<attribute>', axis), such as 'proj.kernel', with one of "
+        f"the layers {names}."
+    )
+
+
+def _resolved(model: Any, layer: Any, tracker: str) -> Any:
+    return resolve_feature_axis(model, layer, tracker) if isinstance(layer, FeatureAxis) else layer
 
 
 @dataclass
@@ -52,12 +91,15 @@ class LayerChoice:
         the scores may not cover every Input as expected (another layer reads
         some Input first, or the layer reads a merge of several Inputs), with
         what to pass instead. The callbacks log it as a warning.
+    weight : TrackedWeight or None
+        The variable(s) read from `layer` (set by `select_layer()`).
     """
 
     layer: Any
     reason: str
     skipped: list[str] = field(default_factory=list)
     caveat: str | None = None
+    weight: TrackedWeight | None = None
 
 
 def check_layer_spec(layer: object, tracker: str) -> None:
@@ -65,14 +107,28 @@ def check_layer_spec(layer: object, tracker: str) -> None:
 
     The callbacks call it in their constructor, before the model is known.
     """
+    if isinstance(layer, FeatureAxis):
+        return  # its fields are checked by its constructor
+    if isinstance(layer, LayerWeight):
+        if not isinstance(layer.attribute, str) or isinstance(layer.feature_axis, bool):
+            raise LayerSelectionError(
+                f"{tracker}: layer={layer!r}: attribute must be a str and feature_axis an int."
+            )
+        if not isinstance(layer.feature_axis, int) or isinstance(layer.layer, LayerWeight):
+            raise LayerSelectionError(
+                f"{tracker}: layer={layer!r}: feature_axis must be an int and layer a name, "
+                "an index or a layer object."
+            )
+        check_layer_spec(layer.layer, tracker)
+        return
     if layer is None or isinstance(layer, str | keras.layers.Layer):
         return
     if isinstance(layer, int) and not isinstance(layer, bool):
         return
     raise LayerSelectionError(
         f"{tracker}: layer={layer!r} is not supported; pass a layer name (str), an index "
-        "into model.layers (int), a keras layer object, or None for the first trainable "
-        "layer."
+        "into model.layers (int), a keras layer object, a FeatureAxis('<layer "
+        "name>.<attribute>', axis), or None for the first trainable layer."
     )
 
 
@@ -100,9 +156,21 @@ def select_layer(model: Any, layer: LayerSpec, kind: str, tracker: str) -> Layer
         type the tracker cannot read. The message lists the layers seen and
         says what to pass instead.
     """
+    layer = _resolved(model, layer, tracker)
     if layer is None:
-        return _default_layer(model, kind, tracker)
+        choice = _default_layer(model, kind, tracker)
+    else:
+        choice = _explicit_choice(model, layer, kind, tracker)
+    if choice.weight is None:
+        spec = layer if isinstance(layer, LayerWeight) else None
+        choice.weight = weight_for(model, choice.layer, kind, tracker, spec)
+    return choice
+
+
+def _explicit_choice(model: Any, layer: LayerSpec, kind: str, tracker: str) -> LayerChoice:
     found = _explicit_layer(model, layer, tracker)
+    if isinstance(layer, LayerWeight):
+        return LayerChoice(found, f"layer={layer!r}")
     found_kind = kind_of(found)
     if found_kind != kind:
         hint = (
@@ -123,6 +191,11 @@ def _default_layer(model: Any, kind: str, tracker: str) -> LayerChoice:
         choice = _default_from_graph(graph, kind, tracker)
         if choice is not None:
             return choice
+    subclassed = is_subclassed(model)
+    if subclassed:
+        choice = _default_from_trace(model, kind, tracker)
+        if choice is not None:
+            return choice
     skipped: list[str] = []
     for candidate in iter_layers(model):
         why = _skip_reason(candidate)
@@ -130,8 +203,13 @@ def _default_layer(model: Any, kind: str, tracker: str) -> LayerChoice:
             skipped.append(describe(candidate, why))
             continue
         if kind_of(candidate) == kind:
-            return LayerChoice(candidate, "first trainable layer", skipped)
-        _refuse_first_layer(model, candidate, kind, tracker)
+            choice = LayerChoice(candidate, "first trainable layer", skipped)
+            if subclassed:
+                # Call order unknown: assignment order, checked against the input's width.
+                choice.weight = weight_for(model, candidate, kind, tracker)
+                check_width(model, choice.weight, kind, tracker)
+            return choice
+        refuse_first_layer(model, candidate, kind, tracker)
     seen = ", ".join(skipped) if skipped else "none"
     raise LayerSelectionError(
         f"{tracker} found no layer to track in model {model.name!r}: it tracks the first "
@@ -141,23 +219,23 @@ def _default_layer(model: Any, kind: str, tracker: str) -> LayerChoice:
     )
 
 
-def _refuse_first_layer(model: Any, candidate: Any, kind: str, tracker: str) -> None:
-    """Raise the error for a first learning layer that a tracker of `kind` cannot read."""
-    found_kind = kind_of(candidate)
-    if found_kind is not None:
-        raise LayerSelectionError(
-            f"the first trainable layer of model {model.name!r} is "
-            f"{describe(candidate)}; use {TRACKER_FOR_KIND[found_kind]} to score "
-            f"its inputs, or pass layer= to {tracker} naming a {_KIND_WORDS[kind]} "
-            "layer."
-        )
-    raise LayerSelectionError(
-        f"the first trainable layer of model {model.name!r} is {describe(candidate)}, "
-        "whose weights VIANN cannot read (it reads Dense, Conv1D/2D/3D and Embedding "
-        "kernels), and the importances of a later layer would not be those of the "
-        f"model's inputs. If that is what you want, pass layer= to {tracker} naming "
-        f"a {_KIND_WORDS[kind]} layer."
-    )
+def _default_from_trace(model: Any, kind: str, tracker: str) -> LayerChoice | None:
+    """The default choice in a subclassed model: its first learning layer in call order.
+
+    `None` if the call cannot be traced or calls no learning layer (the
+    caller then takes the layers in assignment order).
+    """
+    trace = trace_calls(model)
+    if trace is None:
+        return None
+    record, skipped = first_reader(trace)
+    if record is None:
+        return None
+    if kind_of(record.layer) != kind:
+        refuse_first_layer(model, record.layer, kind, tracker)
+    weight = weight_for(model, record.layer, kind, tracker, trace=trace)
+    check_width(model, weight, kind, tracker, record, trace.input_shape)
+    return LayerChoice(record.layer, "first trainable layer in call order", skipped, weight=weight)
 
 
 def _default_from_graph(graph: _Graph, kind: str, tracker: str) -> LayerChoice | None:
@@ -180,8 +258,8 @@ def _default_from_graph(graph: _Graph, kind: str, tracker: str) -> LayerChoice |
         return None
     chosen = next((reader for reader in candidates if kind_of(reader.layer) == kind), None)
     if chosen is None or (len(per_input) == 1 and chosen is not candidates[0]):
-        _refuse_first_layer(graph.model, candidates[0].layer, kind, tracker)
-        raise AssertionError("unreachable: _refuse_first_layer always raises")
+        refuse_first_layer(graph.model, candidates[0].layer, kind, tracker)
+        raise AssertionError("unreachable: refuse_first_layer always raises")
     if len(per_input) == 1:
         return LayerChoice(chosen.layer, "first trainable layer", list(chosen.skipped))
     return LayerChoice(
@@ -251,6 +329,9 @@ def _caveat(graph: _Graph, per_input: list[InputLayers], layer: Any, tracker: st
 
 
 def _explicit_layer(model: Any, layer: LayerSpec, tracker: str) -> Any:
+    layer = _resolved(model, layer, tracker)
+    if isinstance(layer, LayerWeight):
+        return _explicit_layer(model, layer.layer, tracker)
     if isinstance(layer, str):
         for candidate in iter_layers(model):
             if candidate.name == layer:
@@ -320,6 +401,9 @@ def explicit_kind(model: Any, layer: LayerSpec, tracker: str) -> str | None:
     LayerSelectionError
         If the model has no such layer.
     """
+    if isinstance(layer, FeatureAxis | LayerWeight):
+        _explicit_layer(model, layer, tracker)
+        return "dense"  # its variable is read as a Dense kernel, (features, units)
     return kind_of(_explicit_layer(model, layer, tracker))
 
 
@@ -336,6 +420,11 @@ def explicit_layers(model: Any, layers: Sequence[Any], tracker: str) -> list[Any
     """
     found: list[Any] = []
     for spec in layers:
+        if isinstance(spec, FeatureAxis | LayerWeight):
+            raise LayerSelectionError(
+                f"{tracker}: layer=[...] holds {spec!r}; several input layers are named by "
+                "name, index or object (a FeatureAxis tracks one layer's variable on its own)."
+            )
         layer = _explicit_layer(model, spec, tracker)
         if kind_of(layer) is None:
             raise LayerSelectionError(
