@@ -256,13 +256,22 @@ def test_gradient_sums_need_a_started_gradient_mode():
         VarianceImportanceBase(scoring="taylor").update_gradient_sums({}, n_steps=1)
 
 
-def test_gradient_mode_without_steps_says_to_call_on_step_end():
-    tracker = GradientTracker(scoring="taylor")
+@pytest.mark.parametrize(
+    ("layout", "advice", "other"),
+    [
+        ("torch", r"on_step_end\(\) after optimizer.step\(\) and before", "wrap_optimizer"),
+        ("keras", r"fit\(\) of a compiled model.*wrap_optimizer\(\) returns", "on_step_end"),
+    ],
+)
+def test_gradient_mode_without_steps_gives_its_frameworks_advice(layout, advice, other):
+    tracker = GradientTracker(scoring="taylor", layout=layout)
     tracker.start(np.zeros((3, 2)))
     tracker.update(np.ones((3, 2)))
     tracker.update(np.ones((3, 2)))
-    with pytest.raises(NotFittedError, match=r"after optimizer.step\(\) and before"):
+    with pytest.raises(NotFittedError, match=advice) as raised:
         _ = tracker.feature_importances_
+    assert other not in str(raised.value)
+    assert "update_gradients(grad, weights)" in str(raised.value)  # the bare core's way
     assert not hasattr(tracker, "feature_importances_")
 
 

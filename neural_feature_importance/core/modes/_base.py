@@ -20,6 +20,21 @@ from neural_feature_importance.core.arrays import Array, ArrayOps, StepOps
 from neural_feature_importance.core.errors import NotFittedError, StateDictError
 from neural_feature_importance.core.views import WeightView
 
+GRADIENT_ADVICE = {
+    "torch": (
+        "Call the tracker's on_step_end() after optimizer.step() and before "
+        "optimizer.zero_grad() (on the bare core: update_gradients(grad, weights) after "
+        "every optimizer step)."
+    ),
+    "keras": (
+        "Pass the callback to fit() of a compiled model: it reads the gradient in the "
+        "optimizer for the length of fit(). In a custom training loop, update the model "
+        "with the optimizer the callback's wrap_optimizer() returns (on the bare core: "
+        "update_gradients(grad, weights) after every optimizer step)."
+    ),
+}
+"""What to do when a gradient mode recorded no read, by weight layout (framework)."""
+
 
 def reduced_to_features(view: WeightView, reduced: np.ndarray) -> np.ndarray:
     """Per-feature values summed over the unit axis -> `(n_features,)` in view order."""
@@ -206,12 +221,8 @@ class ScoringMode:
                 )
             if self.n_steps < 1:
                 raise NotFittedError(
-                    f"scoring={self.name!r} reads the tracked layer's gradient after every "
-                    "optimizer step, but none was recorded. Call on_step_end() after "
-                    "optimizer.step() and before optimizer.zero_grad() (the PyTorch "
-                    "trackers); pass the Keras callback to fit() of a compiled model, or "
-                    "update the model with its wrap_optimizer() in a custom loop; or call "
-                    "update_gradients(grad, weights) on the bare core."
+                    f"scoring={self.name!r} reads the tracked layer's gradient at every "
+                    f"optimizer update, but none was recorded. {GRADIENT_ADVICE[self.view.layout]}"
                 )
             return
         if self.n_snapshots < self.min_snapshots:
