@@ -7,7 +7,6 @@ loads transformers on first use.
 
 from neural_feature_importance._lazy import lazy_exports
 from neural_feature_importance.torch.arrays import TorchArrayOps
-from neural_feature_importance.torch.input_weights import FeatureAxis
 from neural_feature_importance.torch.layers import select_layer
 from neural_feature_importance.torch.trackers import (
     ConvVarianceImportanceTorch,
@@ -26,7 +25,6 @@ __getattr__, _lazy_dir = lazy_exports(
 __all__ = [
     "ConvVarianceImportanceTorch",
     "EmbeddingVarianceImportanceTorch",
-    "FeatureAxis",
     "TorchArrayOps",
     "VarianceImportanceLightning",
     "VarianceImportanceTorch",

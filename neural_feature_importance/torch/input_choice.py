@@ -56,7 +56,7 @@ def check_mappable(result: InputLayerResult) -> None:
         "; ".join(lines) + ". Scores of a later layer would not be the inputs'. Name the "
         "parameter that multiplies the input features and its feature axis: "
         f"layer=FeatureAxis('{result.unmapped[0].name}.<parameter>', axis=<feature axis>) "
-        "(from neural_feature_importance.torch), or track a layer of your own choice with "
+        "(from neural_feature_importance), or track a layer of your own choice with "
         "layer='<module name>'."
     )
 

@@ -19,9 +19,8 @@ pytest.importorskip("sklearn")
 from sklearn.metrics import roc_auc_score
 from training_loops import train
 
-from neural_feature_importance import VarianceImportanceTorch
+from neural_feature_importance import FeatureAxis, VarianceImportanceTorch
 from neural_feature_importance.core.errors import LayerSelectionError
-from neural_feature_importance.torch import FeatureAxis
 
 N_FEATURES = 6
 PLANTED = [0, 1]
