@@ -140,6 +140,8 @@ def choose_input_layers(result: InputLayerResult, kind: str) -> tuple[list[str],
             f"{result.inputs[reader.input_index].describe()} but is a {other} layer: track "
             f"it with {TRACKER_FOR_KIND[other]}(model, layer={reader.name!r})."
         )
+    for reader in result.shared:
+        problems.append(_shared_problem(result, reader))
     for index in result.unread:
         if is_target(result.inputs[index]):
             continue
@@ -164,6 +166,24 @@ def choose_input_layers(result: InputLayerResult, kind: str) -> tuple[list[str],
             )
     warning = "\n".join(f"- {problem}" for problem in problems) if problems else None
     return names, warning
+
+
+def _shared_problem(result: InputLayerResult, reader: InputReader) -> str:
+    """The line for an input read by a layer that already reads another input."""
+    first = next(r for r in result.readers if r.module is reader.module)
+    this, other = result.inputs[reader.input_index], result.inputs[first.input_index]
+    if reader.slots:
+        return (
+            f"{this.describe()} is read by {reader.name!r} as its "
+            f"{'/'.join(reader.slots)}, whose projections are not tracked (the tracked ones "
+            f"read {other.describe()}); to score it, name its projection with "
+            f"layer=FeatureAxis('{reader.name}.<projection weight>', axis=1)."
+        )
+    return (
+        f"{this.describe()} is read by {reader.name!r}, which also reads "
+        f"{other.describe()}: its scores add up both inputs' use of each of its input "
+        "features. Track a layer that reads one input only to tell them apart."
+    )
 
 
 def _reader_kind(reader: InputReader) -> str:

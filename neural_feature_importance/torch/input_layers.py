@@ -105,6 +105,10 @@ class InputLayerResult:
     unmapped : list of InputReader
         Modules with weights the trackers cannot map to features that were
         the first to read a model input.
+    shared : list of InputReader
+        A model input read by a layer that already reads another one (a
+        layer applied to two inputs, or an attention layer whose key and
+        value are another input than its query).
     inputs : list of ModelInput
         The model's tensor inputs (each tensor object once), in argument order.
     unread : list of int
@@ -120,6 +124,7 @@ class InputLayerResult:
 
     readers: list[InputReader] = field(default_factory=list)
     unmapped: list[InputReader] = field(default_factory=list)
+    shared: list[InputReader] = field(default_factory=list)
     inputs: list[ModelInput] = field(default_factory=list)
     unread: list[int] = field(default_factory=list)
     called: list[str] = field(default_factory=list)
@@ -309,11 +314,15 @@ class InputLayerProbe:
                 if not read:
                     self._deriving[name] = (index, (*via, name))
                 continue
-            if any(r.module is module for r in pending.readers) or (via and read):
-                continue
-            width = pending.inputs[index].shape[-1] if pending.inputs[index].shape else 0
             attention = isinstance(module, nn.MultiheadAttention)
             reader = InputReader(name, module, index, tuple(slots) if attention else (), via)
+            if any(r.module is module for r in pending.readers):
+                if not read and not via:
+                    pending.shared.append(reader)  # a second input of a layer already read
+                continue
+            if via and read:
+                continue
+            width = pending.inputs[index].shape[-1] if pending.inputs[index].shape else 0
             if role == "trackable" or reads_as_tokenizer(module, width):
                 pending.readers.append(reader)
             elif not read:
@@ -363,7 +372,7 @@ class InputLayerProbe:
         if self._depth > self._redirects or self._done:
             return
         pending = self._pending
-        read = {reader.input_index for reader in (*pending.readers, *pending.unmapped)}
+        read = {r.input_index for r in (*pending.readers, *pending.unmapped, *pending.shared)}
         pending.unread = [i for i in range(len(pending.inputs)) if i not in read]
         self._done = True
         self.detach()

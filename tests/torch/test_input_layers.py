@@ -273,3 +273,28 @@ def test_label_keywords_are_not_inputs():
     assert [i.path for i in probe.result.inputs] == ["args[0]"]
     assert probe.result.unread == []
     assert [reader.name for reader in probe.result.readers] == ["net"]
+
+
+def test_a_layer_applied_to_two_inputs_is_named_for_both():
+    class Siamese(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 1)
+            self.shared = nn.Linear(4, 8)
+
+        def forward(self, left, right):
+            return self.head(self.shared(left) - self.shared(right))
+
+    model = Siamese()
+    result = probe_once(model, torch.randn(2, 4), torch.randn(2, 4))
+    assert [(r.name, r.input_index) for r in result.readers] == [("shared", 0)]
+    assert [(r.name, r.input_index) for r in result.shared] == [("shared", 1)]
+    assert result.unread == []
+    names, warning = choose_input_layers(result, "dense")
+    assert names == ["shared"]
+    assert (
+        "input 1 (args[1], shape (2, 4)) is read by 'shared', which also reads input 0 "
+        "(args[0], shape (2, 4)): its scores add up both inputs' use of each of its input "
+        "features" in warning
+    )
+    assert "concatenated" not in warning

@@ -386,11 +386,19 @@ class SeparateProjections(nn.Module):
         return self.head(out.mean(0))
 
 
-def test_separate_projections_track_the_argument_that_is_the_input():
+def test_separate_projections_track_the_argument_that_is_the_input(caplog):
     model = SeparateProjections()
     tracker = VarianceImportanceTorch(model, scoring="taylor")
     tracker.on_train_begin()
-    model(torch.randn(4, 2, N_FEATURES), torch.randn(5, 2, 3))
+    with caplog.at_level(logging.WARNING, logger="neural_feature_importance"):
+        model(torch.randn(4, 2, N_FEATURES), torch.randn(5, 2, 3))
+    # The second input's projections are not tracked: the warning says so, and how to.
+    assert (
+        "input 1 (args[1], shape (5, 2, 3)) is read by 'attention' as its key/value, whose "
+        "projections are not tracked (the tracked ones read input 0" in caplog.text
+    )
+    assert "layer=FeatureAxis('attention.<projection weight>', axis=1)" in caplog.text
+    assert "concatenated" not in caplog.text
     # The two inputs reach one layer through different projections: the query's is tracked.
     assert tracker.tracked_layer_name_ == "attention"
     assert [part.name for part in tracker._reader.parts or []] == []
