@@ -253,11 +253,10 @@ class LayerChoice:
             return
         names, warning = choose_input_layers(result, self.layer_kind)
         chosen = names[0] if names else self.tracked_layer_name_
-        slots = {r.name: r.slots for r in result.readers if r.name == chosen and r.slots}
-        moved = chosen != self.tracked_layer_name_ or (
-            chosen in slots and slots[chosen] != ATTENTION_SLOTS
-        )
-        self._attention_slots.update(slots)
+        slots = next((r.slots for r in result.readers if r.name == chosen and r.slots), None)
+        moved = chosen != self.tracked_layer_name_ or slots not in (None, ATTENTION_SLOTS)
+        if chosen is not None and slots is not None:
+            self._attention_slots[chosen] = slots
         if moved and untouched and not self._resumed:
             previous = self.tracked_layer_name_
             self._resolve_layer(chosen)
@@ -266,7 +265,7 @@ class LayerChoice:
                 logger.info(
                     "%s tracks the %s projection(s) of %r, the arguments that are model inputs.",
                     type(self).__name__,
-                    "/".join(slots[chosen]),
+                    "/".join(slots or ()),
                     chosen,
                 )
             else:

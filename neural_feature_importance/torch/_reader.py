@@ -93,28 +93,21 @@ class LayerReader:
                 "not the same features. Track the one that reads the model's input: "
                 f"layer=FeatureAxis('{name}.<parameter>', axis=1)."
             )
+        self.parametrized = False
+        self.param: nn.Parameter | None = None
         if self.parts is not None and len(self.parts) == 1 and self.parts[0].is_linear_layout:
             # One (units, features) parameter: read exactly as an nn.Linear weight.
-            plain: nn.Parameter | None = self.parts[0].parameter
+            self.param = self.parts[0].parameter
             self.parts = None
+            self.read_parameters: list[nn.Parameter] = [self.param]
+        elif self.parts is not None:
+            self.read_parameters = [part.parameter for part in self.parts]
         else:
-            plain = None
-        self.parametrized = self.parts is None and plain is None and is_parametrized_weight(module)
-        # A Linear, ConvNd or Embedding: its weight is a parameter unless parametrized.
-        self.param: nn.Parameter | None = (
-            plain
-            if plain is not None
-            else None
-            if self.parametrized or self.parts is not None
-            else cast(nn.Parameter, module.weight)
-        )
-        self.read_parameters: list[nn.Parameter] = (
-            [part.parameter for part in self.parts]
-            if self.parts is not None
-            else [plain]
-            if plain is not None
-            else trainable_weight_parameters(module)
-        )
+            # A Linear, ConvNd or Embedding: its weight is a parameter unless parametrized.
+            self.parametrized = is_parametrized_weight(module)
+            if not self.parametrized:
+                self.param = cast(nn.Parameter, module.weight)
+            self.read_parameters = trainable_weight_parameters(module)
         parameter = self.read_parameters[0]
         if (self.parametrized or self.parts is not None) and any(
             is_sharded(p) for p in self.read_parameters
@@ -146,9 +139,14 @@ class LayerReader:
         self._update_hook: RemovableHandle | None = None
         self._owners: dict[int, bool] = {}
         self._last_stamp = self._stamp()
+        # A weight recognised as a per-feature tokenizer's: its width is checked at the
+        # layer's first call (a FeatureAxis is declared, recurrent and attention layers known).
+        self._width_to_check = (
+            self.parts is not None
+            and not isinstance(layer, FeatureAxis)
+            and not isinstance(module, nn.RNNBase | nn.MultiheadAttention)
+        )
         self._width_hook: RemovableHandle | None = None
-        self._declared = isinstance(layer, FeatureAxis)
-        self._width_checked = False
 
     def attach(self) -> None:
         """Attach the reader's hooks (idempotent): update counting, and the width check.
@@ -157,9 +155,7 @@ class LayerReader:
         as a per-feature tokenizer (see `_check_width_at_first_call()`).
         """
         self.watch_updates()
-        if self.parts is not None and not (
-            self._declared or self._width_checked or self._width_hook
-        ):
+        if self._width_to_check and self._width_hook is None:
             self._check_width_at_first_call()
 
     # ------------------------------------------------------------- updates
@@ -224,14 +220,12 @@ class LayerReader:
         already laid out per feature).
         """
         assert self.parts is not None
-        if isinstance(self.module, nn.RNNBase | nn.MultiheadAttention):
-            return
         part = self.parts[0]
         n_features = part.n_features
 
         def check(module: nn.Module, args: tuple[Any, ...]) -> None:
             self._remove_width_hook()
-            self._width_checked = True
+            self._width_to_check = False
             first = next((a for a in args if isinstance(a, torch.Tensor)), None)
             if first is None or first.ndim == 0:
                 return

@@ -131,11 +131,6 @@ class InputLayerResult:
     kinds: dict[str, str] = field(default_factory=dict)
 
 
-TARGET_NAMES = frozenset(
-    {"y", "label", "labels", "target", "targets", "y_true", "num_items_in_batch"}
-)
-"""Keys of a batch dict (or keywords) that hold targets: an unread one is no alarm."""
-
 TARGET_KEYWORDS = frozenset({"labels", "label", "num_items_in_batch"})
 """Keyword arguments of a model call that carry targets, not inputs.
 
@@ -143,6 +138,9 @@ Hugging Face models take the labels (and the `Trainer`'s token count) in the
 forward call to return the loss; no layer reads them, and the probe would
 otherwise report them as inputs that no layer reads.
 """
+
+TARGET_NAMES = TARGET_KEYWORDS | {"y", "target", "targets", "y_true"}
+"""Keys of a batch dict (or keywords) that hold targets: an unread one is no alarm."""
 
 
 def _flatten(value: Any, path: str) -> Iterator[tuple[str, torch.Tensor]]:

@@ -29,6 +29,7 @@ from neural_feature_importance.torch.input_weights import (
     WeightPart,
     feature_axis_parts,
     known_parts,
+    own_matrices,
     tokenizer_parts,
 )
 from neural_feature_importance.torch.parametrized import trainable_weight_parameters
@@ -69,10 +70,9 @@ def weight_parts(
     parametrized or not) and for a module with no such parameter.
     `slots` are the attention arguments that read the inputs (default all).
     """
-    if isinstance(module, nn.RNNBase | nn.MultiheadAttention):
-        return known_parts(module, slots)
-    if module_kind(module) is not None:
-        return None
+    parts = known_parts(module, slots)
+    if parts is not None or module_kind(module) is not None:
+        return parts
     return tokenizer_parts(module)
 
 
@@ -201,11 +201,7 @@ def select_layer(
 def _checked(model: nn.Module, name: str, module: nn.Module, kind: Kind) -> tuple[str, nn.Module]:
     found = layer_kind(model, module)
     if found is None:
-        matrices = ", ".join(
-            f"{n} {tuple(p.shape)}"
-            for n, p in module.named_parameters(recurse=False)
-            if p.ndim >= 2
-        )
+        matrices = ", ".join(f"{n} {tuple(p.shape)}" for n, p in own_matrices(module))
         if matrices:
             reason = (
                 f"whose weights ({matrices}) do not say which axis is the input feature; "

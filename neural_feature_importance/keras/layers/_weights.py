@@ -143,16 +143,8 @@ class TrackedWeight:
         return flat[0] if len(flat) == 1 else keras.ops.concatenate(flat, axis=1)
 
     def numpy(self) -> np.ndarray:
-        """The weight's current value on the host, as the core sees it."""
-        arrays = [np.asarray(keras.ops.convert_to_numpy(part.variable)) for part in self.parts]
-        if not self.grouped:
-            return arrays[0]
-        n_features = self.shape[0]
-        flat = [
-            np.moveaxis(array, part.feature_axis, 0).reshape(n_features, -1)
-            for part, array in zip(self.parts, arrays, strict=True)
-        ]
-        return flat[0] if len(flat) == 1 else np.concatenate(flat, axis=1)
+        """The weight's current value on the host, as the core sees it (`combine()`d)."""
+        return np.asarray(keras.ops.convert_to_numpy(self.combine(self.variables)))
 
     def describe(self) -> str:
         """`'name' (Class)`, with the weight named when it is not the layer's own kernel."""
