@@ -275,3 +275,10 @@ def test_bad_options_fail_in_the_constructor(options, error, message):
 def test_results_before_training_raise_not_fitted():
     with pytest.raises(NotFittedError, match=r"call trainer\.train\(\) first"):
         _ = VarianceImportanceTransformers().feature_importances_
+
+
+def test_a_feature_axis_names_the_callbacks_state_file():
+    from neural_feature_importance import FeatureAxis
+
+    callback = VarianceImportanceTransformers(FeatureAxis("net.mix", axis=1), scoring="taylor")
+    assert callback.state_file_name == "neural_feature_importance_dense-net.mix-taylor.safetensors"

@@ -93,3 +93,12 @@ def test_two_callbacks_coexist_and_each_resumes_its_own_state(tmp_path):
     for done, again in zip(whole, resumed, strict=True):
         assert again.tracker.n_updates_ == 6
         np.testing.assert_allclose(again.raw_importances_, done.raw_importances_, rtol=1e-12)
+
+
+def test_a_feature_axis_names_the_callbacks_state_key():
+    from neural_feature_importance import FeatureAxis
+
+    named = VarianceImportanceLightning(layer=FeatureAxis("net.mix", axis=1), scoring="taylor")
+    other = VarianceImportanceLightning(layer=FeatureAxis("net.other", axis=1), scoring="taylor")
+    assert "net.mix" in named.state_key and "net.other" in other.state_key
+    assert named.state_key != other.state_key

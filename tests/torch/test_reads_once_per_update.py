@@ -11,7 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from neural_feature_importance import EmbeddingVarianceImportanceTorch, VarianceImportanceTorch
+from neural_feature_importance import (
+    EmbeddingVarianceImportanceTorch,
+    NotFittedError,
+    VarianceImportanceTorch,
+)
 
 N_FEATURES = 5
 
@@ -208,3 +212,24 @@ def test_sparse_adam_trains_to_the_end_with_steady_taylor():
     np.testing.assert_array_equal(scores[30:], 0.0)  # never looked up: no gradient, no score
     # The tokens that decide the target (ids 0-4) rank above the others that were used.
     assert scores[:5].min() > np.median(scores[5:30])
+
+
+def test_a_tracker_dropped_without_on_train_end_leaves_no_optimizer_hook_behind():
+    import gc
+
+    from torch.optim.optimizer import _global_optimizer_post_hooks
+
+    model = _model()
+    baseline = len(_global_optimizer_post_hooks)
+    first = VarianceImportanceTorch(model, scoring="taylor")
+    first.on_train_begin()
+    model(_data()[0][:4])  # the first forward pass: the layer is chosen, the probe is gone
+    assert len(_global_optimizer_post_hooks) == baseline + 1
+    del first
+    gc.collect()
+    second = VarianceImportanceTorch(model, scoring="taylor")
+    second.on_train_begin()  # attaching removes the dropped reader's hook
+    assert len(_global_optimizer_post_hooks) == baseline + 1
+    with pytest.raises(NotFittedError):  # nothing trained; the hooks are removed first
+        second.on_train_end()
+    assert len(_global_optimizer_post_hooks) == baseline
