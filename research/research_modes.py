@@ -156,7 +156,6 @@ class UpdateVarianceMode(ScoringMode):
         self.updates.merge(other.updates)
 
 
-
 class MovementMode(ScoringMode):
     """Movement pruning's score: how much the weights moved *away from zero*.
 
@@ -216,24 +215,19 @@ class SynapticMode(ScoringMode):
         assert before is not None
         return {"omega": -(gradient * (weights - before))}
 
-    def gradient(self, gradient: Array, weights: Array) -> bool:
+    def gradient(self, gradient: Array, weights: Array) -> None:
         previous = self.arrays["previous"]
         if previous is None:
             self.arrays["previous"] = self.ops.copy_as(weights, self.dtype)
-            return True
+            return
         terms = self.step_terms(gradient, weights, previous, self.ops)
         # A skipped optimizer step left the weights as they were, so the next
         # step's update still starts from ``weights``.
         previous[...] = weights
-        if not self._finite_step(terms["omega"]):
-            return False
-        self._add("omega", terms["omega"])
-        self.n_steps += 1
-        return True
+        self.held.hold(terms)
 
     def contributions(self) -> np.ndarray:
         return self._matrix("omega") / self.n_steps
-
 
 
 RESEARCH_MODES: tuple[type[ScoringMode], ...] = (

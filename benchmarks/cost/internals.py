@@ -12,8 +12,8 @@ from typing import Any
 COLUMNS_ATTRIBUTE = "_columns"
 """Tracker attribute of the resolved feature columns (names, one index array per column)."""
 
-PENDING_SUMS = "statistics.mode._pending"
-"""Where taylor keeps its per-step sums since the last flush (folded into the state on read)."""
+PENDING_SUMS = "statistics.mode.held._held"
+"""Where the gradient modes hold their reads since the last fold (folded into the state on read)."""
 
 KERAS_TAP_HOOKS = ("_install_tap", "_drain_tap")
 """The Keras callback's methods that install the gradient tap and drain its sums."""

@@ -69,7 +69,7 @@ def tracker_bytes(tracker: Any, exclude: Iterable[Any] = ()) -> tuple[int, dict[
     The first is the sum over the arrays of ``tracker.state_dict()``,
     recursively. The second maps each attribute path to the bytes of the
     arrays reachable from the tracker's attributes that the state does not
-    hold: ``taylor``'s per-step sums since the last flush
+    hold: the gradient modes' reads held since the last fold
     (:data:`~benchmarks.cost.internals.PENDING_SUMS`, folded into the state
     when it is read), and the resolved feature columns
     (:data:`~benchmarks.cost.internals.COLUMNS_ATTRIBUTE`: the feature names

@@ -81,6 +81,23 @@ class ArrayOps(StepOps, Protocol):
     def all_finite(self, array: Array) -> bool:
         """Return whether every element is finite (may synchronise a device)."""
 
+    def stack(self, arrays: list[Array]) -> Array:
+        """Return the same-shaped `arrays` stacked along a new first axis."""
+
+    def finite_rows(self, block: Array) -> Array:
+        """Return, per row (first-axis slice) of `block`, whether its sum is finite.
+
+        A sum is finite when every value is, unless finite values overflow it
+        (a diverged read, dropped too). Computed where `block` lives, with no
+        host sync.
+        """
+
+    def masked_row_sum(self, block: Array, mask: Array) -> Array:
+        """Return the sum over the rows of `block` where `mask` is true (NaN rows left out)."""
+
+    def count(self, mask: Array) -> Array:
+        """Return the number of true values of `mask`, as an array (no host sync)."""
+
     def to_numpy(self, array: Array) -> np.ndarray:
         """Return the values as a float64 numpy array on the host."""
 
@@ -120,6 +137,19 @@ class NumpyArrayOps:
         # One reduction, no boolean temporary: a float64 sum is NaN/Inf exactly when
         # an element is (finite float32 weights cannot overflow it).
         return bool(np.isfinite(np.sum(array, dtype=np.float64)))
+
+    def stack(self, arrays: list[Array]) -> np.ndarray:
+        return np.stack(arrays)
+
+    def finite_rows(self, block: np.ndarray) -> np.ndarray:
+        return np.isfinite(block.reshape(len(block), -1).sum(axis=1))
+
+    def masked_row_sum(self, block: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        weights = mask.astype(block.dtype)
+        return np.tensordot(weights, np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0), axes=1)
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        return np.count_nonzero(mask, keepdims=True)[0]
 
     def to_numpy(self, array: Array) -> np.ndarray:
         return np.asarray(array, dtype=np.float64)

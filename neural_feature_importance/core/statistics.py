@@ -183,13 +183,13 @@ class LayerStatistics:
         if not mode.needs_gradients:
             return
         assert self.view is not None
-        if tuple(gradient.shape) != self.view.weight_shape:
+        if gradient.shape != self.view.weight_shape:  # a tuple, or torch.Size (equal to one)
             raise ValueError(
                 f"gradient of shape {tuple(gradient.shape)} does not match the tracked "
                 f"weight {self.view.weight_shape} (layer {self.name!r})."
             )
-        if mode.gradient(gradient, weights):
-            self._cached_raw = None
+        mode.gradient(gradient, weights)
+        self._cached_raw = None
 
     def update_gradient_sums(
         self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int = 0

@@ -138,6 +138,7 @@ class LayerReader:
         self.updates = 0
         self._update_hook: RemovableHandle | None = None
         self._owners: dict[int, bool] = {}
+        self._last_updates = 0
         self._last_stamp = self._stamp()
         # A weight recognised as a per-feature tokenizer's: its width is checked at the
         # layer's first call (a FeatureAxis is declared, recurrent and attention layers known).
@@ -184,6 +185,7 @@ class LayerReader:
         self._update_hook = register_optimizer_step_post_hook(on_step)
         _UPDATE_HOOKS.append((reader, self._update_hook))
         self._last_stamp = self._stamp()
+        self._last_updates = self.updates
 
     def _on_optimizer_step(self, optimizer: Any) -> None:
         owns = self._owners.get(id(optimizer))
@@ -194,17 +196,27 @@ class LayerReader:
         if owns:
             self.updates += 1
 
-    def _stamp(self) -> tuple[int, int]:
-        """Optimizer updates seen, and the parameters' version counters (in-place writes)."""
-        return self.updates, sum(int(p._version) for p in self.read_parameters)
+    def _stamp(self) -> int:
+        """The parameters' version counters: they count in-place writes."""
+        version = 0
+        for parameter in self.read_parameters:
+            version += parameter._version
+        return version
 
     def updated_since_last_read(self) -> bool:
         """Whether the layer changed since the previous call (which is then the last read).
 
-        Changed means an optimizer that holds one of its parameters stepped,
-        or a parameter was written in place (a hand-written update). A
-        validation batch, or the step of another optimizer, changes neither.
+        Changed means an optimizer that holds one of its parameters stepped
+        or, in a loop where no optimizer steps the layer (a hand-written
+        update), that a parameter was written in place. A validation batch, or
+        the step of another optimizer, changes neither. Host-side counters
+        only: it runs at every step.
         """
+        if self.updates:
+            if self.updates == self._last_updates:
+                return False
+            self._last_updates = self.updates
+            return True
         stamp = self._stamp()
         if stamp == self._last_stamp:
             return False

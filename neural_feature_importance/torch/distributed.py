@@ -49,6 +49,8 @@ def is_sharded(tensor: Any) -> bool:
 
 def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
     """The local slice of a `DTensor` (no communication), or the tensor itself."""
+    if type(tensor) is torch.Tensor:
+        return tensor  # the step path's common case, without an import
     if torch.distributed.is_available():
         from torch.distributed.tensor import DTensor
 

@@ -217,6 +217,8 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         self.options = options
         self.update_every = update_every
         self.gradient_every = gradient_every
+        self._read_every = self._gradient_every()
+        """Steps between gradient reads (`None` for snapshot modes), fixed with the options."""
         self.tracked_layer_name_: str | None = None
         self._reader: LayerReader | None = None
         # With several input layers: a tracker of each (each reads its own layer).
@@ -337,8 +339,8 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         return (self.gradient_every or mode.gradient_every) if mode.needs_gradients else None
 
     def _arm_capture(self) -> None:
-        every = self._gradient_every()
-        if every is not None and self._reader is not None:
+        every = self._read_every
+        if every is not None and self._reader is not None and self._reader.parametrized:
             self._reader.arm(read_next=self._steps % every == 0)
 
     def on_step_end(self) -> None:
@@ -355,30 +357,36 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         (INFO). An update is a step of an optimizer holding one of the layer's
         parameters, or an in-place write of one (a hand-written update).
         """
-        self._act_on_found_inputs()
+        # The step path: host-side counters and, on read steps, one reduction of the
+        # gradient held on its device (core HeldReads); nothing here waits for the device.
+        if self._found_inputs is not None:
+            self._act_on_found_inputs()  # the first step after the probe's forward pass
         if self._members is not None:
             self._steps += 1
             for member in self._members.values():
                 member.on_step_end()
             return
-        if self._reader is not None and not self._reader.updated_since_last_read():
+        reader = self._reader
+        if reader is not None and not reader.updated_since_last_read():
             # No optimizer update of the layer since the last call (a validation
             # batch, another optimizer's step): the same step, not counted again.
-            if self._steps == 0 and self._gradient_every() and self._reader.gradient() is None:
+            if self._steps == 0 and self._read_every and reader.gradient() is None:
                 raise self._missing_gradient()  # called before any backward: misplaced
             self._repeated_reads += 1
             return
         self._steps += 1
-        every = self._gradient_every()
+        every = self._read_every
         # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
-        if every is not None and (self._steps - 1) % every == 0:
-            self._gradient_step()
-        self._arm_capture()
+        if every is not None:
+            if (self._steps - 1) % every == 0:
+                self._gradient_step()
+            if reader is not None and reader.parametrized:
+                reader.arm(read_next=self._steps % every == 0)
         if self.update_every and self._steps % self.update_every == 0:
             self._snapshot()
 
     def _gradient_step(self) -> None:
-        reader = self._layer_reader()
+        reader = self._reader or self._layer_reader()
         grad = reader.gradient()
         if grad is None and reader.parametrized and self._steps == 1:
             return  # the layer was chosen at the first forward pass, after it ran

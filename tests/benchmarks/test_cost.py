@@ -59,12 +59,12 @@ def test_memory_per_mode_ratios_on_a_small_layer():
             assert rows.loc[(framework, mode, "float32"), "ratio"] == 1.0 * arrays
             assert rows.loc[(framework, mode, "float64"), "extra_bytes"] == 0
         # Taylor: one float64 sum per feature in its state (20 x 8 bytes) and, one
-        # step after the snapshot, the pending float32 sums (20 x 4) beside it.
+        # step after the snapshot, that step's held float32 read (20 x 4) beside it.
         taylor = rows.loc[(framework, "taylor", "float64")]
         assert taylor["state_bytes"] == 20 * 8
         assert taylor["extra_bytes"] == 20 * 4
         # The numpy core holds the statistics itself; a torch tracker holds the core.
-        assert taylor["extra_arrays"].endswith("statistics.mode._pending['features'] 80")
+        assert taylor["extra_arrays"].endswith("statistics.mode.held._held[*]['features'] 80")
         assert taylor["ratio"] == (160 + 80) / 5120 < 0.1
         assert rows.loc[(framework, "taylor", "float32"), "ratio"] == (80 + 80) / 5120
     goals = table[table["scoring"].isin(["viann", "taylor"])]

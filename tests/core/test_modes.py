@@ -423,8 +423,8 @@ def test_history_records_mode_scores():
 
 
 def test_taylor_sums_float32_gradients_accurately_over_many_steps():
-    # Per-step sums are kept in the gradient's precision for at most FLUSH_EVERY
-    # steps, then added to the float64 accumulator.
+    # Reads are summed in the gradient's precision for at most FOLD_EVERY steps,
+    # then added to the float64 accumulator.
     rng = np.random.default_rng(5)
     weights = rng.normal(size=(6, 4)).astype(np.float32)
     grads = rng.normal(size=(1000, 6, 4)).astype(np.float32)

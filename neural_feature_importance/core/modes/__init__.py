@@ -57,7 +57,8 @@ tensors on the parameter's device) and in the tracker's `state_dict`.
 from __future__ import annotations
 
 from neural_feature_importance.core.modes._base import ScoringMode
-from neural_feature_importance.core.modes._gradient import FLUSH_EVERY, SteadyTaylorMode, TaylorMode
+from neural_feature_importance.core.modes._gradient import SteadyTaylorMode, TaylorMode
+from neural_feature_importance.core.modes._held_reads import FOLD_EVERY, HeldReads
 from neural_feature_importance.core.modes._snapshot import GrowthMode, ViannMode
 
 SCORING_MODES: dict[str, type[ScoringMode]] = {
@@ -111,11 +112,12 @@ def get_mode(scoring: str) -> type[ScoringMode]:
 
 
 __all__ = [
-    "FLUSH_EVERY",
+    "FOLD_EVERY",
     "RECOMMENDED_MODE",
     "RECOMMENDED_SNAPSHOT_MODE",
     "SCORING_MODES",
     "GrowthMode",
+    "HeldReads",
     "ScoringMode",
     "SteadyTaylorMode",
     "TaylorMode",

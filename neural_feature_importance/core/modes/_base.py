@@ -18,6 +18,7 @@ import numpy as np
 
 from neural_feature_importance.core.arrays import Array, ArrayOps, StepOps
 from neural_feature_importance.core.errors import NotFittedError, StateDictError
+from neural_feature_importance.core.modes._held_reads import HeldReads
 from neural_feature_importance.core.views import WeightView
 
 GRADIENT_ADVICE = {
@@ -97,18 +98,53 @@ class ScoringMode:
         self.ops = ops
         self.dtype = dtype
         self.n_snapshots = 0
-        self.n_steps = 0
-        self.n_skipped = 0
+        self._n_steps = 0
+        self._n_skipped = 0
         self.arrays: dict[str, Array | None] = dict.fromkeys(self.merge_rules)
         self.last: Array | None = None
         """Copy of the last snapshot, kept by the modes whose scores read it."""
+        self.held = HeldReads(ops, self.check_key, self.terms_from_raw, self._add)
+        """Gradient reads not yet in [`arrays`][] (see [`HeldReads`][])."""
+
+    # ----------------------------------------------------------------- counts
+    @property
+    def n_steps(self) -> int:
+        """Gradient reads recorded (finite ones); reading it settles the held reads."""
+        self.settle()
+        return self._n_steps
+
+    @n_steps.setter
+    def n_steps(self, value: int) -> None:
+        self._n_steps = int(value)
+
+    @property
+    def n_skipped(self) -> int:
+        """Gradient reads skipped because they held NaN or Inf (settles the held reads)."""
+        self.settle()
+        return self._n_skipped
+
+    @n_skipped.setter
+    def n_skipped(self, value: int) -> None:
+        self._n_skipped = int(value)
+
+    def settle(self) -> None:
+        """Bring the held reads into the sums and the counts (one host sync if any are held)."""
+        kept, skipped = self.held.settle()
+        self._n_steps += kept
+        self._n_skipped += skipped
 
     # ------------------------------------------------------------------ hooks
     def start(self, weights: Array) -> None:
         """Record the weights before training (nothing by default)."""
 
     def snapshot(self, weights: Array) -> None:
-        """Absorb one weight snapshot: counted, and copied if [`keeps_last`][]."""
+        """Absorb one weight snapshot: counted, and copied if [`keeps_last`][].
+
+        The held gradient reads join the sums here too, so that the state at a
+        snapshot does not depend on when it is saved: a resumed run equals an
+        uninterrupted one.
+        """
+        self.held.fold()
         self.n_snapshots += 1
         if self.keeps_last:
             if self.last is None:
@@ -120,6 +156,24 @@ class ScoringMode:
     """Gradient modes: the term of [`step_terms()`][step_terms] whose finiteness decides a read."""
     needs_weights_before: ClassVar[bool] = False
     """Gradient modes: whether [`step_terms()`][step_terms] reads the weight before the step."""
+
+    def raw_terms(self, gradient: Array, weights: Array, ops: StepOps) -> dict[str, Array]:
+        """The linear part of one step's terms: reductions of `gradient * weights`.
+
+        Each is a 1-D array (one value per feature, or per filter) that sums
+        linearly over processes and can be held on the device until
+        [`terms_from_raw()`][terms_from_raw] turns a block of them into terms.
+        By default the whole of [`step_terms()`][step_terms].
+        """
+        return self.step_terms(gradient, weights, None, ops)
+
+    def terms_from_raw(self, raw: dict[str, Array]) -> dict[str, Array]:
+        """The non-linear part: terms from [`raw_terms()`][raw_terms], elementwise.
+
+        Works on one step's raw terms and on a block of steps stacked along a
+        first axis alike (operators only). By default the identity.
+        """
+        return raw
 
     def step_terms(
         self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
@@ -145,26 +199,17 @@ class ScoringMode:
         """
         raise NotImplementedError(f"scoring={self.name!r} does not use gradients")
 
-    def gradient(self, gradient: Array, weights: Array) -> bool:
+    def gradient(self, gradient: Array, weights: Array) -> None:
         """Absorb one optimizer step's gradient (gradient modes only).
 
-        Returns
-        -------
-        bool
-            `False` if the step was skipped because its contribution held
-            NaN or Inf (counted in `n_skipped`), else `True`.
+        Only the linear part of the terms is computed here, on the gradient's
+        device, and held ([`HeldReads`][]); the rest is computed for blocks of
+        reads. A read whose terms hold NaN or Inf is left out of the sums and
+        counted in [`n_skipped`][], which is known once the held reads are
+        settled (when the counts or the sums are read). Nothing here waits for
+        the device.
         """
-        terms = self.step_terms(gradient, weights, None, self.ops)
-        if not self._finite_step(terms[self.check_key]):
-            return False
-        for key, value in terms.items():
-            self._add_step(key, value)
-        self.n_steps += 1
-        return True
-
-    def _add_step(self, key: str, value: Array) -> None:
-        """Add one step's term to its sum (in float64 by default)."""
-        self._add(key, value)
+        self.held.hold(self.raw_terms(gradient, weights, self.ops))
 
     def add_sums(self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int) -> None:
         """Absorb the sums of [`step_terms()`][step_terms] over steps read elsewhere.
@@ -190,22 +235,8 @@ class ScoringMode:
         if n_steps:
             for key, value in sums.items():
                 self._add(key, self.ops.copy_as(value, self.dtype))
-        self.n_steps += int(n_steps)
-        self.n_skipped += int(n_skipped)
-
-    def _finite_step(self, contribution: Array) -> bool:
-        """Whether one step's contribution is finite; counts it in `n_skipped` if not.
-
-        Mixed-precision training (`torch.amp.GradScaler`, Lightning's
-        `precision="16-mixed"`) leaves an overflowed gradient in
-        `param.grad` and skips that optimizer step, so the weights stay
-        finite; the statistics skip the step too. Costs one device sync per
-        gradient read, on the smallest array the mode forms.
-        """
-        if self.ops.all_finite(contribution):
-            return True
-        self.n_skipped += 1
-        return False
+        self._n_steps += int(n_steps)
+        self._n_skipped += int(n_skipped)
 
     # ---------------------------------------------------------------- scoring
     def check_ready(self) -> None:
@@ -254,6 +285,7 @@ class ScoringMode:
         return None if self.last is None else self.view.to_matrix(self.ops.to_numpy(self.last))
 
     def _matrix(self, key: str) -> np.ndarray:
+        self.held.fold()
         return self.view.to_matrix(self.ops.to_numpy(self.arrays[key]))
 
     def _add(self, key: str, value: Array) -> None:
@@ -270,10 +302,12 @@ class ScoringMode:
 
     def checked_arrays(self) -> list[Array | None]:
         """The arrays a NaN/Inf in a snapshot or gradient reaches (see `check_finite`)."""
+        self.held.fold()
         return [*self.arrays.values(), self.last]
 
     def state_dict(self) -> dict[str, Any]:
         """Counts and arrays (the accumulators themselves, not copies)."""
+        self.settle()
         return {
             "n_snapshots": self.n_snapshots,
             "n_steps": self.n_steps,
@@ -289,6 +323,7 @@ class ScoringMode:
                 f"state of scoring={self.name!r} is missing {missing}; was it saved by a "
                 "tracker with the same scoring mode?"
             )
+        self.held.clear()
         self.n_snapshots = int(state["n_snapshots"])
         self.n_steps = int(state["n_steps"])
         # States written before skipped steps were counted have no "n_skipped".
@@ -299,6 +334,8 @@ class ScoringMode:
 
     def merge(self, other: ScoringMode) -> None:
         """Absorb `other`'s statistics (`other` is the later stream)."""
+        self.settle()
+        other.settle()
         for key, rule in self.merge_rules.items():
             mine, theirs = self.arrays[key], other.arrays[key]
             if theirs is None or (rule == "first" and mine is not None):

@@ -3,13 +3,15 @@
 `taylor` is the mean |gradient x input| per feature (Molchanov et al.);
 `steady_taylor`, the recommended mode, weighs it by its signal-to-noise
 ratio over the steps. Both keep one or two vectors per feature, whatever the
-size of the layer, and sum each step's terms in the gradient's own precision
-([`FLUSH_EVERY`][]).
+size of the layer. A read step only reduces `gradient * weights` over each
+feature's units, on the gradient's device; the absolute values, squares and
+the NaN/Inf mask are formed for blocks of reads
+([`HeldReads`][neural_feature_importance.core.modes.HeldReads]).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -17,16 +19,6 @@ from neural_feature_importance.core.arrays import Array, ArrayOps, StepOps
 from neural_feature_importance.core.errors import NotFittedError
 from neural_feature_importance.core.modes._base import ScoringMode, reduced_to_features
 from neural_feature_importance.core.views import WeightView
-
-FLUSH_EVERY = 256
-"""Steps `taylor` sums in the gradient's own precision before adding to its accumulator.
-
-Adding a float32 vector to a float64 accumulator costs a dtype conversion per
-step, about a quarter of the mode's per-step time on a small network; summing
-at most this many steps in float32 first keeps the relative rounding error
-below `256 * 2**-24`, about 2e-5, before the float64 accumulator takes over.
-The sums are also flushed at every weight snapshot (epoch end).
-"""
 
 
 class TaylorMode(ScoringMode):
@@ -73,84 +65,38 @@ class TaylorMode(ScoringMode):
         ndim = len(view.weight_shape)
         self._other_axes = tuple(a for a in range(ndim) if a != self._unit_axis)
         self._track_units = view.kind == "conv"
-        # Per-step sums in the gradient's precision, flushed every FLUSH_EVERY steps.
-        self._pending: dict[str, Array] = {}
-        self._unflushed = 0
+
+    def raw_terms(self, gradient: Array, weights: Array, ops: StepOps) -> dict[str, Array]:
+        # The signed sums over each feature's units (and each filter's weights);
+        # the absolute value is taken per step, in terms_from_raw().
+        if not self._track_units:
+            return {"features": ops.dot(gradient, weights, self._unit_axis)}
+        product = gradient * weights
+        return {
+            "features": ops.sum(product, self._unit_axis),
+            "units": ops.sum(product, self._other_axes),
+        }
+
+    def terms_from_raw(self, raw: dict[str, Array]) -> dict[str, Array]:
+        # A feature sum is finite exactly when every product in it is (NaN and
+        # Inf propagate through sums), so checking these small vectors suffices.
+        return {key: abs(value) for key, value in raw.items()}
 
     def step_terms(
         self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
     ) -> dict[str, Array]:
-        # A feature sum is finite exactly when every product in it is (NaN and
-        # Inf propagate through sums), so checking this small vector suffices.
-        if not self._track_units:
-            return {"features": abs(ops.dot(gradient, weights, self._unit_axis))}
-        product = gradient * weights
-        return {
-            "features": abs(ops.sum(product, self._unit_axis)),
-            "units": abs(ops.sum(product, self._other_axes)),
-        }
-
-    def gradient(self, gradient: Array, weights: Array) -> bool:
-        if not super().gradient(gradient, weights):
-            return False
-        self._unflushed += 1
-        if self._unflushed >= FLUSH_EVERY:
-            self.flush()
-        return True
-
-    def _add_step(self, key: str, value: Array) -> None:
-        self._accumulate(key, value)
-
-    def add_sums(self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int) -> None:
-        self.flush()
-        super().add_sums(sums, n_steps, n_skipped)
-
-    def _accumulate(self, key: str, value: Array) -> None:
-        pending = self._pending.get(key)
-        if pending is None:
-            exact = str(value.dtype).endswith(("float32", "float64"))
-            # Half precision would lose the sum: convert those at once.
-            self._pending[key] = value if exact else self.ops.copy_as(value, self.dtype)
-        else:
-            pending += value
-
-    def snapshot(self, weights: Array) -> None:
-        super().snapshot(weights)
-        # Flushing at every snapshot makes the state at an epoch's end independent
-        # of when it is saved, so a resumed run equals an uninterrupted one.
-        self.flush()
-
-    def flush(self) -> None:
-        """Move the per-step sums into the accumulators (before reading or saving)."""
-        for key, pending in self._pending.items():
-            self._add(key, pending)
-        self._pending = {}
-        self._unflushed = 0
+        return self.terms_from_raw(self.raw_terms(gradient, weights, ops))
 
     def feature_sums(self) -> np.ndarray:
-        self.flush()
+        self.held.fold()
         reduced = self.ops.to_numpy(self.arrays["features"])
         return reduced_to_features(self.view, reduced) / self.n_steps
 
     def unit_sums(self) -> np.ndarray:
-        self.flush()
+        self.held.fold()
         if self.arrays["units"] is None:
             raise NotFittedError("unit scores of scoring='taylor' are kept for convolutions only.")
         return self.ops.to_numpy(self.arrays["units"]) / self.n_steps
-
-    def checked_arrays(self) -> list[Array | None]:
-        self.flush()  # the per-step sums join the accumulators that are checked
-        return super().checked_arrays()
-
-    def state_dict(self) -> dict[str, Any]:
-        self.flush()
-        return super().state_dict()
-
-    def merge(self, other: ScoringMode) -> None:
-        assert isinstance(other, TaylorMode)
-        self.flush()
-        other.flush()
-        super().merge(other)
 
 
 class SteadyTaylorMode(TaylorMode):
@@ -199,10 +145,8 @@ class SteadyTaylorMode(TaylorMode):
         "unit_squares": "sum",
     }
 
-    def step_terms(
-        self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
-    ) -> dict[str, Array]:
-        terms = super().step_terms(gradient, weights, before, ops)
+    def terms_from_raw(self, raw: dict[str, Array]) -> dict[str, Array]:
+        terms = super().terms_from_raw(raw)
         terms["feature_squares"] = terms["features"] * terms["features"]
         if "units" in terms:
             terms["unit_squares"] = terms["units"] * terms["units"]
@@ -220,7 +164,7 @@ class SteadyTaylorMode(TaylorMode):
 
     def _steady(self, key: str, squares_key: str) -> np.ndarray:
         """`m * m / sd` from the sums of the terms of `key` and of their squares."""
-        self.flush()
+        self.held.fold()
         sums = np.asarray(self.ops.to_numpy(self.arrays[key]), dtype=np.float64)
         squares = np.asarray(self.ops.to_numpy(self.arrays[squares_key]), dtype=np.float64)
         n = self.n_steps
