@@ -49,15 +49,21 @@ class HookTimer:
     per_hook: dict[str, float] = field(default_factory=dict)
 
 
-def time_hooks(obj: Any, names: Iterable[str], sync: Callable[[], None] | None = None) -> HookTimer:
+def time_hooks(
+    obj: Any,
+    names: Iterable[str],
+    sync: Callable[[], None] | None = None,
+    timer: HookTimer | None = None,
+) -> HookTimer:
     """Wrap ``obj``'s methods ``names`` (on the instance) with a stopwatch.
 
     Missing names are skipped, so the same list works for tracker classes with
     and without a given hook. ``sync`` (e.g. ``torch.cuda.synchronize``) is
     called before starting and before stopping the clock, so that work queued
-    on an accelerator is counted where it was launched.
+    on an accelerator is counted where it was launched. ``timer`` adds the
+    seconds to an existing timer (the hooks of an object the tracker holds).
     """
-    timer = HookTimer()
+    timer = HookTimer() if timer is None else timer
 
     def wrap(name: str, method: Any) -> Any:
         @functools.wraps(method)

@@ -43,13 +43,20 @@ from benchmarks.cost.mlp_step import mlp_step_markdown, run_mlp_step, summarise_
 from benchmarks.cost.models import OVERHEAD_MODELS
 from benchmarks.cost.overhead import OVERHEAD_ROWS, run_overhead
 from benchmarks.cost.scale import FEATURE_SIZES, ROW_SIZES, run_scale
+from benchmarks.cost.torch_step import (
+    TORCH_STEP_MODELS,
+    run_torch_step,
+    summarise_torch_step,
+    torch_step_markdown,
+)
 from benchmarks.training import limit_threads
 
 PARTS = ("overhead", "scale", "memory")
 # Parts run only when named in --parts (not by default): keras_gradients runs one
 # subprocess per Keras backend, embedding_step trains a 12.8-million-weight table,
-# mlp_step times the planted-truth MLP's step with each scoring mode.
-OPTIONAL_PARTS = ("keras_gradients", "embedding_step", "mlp_step")
+# mlp_step times the planted-truth MLP's step with each scoring mode, torch_step the
+# gradient modes' step on four networks.
+OPTIONAL_PARTS = ("keras_gradients", "embedding_step", "mlp_step", "torch_step")
 
 FULL: dict[str, Any] = {
     "overhead_rows": OVERHEAD_ROWS,
@@ -71,6 +78,7 @@ FULL: dict[str, Any] = {
     "keras_gradient_step_blocks": 20,
     "embedding_step": {"vocab": 50_000, "dim": 256, "steps": 20, "repeats": 7},
     "mlp_step": {"n_features": 500, "steps": 200, "repeats": 9},
+    "torch_step": {"steps": 200, "conv_steps": 40, "embedding_steps": 20, "repeats": 9},
 }
 QUICK: dict[str, Any] = {
     "overhead_rows": {"mlp": 600, "conv2d": 200, "embedding": 200},
@@ -92,6 +100,13 @@ QUICK: dict[str, Any] = {
     "keras_gradient_step_blocks": 4,
     "embedding_step": {"vocab": 2_000, "dim": 32, "steps": 8, "repeats": 2},
     "mlp_step": {"n_features": 50, "steps": 8, "repeats": 2},
+    "torch_step": {
+        "steps": 8,
+        "conv_steps": 4,
+        "embedding_steps": 4,
+        "repeats": 2,
+        "quick": True,
+    },
 }
 # The paired step-block parts: how each runs, summarises and writes its table.
 STEP_PARTS: dict[
@@ -104,6 +119,7 @@ STEP_PARTS: dict[
 ] = {
     "embedding_step": (run_embedding_step, summarise_embedding_step, embedding_step_markdown),
     "mlp_step": (run_mlp_step, summarise_mlp_step, mlp_step_markdown),
+    "torch_step": (run_torch_step, summarise_torch_step, torch_step_markdown),
 }
 
 
@@ -213,7 +229,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--models",
         help=f"models of the overhead parts (default {','.join(OVERHEAD_MODELS)}; "
-        f"keras_gradients: {','.join(KERAS_GRADIENT_MODELS)})",
+        f"keras_gradients: {','.join(KERAS_GRADIENT_MODELS)}; "
+        f"torch_step: {','.join(TORCH_STEP_MODELS)})",
     )
     parser.add_argument(
         "--backends",
@@ -233,7 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device",
         default="cpu",
-        help="torch device of the overhead, embedding_step and mlp_step parts",
+        help="torch device of the overhead, embedding_step, mlp_step and torch_step parts",
     )
     parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results)")
     parser.add_argument("--no-update", action="store_true", help="do not edit RESULTS.md")
@@ -328,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
         options = dict(settings[part])
         if args.repeats:
             options["repeats"] = args.repeats
+        if part == "torch_step" and args.models:
+            options["models"] = _names(args.models)
         results.update(
             _step_part(
                 part,

@@ -61,9 +61,9 @@ def run_embedding_step(
 
     The model is ``nn.Embedding(vocab, dim)`` -> mean over the sequence ->
     ``nn.Linear(dim, n_classes)`` (cross-entropy), trained on batches of
-    ``batch_size`` x ``seq_len`` random token ids. One model and optimizer
-    per optimizer name; every variant's tracker follows it from the start
-    but is called only in its own blocks. A block is one "epoch" of
+    ``batch_size`` x ``seq_len`` random token ids. Per optimizer name, every
+    variant trains its own copy of the model (the same initial weights), so
+    the plain blocks run with no tracker and no hook. A block is one "epoch" of
     ``steps`` optimizer steps followed by ``on_epoch_end()`` (the per-epoch
     snapshot), timed as a whole; a round runs one block per variant, in an
     order rotated from round to round, so that the machine's drift falls on
@@ -156,7 +156,7 @@ def embedding_step_markdown(summary: pd.DataFrame, blocks: pd.DataFrame) -> str:
         f"{first['device']}; Adam (lr 1e-3) and plain SGD (lr 0.1), each its own model. "
         "The embedding's gradient is dense (`sparse=False`, the default), so every step "
         "updates the whole table. The trackers (`EmbeddingVarianceImportanceTorch`, float64 "
-        "statistics) all follow the same model, each called only in its own blocks. A block "
+        "statistics) each follow their own copy of the model (the same initial weights). A block "
         f"= {steps} optimizer steps then `on_epoch_end()` (an epoch of {steps} steps: the "
         "per-epoch snapshot's cost per step shrinks as epochs get longer), timed as a whole; "
         f"{rounds} rounds of one block per tracker, in an order rotated from round to round, "

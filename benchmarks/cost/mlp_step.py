@@ -62,11 +62,11 @@ def run_mlp_step(
     blocks of widths ``hidden``, then ``Linear(., 1)``), trained with the
     mean squared error on 16 fixed batches of ``batch_size`` standard-normal
     rows (the target: a fixed linear combination of the first 10 inputs
-    plus noise). One model and optimizer per optimizer name; every variant's
-    tracker (``VarianceImportanceTorch`` on the first ``Linear``, layer
-    ``"0"``) follows it from the start but is called only in its own blocks,
-    so no tracker runs after another one's gradient read: the cost measured
-    does not depend on the order of the trackers. Blocks and rounds are those
+    plus noise). Per optimizer name, every variant trains its own copy of
+    the model (the same initial weights) with its own tracker
+    (``VarianceImportanceTorch`` on the first ``Linear``, layer ``"0"``), so
+    the plain blocks run with no tracker and no hook, and no tracker's cost
+    depends on another's. Blocks and rounds are those
     of :func:`~benchmarks.cost.embedding_step.run_embedding_step` (a block =
     ``steps`` optimizer steps then ``on_epoch_end()``; rounds rotated; a
     warm-up round not recorded).
@@ -177,9 +177,9 @@ def mlp_step_markdown(summary: pd.DataFrame, blocks: pd.DataFrame) -> str:
         "(target: a fixed linear combination of the first 10 inputs plus noise), on "
         f"{first['device']}; Adam (lr 1e-3) and plain SGD (lr 0.1), each its own model. The "
         'trackers (`VarianceImportanceTorch` on the first layer, `layer="0"`: '
-        f"{n_features} x {widths[1]} weights, float64 statistics) all follow the same "
-        "model, each called only in its own blocks, so none runs right after another's "
-        "gradient read and the order of the trackers does not enter the cost. A block = "
+        f"{n_features} x {widths[1]} weights, float64 statistics) each follow their own "
+        "copy of the model (the same initial weights), so the plain blocks run with no "
+        "tracker and no hook, and no tracker's cost depends on another's. A block = "
         f"{steps} optimizer steps then `on_epoch_end()`, timed as a whole; {rounds} rounds of "
         "one block per tracker, in an order rotated from round to round, after a warm-up "
         "round. ",

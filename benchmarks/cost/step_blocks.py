@@ -1,14 +1,14 @@
 """Paired, interleaved blocks of optimizer steps without a tracker and with each variant.
 
-The machinery shared by the ``embedding_step`` and ``mlp_step`` parts: one
-model and optimizer per optimizer name, every variant's tracker following it
-from the start but called only in its own blocks, rounds of one block per
-variant in an order rotated from round to round, and the paired summary.
+The machinery shared by the ``embedding_step``, ``mlp_step`` and ``torch_step``
+parts: per optimizer name, one model and optimizer per variant (the same
+initial weights; the plain variant's has no tracker and no hook), rounds of one
+block per variant in an order rotated from round to round, and the paired
+summary.
 """
 
 from __future__ import annotations
 
-import functools
 import gc
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -73,24 +73,31 @@ def step_trackers(
     build: Callable[..., Any],
     sync: Callable[[], None] | None,
 ) -> tuple[dict[str, Any], dict[str, HookTimer]]:
-    """One tracker per variant with options (``build(**options)``), timed and begun."""
+    """One tracker per variant with options (``build(variant, **options)``), timed and begun.
+
+    The timer covers the tracker's hooks and the optimizer step hook with
+    which it counts the updates of its layer (it runs inside
+    ``optimizer.step()``, on the step path as much as ``on_step_end()``).
+    """
     trackers: dict[str, Any] = {}
     timers: dict[str, HookTimer] = {}
     for variant in variants:
         kwargs = options[variant]
         if kwargs is None:
             continue
-        tracker = build(**kwargs)
+        tracker = build(variant, **kwargs)
         timers[variant] = time_hooks(tracker, TORCH_HOOKS, sync)
         tracker.on_train_begin()
+        reader = getattr(tracker, "_reader", None)
+        if reader is not None:
+            time_hooks(reader, ("_on_optimizer_step",), sync, timers[variant])
         trackers[variant] = tracker
     return trackers, timers
 
 
 def paired_rounds(
     opt_name: str,
-    model: Any,
-    optimizer: Any,
+    setups: dict[str, tuple[Any, Any]],
     batches: Sequence[tuple[Any, Any]],
     loss_fn: Callable[[Any, Any], Any],
     trackers: dict[str, Any],
@@ -104,7 +111,9 @@ def paired_rounds(
 ) -> list[dict[str, Any]]:
     """Blocks of optimizer steps in rotated rounds, one block per variant and round.
 
-    A block is ``steps`` optimizer steps (cycling through ``batches``, each
+    Every variant trains its own model (the same initial weights), with its
+    own optimizer: the plain blocks run with no tracker and no hook at all. A
+    block is ``steps`` optimizer steps (cycling through ``batches``, each
     step followed by the variant's ``on_step_end()``) then its
     ``on_epoch_end()``, timed as a whole; a variant without a tracker (not
     in ``trackers``) runs the steps alone. Round ``r`` runs the variants in
@@ -117,8 +126,8 @@ def paired_rounds(
     ----------
     opt_name : str
         The optimizer's name, written in each row.
-    model, optimizer : torch objects
-        The model every tracker follows and its optimizer.
+    setups : dict
+        By variant: its ``(model, optimizer)``.
     batches : sequence of (inputs, target)
         The batches, cycled through across blocks.
     loss_fn : callable
@@ -146,19 +155,20 @@ def paired_rounds(
         ``tracker_ms_per_step`` (the time inside the tracker's hooks).
     """
     n_batches = len(batches)
-    counter = 0
+    counters = dict.fromkeys(variants, 0)
 
     def block(variant: str) -> dict[str, float]:
-        nonlocal counter
+        model, optimizer = setups[variant]
         tracker = trackers.get(variant)
         timer = timers.get(variant)
         before = dict(timer.per_hook) if timer is not None else {}
+        inside_before = timer.seconds if timer is not None else 0.0
         if sync is not None:
             sync()
         start = time.perf_counter()
         for _ in range(steps):
-            inputs, target = batches[counter % n_batches]
-            counter += 1
+            inputs, target = batches[counters[variant] % n_batches]
+            counters[variant] += 1
             optimizer.zero_grad()
             loss = loss_fn(model(inputs), target)
             loss.backward()
@@ -171,6 +181,7 @@ def paired_rounds(
             sync()
         seconds = time.perf_counter() - start
         after = timer.per_hook if timer is not None else {}
+        inside = (timer.seconds if timer is not None else 0.0) - inside_before
 
         def spent(hook: str) -> float:
             return after.get(hook, 0.0) - before.get(hook, 0.0)
@@ -178,9 +189,9 @@ def paired_rounds(
         return {
             "seconds": seconds,
             "ms_per_step": 1e3 * seconds / steps,
-            "step_end_seconds": spent("on_step_end"),
+            "step_end_seconds": spent("on_step_end") + spent("_on_optimizer_step"),
             "epoch_end_seconds": spent("on_epoch_end"),
-            "tracker_ms_per_step": 1e3 * (spent("on_step_end") + spent("on_epoch_end")) / steps,
+            "tracker_ms_per_step": 1e3 * inside / steps,
         }
 
     out = []
@@ -276,26 +287,30 @@ def summarise_step_blocks(
     return pd.DataFrame(out)
 
 
-def step_table(summary: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
-    """One formatted row per (optimizer, variant) of a :func:`summarise_step_blocks` summary.
+def step_table(
+    summary: pd.DataFrame,
+    labels: dict[str, str],
+    key: str = "optimizer",
+    digits: int = 1,
+) -> pd.DataFrame:
+    """One formatted row per (``key``, variant) of a :func:`summarise_step_blocks` summary.
 
-    The plain rows show their step time only (the differences are against them).
+    ``key`` is the column that names the run (the optimizer, or the network);
+    times are in ms with ``digits`` decimals (one more for the differences). The
+    plain rows show their step time only (the differences are against them).
     """
     s = summary
     tracked = s["variant"] != "plain"
+    d, e = digits, digits + 1
+    step = f"{{:.{d}f}} ms [{{:.{d}f}}, {{:.{d}f}}]"
+    extra = f"{{:+.{e}f}} ms [{{:+.{e}f}}, {{:+.{e}f}}]"
     table = pd.DataFrame(
         {
-            "optimizer: tracker": cells(
-                s, lambda o, v: f"{o}: {labels.get(v, v)}", "optimizer", "variant"
-            ),
-            "step (median [IQR])": cells(
-                s, "{:.1f} ms [{:.1f}, {:.1f}]".format, "step_ms", "step_ms_q1", "step_ms_q3"
-            ),
-            "extra per step": cells(
-                s, "{:+.2f} ms [{:+.2f}, {:+.2f}]".format, "extra_ms", "extra_ms_q1", "extra_ms_q3"
-            ),
+            f"{key}: tracker": cells(s, lambda o, v: f"{o}: {labels.get(v, v)}", key, "variant"),
+            "step (median [IQR])": cells(s, step.format, "step_ms", "step_ms_q1", "step_ms_q3"),
+            "extra per step": cells(s, extra.format, "extra_ms", "extra_ms_q1", "extra_ms_q3"),
             "of the step": cells(s, fmt_pct, "extra_pct", "extra_pct_q1", "extra_pct_q3"),
-            "inside tracker / step": cells(s, "{:.2f} ms".format, "inside_ms"),
+            "inside tracker / step": cells(s, f"{{:.{e}f}} ms".format, "inside_ms"),
             "on_epoch_end": cells(s, "{:.1f} ms".format, "epoch_end_ms"),
         }
     )
@@ -327,9 +342,9 @@ def run_step_blocks(
     seed: int,
     progress: Callable[[str], None] | None,
 ) -> pd.DataFrame:
-    """:func:`paired_rounds` once per optimizer, each on its own model of the same seed.
+    """:func:`paired_rounds` once per optimizer, each variant on its own model of the same seed.
 
-    ``build_model()`` makes the model (moved to ``device`` here);
+    ``build_model()`` makes a model (moved to ``device`` here), one per variant;
     ``build_tracker(model, **options[variant])`` one variant's tracker.
     Returns the blocks of every optimizer, with a ``device`` column.
     """
@@ -339,16 +354,19 @@ def run_step_blocks(
     out = []
     for opt_name in optimizers:
         start = time.perf_counter()
-        torch.manual_seed(seed)
-        model = build_model().to(device)
-        optimizer = step_optimizer(opt_name, model)
-        trackers, timers = step_trackers(
-            variants, options, functools.partial(build_tracker, model), sync
-        )
+        setups = {}
+        for variant in variants:
+            torch.manual_seed(seed)  # every variant's model starts from the same weights
+            model = build_model().to(device)
+            setups[variant] = (model, step_optimizer(opt_name, model))
+
+        def build(variant: str, setups: dict[str, Any] = setups, **kwargs: Any) -> Any:
+            return build_tracker(setups[variant][0], **kwargs)
+
+        trackers, timers = step_trackers(variants, options, build, sync)
         rows = paired_rounds(
             opt_name,
-            model,
-            optimizer,
+            setups,
             batches,
             loss_fn,
             trackers,

@@ -18,6 +18,7 @@ from benchmarks.cost.mlp_step import (
 )
 from benchmarks.cost.overhead import run_overhead
 from benchmarks.cost.scale import run_scale
+from benchmarks.cost.torch_step import run_torch_step, summarise_torch_step, torch_step_markdown
 from neural_feature_importance.core.modes import SCORING_MODES
 
 
@@ -257,3 +258,29 @@ def test_cli_quick_mlp_step_part(tmp_path):
 def test_cli_rejects_unknown_part(tmp_path):
     with pytest.raises(SystemExit):
         main(["--quick", "--parts", "speed", "--out", str(tmp_path)])
+
+
+def test_torch_step_times_each_network_against_its_own_untracked_copy():
+    blocks = run_torch_step(models=("mlp", "conv2d"), quick=True, steps=4, conv_steps=4, repeats=2)
+    # 2 networks x 2 recorded rounds x 3 variants (no tracker, taylor, steady_taylor).
+    assert len(blocks) == 2 * 2 * 3
+    assert list(dict.fromkeys(blocks["model"])) == ["mlp", "conv2d"]
+    plain = blocks[blocks["variant"] == "plain"]
+    assert (plain["tracker_ms_per_step"] == 0).all()
+    tracked = blocks[blocks["variant"] != "plain"]
+    # The optimizer hook that counts the layer's updates is timed with on_step_end.
+    assert (tracked["step_end_seconds"] > 0).all()
+    summary = summarise_torch_step(blocks).set_index(["model", "variant"])
+    for model in ("mlp", "conv2d"):
+        step = summary.loc[(model, "plain"), "step_ms"]
+        row = summary.loc[(model, "steady_taylor")]
+        assert row["inside_pct"] == pytest.approx(100 * row["inside_ms"] / step)
+    text = torch_step_markdown(summarise_torch_step(blocks), blocks)
+    assert "| mlp: steady_taylor " in text and "| conv2d: no tracker " in text
+    # The recommended mode is judged against its goal on the two networks that have one.
+    assert text.count(" 1 % |") == 1 and text.count(" 0.5 % |") == 1
+
+
+def test_torch_step_rejects_an_unknown_network():
+    with pytest.raises(ValueError, match="unknown model"):
+        run_torch_step(models=("resnet",), quick=True)

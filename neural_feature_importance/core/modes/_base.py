@@ -104,7 +104,7 @@ class ScoringMode:
         self.last: Array | None = None
         """Copy of the last snapshot, kept by the modes whose scores read it."""
         self.held = HeldReads(ops, self.check_key, self.terms_from_raw, self._add)
-        """Gradient reads not yet in [`arrays`][] (see [`HeldReads`][])."""
+        """Gradient reads not yet in `arrays` (see [`HeldReads`][])."""
 
     # ----------------------------------------------------------------- counts
     @property

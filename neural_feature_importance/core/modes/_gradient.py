@@ -44,11 +44,18 @@ class TaylorMode(ScoringMode):
     [`filter_importances_`][neural_feature_importance.core.ConvVarianceImportanceBase.filter_importances_]
     is Molchanov's filter criterion `mean_steps |sum_(k, c) g * w|`.
 
-    By default one step in `gradient_every` (4) is read: each read is a
-    few small tensor operations (about 15 microseconds on a CPU, 3 % of a step
-    of the suite's 64-64 MLP), and reading every step or every 4th gave the
-    same rankings on the whole suite at 15, 60 and 200 epochs (every 2nd and
-    8th too, checked at 15 epochs; `research/scoring_modes/RESULTS.md`).
+    By default one step in `gradient_every` (4) is read. A read is one
+    reduction of `gradient * weights` over each feature's units, left on the
+    gradient's device (`raw_terms()`); the absolute values, the
+    NaN/Inf mask and the sums are formed for 128 reads at once
+    ([`HeldReads`][neural_feature_importance.core.modes.HeldReads]), so no read
+    waits for the device. On a CPU core that is about 30 microseconds per read
+    right after an optimizer step, 2 % of a step of the suite's 64-64 MLP
+    (`benchmarks/RESULTS.md`, `torch_step`). Reading every step or every 4th
+    gave the same rankings on the whole suite at 15, 60 and 200 epochs
+    (`research/scoring_modes/RESULTS.md`); every 8th halves the cost and ties
+    on the suite too, but ranks up to 0.02 ROC-AUC lower on small real data
+    sets, whose runs have few steps.
     """
 
     name = "taylor"
@@ -128,10 +135,10 @@ class SteadyTaylorMode(TaylorMode):
     initialisation but worse under Keras's (Glorot): a weight-based factor
     that depends on the initialisation was not shipped.
 
-    Cost: `taylor`'s plus one square and one sum of a vector per read step;
-    the state is two accumulators per feature (and per filter for
-    convolutions). A feature whose term was 0 at every read step scores 0.
-    Needs at least two read steps.
+    Cost: `taylor`'s per read step (the squares are formed with the
+    absolute values, once per 128 reads); the state is two accumulators per
+    feature (and per filter for convolutions). A feature whose term was 0
+    at every read step scores 0. Needs at least two read steps.
     """
 
     name = "steady_taylor"
