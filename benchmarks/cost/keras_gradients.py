@@ -1,9 +1,10 @@
 """``keras_gradients``: training time of the Keras gradient mode, with and without the tap.
 
-The tap (``scoring="taylor"``) does its per-step work inside the compiled
-train step, where hook timing cannot see it: paired, interleaved fits of a
-fresh model without any callback, with a ``scoring="viann"`` callback and with
-a ``scoring="taylor"`` one, then the compiled step alone
+The tap (``scoring="taylor"`` and ``"steady_taylor"``, the recommended mode)
+does its per-step work inside the compiled train step, where hook timing
+cannot see it: paired, interleaved fits of a fresh model without any
+callback, with a ``scoring="viann"`` callback and with a ``taylor`` and a
+``steady_taylor`` one, then the compiled step alone
 (:mod:`benchmarks.cost.keras_step_profile`). One subprocess per Keras backend.
 """
 
@@ -38,10 +39,13 @@ from benchmarks.training import (
     time_hooks,
     train_keras,
 )
+from neural_feature_importance.core.errors import NotFittedError
 
 KERAS_GRADIENT_BACKENDS = ("tensorflow", "jax")
 KERAS_GRADIENT_MODELS = ("mlp", "conv2d", "embedding")
-KERAS_GRADIENT_VARIANTS = ("plain", "viann", "taylor")
+KERAS_GRADIENT_VARIANTS = ("plain", "viann", "taylor", "steady_taylor")
+GRADIENT_VARIANTS = ("taylor", "steady_taylor")
+"""The variants that read the gradient through the tap."""
 KERAS_GRADIENT_ROWS = {"mlp": 10_000, "conv2d": 5_000, "embedding": 4_000}
 """Training rows of each model in the full run."""
 # The module each Keras backend needs (a backend whose module is missing is skipped).
@@ -64,8 +68,8 @@ def _keras_gradient_fit(
 ) -> dict[str, Any]:
     """One ``fit`` of a fresh model (same seed) with ``variant``'s callback; its timings.
 
-    ``variant``: ``plain`` (no callback), ``viann`` (per-epoch snapshots) or
-    ``taylor`` (the gradient tap). The epoch clock is the last callback, so an
+    ``variant``: ``plain`` (no callback), ``viann`` (per-epoch snapshots),
+    ``taylor`` or ``steady_taylor`` (the gradient tap). The epoch clock is the last callback, so an
     epoch's time includes the tracker's ``on_epoch_end`` (the tap's drain).
     ``refit=True`` fits the model a second time for ``epochs`` more and
     reports that second ``fit`` (retracing, and the train function rebuilt).
@@ -160,11 +164,15 @@ def _keras_gradient_fit(
                 "drain_seconds": nested.get(drain, 0.0) / max(len(epoch_s) + 1, 1),
                 "on_train_end_seconds": per_hook.get("on_train_end", 0.0),
                 "n_updates": tracker.n_updates_,
-                "gradient_reads": gradient_reads(tracker) if variant == "taylor" else 0,
+                "gradient_reads": gradient_reads(tracker) if variant in GRADIENT_VARIANTS else 0,
             }
         )
         # Reading the importances proves the fit tracked something (it is not timed here).
-        row["importances_read"] = bool(np.all(np.isfinite(tracker.feature_importances_)))
+        # (steady_taylor needs two reads: the warm-up fits of two batches have one.)
+        try:
+            row["importances_read"] = bool(np.all(np.isfinite(tracker.feature_importances_)))
+        except NotFittedError:
+            row["importances_read"] = False
     return row
 
 
@@ -182,7 +190,8 @@ def keras_gradient_fits(
 
     For each model: a warm-up fit of every variant on two batches (first-use
     costs of the process), then ``repeats`` rounds; a round fits a fresh model
-    of the same seed once per variant (``plain``, ``viann``, ``taylor``), in an
+    of the same seed once per variant (``plain``, ``viann``, ``taylor``,
+    ``steady_taylor``), in an
     order rotated from round to round, each for ``1 + epochs`` epochs (the
     first epoch, which traces and compiles the train step, is reported apart).
     Then one ``refit`` per variant: a second ``fit()`` of the same model (two

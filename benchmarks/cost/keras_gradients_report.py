@@ -38,6 +38,10 @@ def _paired_stats(group: pd.DataFrame, column: str, steps: int) -> dict[str, flo
         "taylor_slower_rounds": float(np.sum(np.asarray(taylor_pct) > 0)),
         "taylor_us_per_step": float(1e6 * np.median(wide["taylor"] - wide["plain"]) / steps),
     }
+    if "steady_taylor" in wide:
+        out["steady_taylor_epoch"] = float(wide["steady_taylor"].median())
+        med, q1, q3 = quartiles(paired("steady_taylor", "plain"))
+        out.update({"steady_overhead_pct": med, "steady_overhead_q1": q1, "steady_overhead_q3": q3})
     for key, values in (
         ("taylor_overhead", taylor_pct),
         ("taylor_vs_viann", paired("taylor", "viann")),
@@ -124,7 +128,18 @@ def _step_stats(blocks: pd.DataFrame, row: dict[str, Any]) -> dict[str, float]:
     wide = blocks.pivot(index="repeat", columns="variant", values="step_us")
     extra, q1, q3 = quartiles(list(wide["taylor"] - wide["plain"]))
     per_epoch = extra * 1e-6 * row["steps_per_epoch"] + row["on_epoch_end_seconds"]
+    steady: dict[str, float] = {}
+    if "steady_taylor" in wide:
+        s_extra, s_q1, s_q3 = quartiles(list(wide["steady_taylor"] - wide["plain"]))
+        steady = {
+            "step_steady_us": float(wide["steady_taylor"].median()),
+            "step_steady_extra_us": s_extra,
+            "step_steady_extra_q1": s_q1,
+            "step_steady_extra_q3": s_q3,
+            "step_steady_extra_pct": 100.0 * s_extra / float(wide["plain"].median()),
+        }
     return {
+        **steady,
         "step_plain_us": float(wide["plain"].median()),
         "step_taylor_us": float(wide["taylor"].median()),
         "step_extra_us": extra,
@@ -220,10 +235,30 @@ def step_profile_table(summary: pd.DataFrame) -> pd.DataFrame:
                 s, lambda e, n: fmt_us(1e6 * e / n), "plain_epoch", "steps_per_epoch"
             ),
             "estimated": cells(s, _unless_missing("{:+.1f} %"), "estimated_overhead_pct"),
+            **_steady_columns(s),
             "paired fits": _stat(s, "taylor_overhead"),
             "verdict": list(s["verdict"]),
         },
     )
+
+
+def _steady_columns(s: pd.DataFrame) -> dict[str, list[str]]:
+    """The steady_taylor (recommended mode) columns of the step table, when it was run."""
+    if "step_steady_extra_us" not in s:
+        return {}
+    extra = ("step_steady_extra_us", "step_steady_extra_q1", "step_steady_extra_q3")
+    return {
+        "steady_taylor step": cells(s, fmt_us, "step_steady_us"),
+        "steady extra per step": cells(s, _unless_missing("{:+.0f} µs [{:+.0f}, {:+.0f}]"), *extra),
+        "steady of the step": cells(s, _unless_missing("{:+.1f} %"), "step_steady_extra_pct"),
+        "steady paired fits": cells(
+            s,
+            _unless_missing("{:+.1f} % [{:+.1f}, {:+.1f}]"),
+            "steady_overhead_pct",
+            "steady_overhead_q1",
+            "steady_overhead_q3",
+        ),
+    }
 
 
 def hook_table(summary: pd.DataFrame) -> pd.DataFrame:

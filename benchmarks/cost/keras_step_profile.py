@@ -1,8 +1,8 @@
 """The compiled Keras train step alone, with and without the gradient tap.
 
 Part of ``keras_gradients``: the step that ``fit`` compiles, applied to one
-fixed batch in alternating blocks of plain and taylor steps, CPU time per
-step. More precise than whole fits on a shared machine.
+fixed batch in rotated blocks of plain, taylor and steady_taylor steps, CPU
+time per step. More precise than whole fits on a shared machine.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ def _keras_step_runner(spec: dict[str, Any], variant: str, seed: int = 0) -> Any
 
     The step is the one ``fit`` compiles (``model.train_step``, jitted on JAX,
     a ``tf.function`` on TensorFlow, eager on PyTorch), without ``fit``'s data
-    pipeline and callbacks; ``variant="taylor"`` installs the tap through the
-    callback's own ``set_model`` / ``on_train_begin``. Returns ``None`` where
-    this Keras version's trainer does not expose what it needs.
+    pipeline and callbacks; ``variant="taylor"`` or ``"steady_taylor"``
+    installs the tap through the callback's own ``set_model`` /
+    ``on_train_begin``. Returns ``None`` where this Keras version's trainer
+    does not expose what it needs.
     """
     import keras
 
@@ -36,8 +37,8 @@ def _keras_step_runner(spec: dict[str, Any], variant: str, seed: int = 0) -> Any
     x = np.asarray(spec["X_keras"][:batch])
     x = x if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32)
     y = np.asarray(spec["y"][:batch])
-    if variant == "taylor":
-        tracker = tracker_classes("keras")[spec["kind"]](scoring="taylor")
+    if variant != "plain":
+        tracker = tracker_classes("keras")[spec["kind"]](scoring=variant)
         tracker.set_model(model)
         tracker.on_train_begin()
     else:
@@ -92,15 +93,19 @@ def _keras_step_runner(spec: dict[str, Any], variant: str, seed: int = 0) -> Any
     return run
 
 
+STEP_VARIANTS = ("plain", "taylor", "steady_taylor")
+
+
 def keras_step_profile(
     spec: dict[str, Any], blocks: int = 20, block_seconds: float = 0.25
 ) -> list[dict[str, Any]]:
-    """CPU time per compiled train step with and without the tap, in alternating blocks.
+    """CPU time per compiled train step with and without the tap, in rotated blocks.
 
-    Blocks of steps (about ``block_seconds`` each) alternate plain/taylor,
-    taylor/plain...; one row per block and variant, in microseconds per step.
+    Blocks of steps (about ``block_seconds`` each) of plain, taylor and
+    steady_taylor, in an order rotated from one round to the next; one row
+    per block and variant, in microseconds per step.
     """
-    runs = {variant: _keras_step_runner(spec, variant) for variant in ("plain", "taylor")}
+    runs = {variant: _keras_step_runner(spec, variant) for variant in STEP_VARIANTS}
     if any(run is None for run in runs.values()):
         return []
     for run in runs.values():
@@ -114,7 +119,8 @@ def keras_step_profile(
     gc.disable()
     try:
         for index in range(blocks):
-            order = ("plain", "taylor") if index % 2 == 0 else ("taylor", "plain")
+            shift = index % len(STEP_VARIANTS)
+            order = STEP_VARIANTS[shift:] + STEP_VARIANTS[:shift]
             for variant in order:
                 start = time.process_time()
                 runs[variant](block)

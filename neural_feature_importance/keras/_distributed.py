@@ -1,8 +1,28 @@
 """The gradient tap under `tf.distribute`: where its variables live, and the global gradient.
 
-See the module docstring of `neural_feature_importance.keras.gradients`
-for how the tap reads the gradient of the global batch under
-`tf.distribute.MirroredStrategy`. Both helpers do nothing on the other backends.
+Under Keras distribution the tap reads the gradient of the global batch, the
+one the wrapped optimizer applies:
+
+- JAX (`keras.distribution.DataParallel`): the trainer compiles one train
+  step over the whole mesh, so `stateless_apply` already receives the
+  global batch's gradient, and the tap's variables are replicated like the
+  optimizer's own;
+- TensorFlow (`tf.distribute.MirroredStrategy`): Keras calls
+  `optimizer.apply` once per replica, in replica context, with that
+  replica's gradient of its loss divided by the number of replicas; the
+  wrapped optimizer all-reduces them (a sum) before its update. The tap sums
+  them in the same way, before its `cond`: `tf.distribute` allows no
+  cross-replica communication (`merge_call`) inside a branch of a `cond`
+  in replica context, which is why this reduction runs at every step, not
+  only at read steps. Its variables are mirrored variables created in the
+  strategy that owns the tracked weight, with `aggregation="none"`: every
+  replica computes the same new values from the all-reduced gradient and
+  the mirrored weights, and writes its own copy (no cross-replica write in
+  the branch either); the tap's
+  [`drain()`][neural_feature_importance.keras.gradients.GradientTapOptimizer.drain]
+  reads them in cross-replica context and zeroes every copy.
+
+Both helpers do nothing on the backends other than TensorFlow.
 """
 
 from __future__ import annotations

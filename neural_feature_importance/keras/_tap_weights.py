@@ -51,10 +51,15 @@ class _Weight:
     mode: ScoringMode
     shape: tuple[int, ...]
     group: VariableGroup | None = None
-    sums: dict[str, Any] = field(default_factory=dict)
-    compensations: dict[str, Any] = field(default_factory=dict)
-    n_read: Any = None
-    n_skipped: Any = None
+    # The mode's terms, in the order they are laid out in `total`: (key, shape).
+    layout: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    # The sums of every term, flattened one after the other, then the count of
+    # reads added: one vector, so a read is one masked add (keras/_tap_state.py).
+    total: Any = None
+    # Its Kahan compensation (compiled steps; the eager float64 sum needs none).
+    compensation: Any = None
+    # The eager backend's constant 1 (float32, shape (1,)) that each read adds to the count.
+    one: Any = None
 
     def combine(self, tensors: Sequence[Any]) -> Any:
         """The weight from one tensor per variable; a single variable's tensor as it is."""

@@ -6,8 +6,9 @@ A Keras callback never sees gradients, but the optimizer does: every backend's t
 `LossScaleOptimizer`: it delegates the update to the wrapped optimizer and, in the same compiled
 step, adds the scoring mode's per-step terms
 ([`step_terms()`][neural_feature_importance.core.modes.ScoringMode.step_terms], the formula the
-PyTorch trackers use) to Keras variables of its own, with `keras.ops` only. Nothing crosses to the
-host during training; the callback hands the sums to the core tracker once per epoch
+PyTorch trackers use) to Keras variables of its own: with `keras.ops` in a compiled step, with
+in-place torch operations on the eager PyTorch backend (`keras/_tap_state.py`). Nothing crosses to
+the host during training; the callback hands the sums to the core tracker once per epoch
 ([`GradientTapOptimizer.drain()`][GradientTapOptimizer.drain]).
 
 Where the tap sits:
@@ -28,25 +29,7 @@ The tap reads the gradient before the wrapped optimizer's own clipping and
 weight decay (`clipnorm`, `weight_decay`), and the weight after the step.
 
 Under Keras distribution the tap reads the gradient of the global batch, the
-one the wrapped optimizer applies:
-
-- JAX (`keras.distribution.DataParallel`): the trainer compiles one train
-  step over the whole mesh, so `stateless_apply` already receives the
-  global batch's gradient, and the tap's variables are replicated like the
-  optimizer's own;
-- TensorFlow (`tf.distribute.MirroredStrategy`): Keras calls
-  `optimizer.apply` once per replica, in replica context, with that
-  replica's gradient of its loss divided by the number of replicas; the
-  wrapped optimizer all-reduces them (a sum) before its update. The tap sums
-  them in the same way, before its `cond`: `tf.distribute` allows no
-  cross-replica communication (`merge_call`) inside a branch of a `cond`
-  in replica context, which is why this reduction runs at every step, not
-  only at read steps. Its variables are mirrored variables created in the
-  strategy that owns the tracked weight, with `aggregation="none"`: every
-  replica computes the same new values from the all-reduced gradient and
-  the mirrored weights, and writes its own copy (no cross-replica write in
-  the branch either); [`GradientTapOptimizer.drain()`][GradientTapOptimizer.drain] reads them in
-  cross-replica context and zeroes every copy.
+one the wrapped optimizer applies (`keras/_distributed.py`).
 
 The callbacks install the tap at `on_train_begin` and give the user's
 optimizer back at `on_train_end`, rebuilding the train function each time.
@@ -65,7 +48,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from neural_feature_importance.core.arrays import NUMPY_OPS, Array
+from neural_feature_importance.core.arrays import NUMPY_OPS
 from neural_feature_importance.core.modes import ScoringMode
 from neural_feature_importance.keras._distributed import distribution_scope as _distribution_scope
 from neural_feature_importance.keras._distributed import sum_over_replicas as _sum_over_replicas
@@ -73,9 +56,21 @@ from neural_feature_importance.keras._sparse import (
     RowGradient,
     SparseGradient,
     is_indexed_slices,
-    row_gradient,
     row_terms,
     rows_are_features,
+)
+from neural_feature_importance.keras._tap_state import (
+    EAGER_SUM_DTYPE,
+    KERAS_STEP_OPS,
+    TORCH_STEP_OPS,
+    KerasStepOps,
+    accumulated_copy,
+    add_terms_compiled,
+    add_terms_eager,
+    applied_gradient,
+    compiled_variables,
+    drain_weight,
+    reads_between,
 )
 from neural_feature_importance.keras._tap_weights import VariableGroup, _Slot, _Weight
 
@@ -84,20 +79,6 @@ __all__ = ["GradientTapOptimizer", "KerasStepOps", "VariableGroup", "find_taps",
 
 def _nothing() -> None:
     """The branch of a step that is not read."""
-
-
-class KerasStepOps:
-    """The modes' per-step reduction in `keras.ops` (compiles into the train step)."""
-
-    def sum(self, array: Array, axis: int | tuple[int, ...]) -> Array:
-        return keras.ops.sum(array, axis=axis)
-
-    def dot(self, a: Array, b: Array, axis: int) -> Array:
-        # The compilers (XLA, Grappler) fuse the product into the reduction.
-        return keras.ops.sum(a * b, axis=axis)
-
-
-KERAS_STEP_OPS = KerasStepOps()
 
 
 class GradientTapOptimizer(keras.optimizers.Optimizer):
@@ -121,10 +102,12 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
 
     Notes
     -----
-    The sums are float32 Keras variables kept with Kahan's compensated
-    summation, so an epoch of many thousands of steps loses no more precision
-    than a float64 sum would for the ranking; [`drain()`][drain] returns them in
-    float64 and zeroes them. The step counter is an int32 variable.
+    The sums are float32 Keras variables with Kahan's compensation in a
+    compiled step, float64 ones on the eager PyTorch backend
+    (`keras/_tap_state.py`): either way an epoch of many thousands of steps
+    keeps a float64 sum's precision. [`drain()`][drain] returns them in float64
+    and zeroes them. The step count is an int32 variable in a compiled step,
+    a host integer on the eager PyTorch backend.
 
     Examples
     --------
@@ -175,7 +158,17 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
                     "not a keras.Variable (a LoRA-enabled or quantized layer computes its "
                     "kernel); track another layer, or disable LoRA while tracking."
                 )
+        # The eager PyTorch backend counts steps on the host and sums in float64
+        # (keras/_tap_state.py); compiled steps count them in a device variable.
+        self._eager = keras.backend.backend() == "torch"
         self._steps_variable: Any = None
+        self._host_steps = 0
+        # The wrapped optimizer's iteration count, mirrored on the host under
+        # gradient accumulation (eager only; read once, when the step count is set).
+        self._host_iterations: int | None = None
+        # Steps read since the last drain: those of earlier counts, and from this step on.
+        self._reads_before = 0
+        self._counted_from = 0
 
     # ------------------------------------------------------------- variables
     def build(self, var_list: list[Any]) -> None:
@@ -204,15 +197,16 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
                     "optimizer updates; is the layer trainable, and part of this model?"
                 )
         for weight in self._tracked_weights:
-            shapes = self._term_shapes(weight)
-            for key, shape in shapes.items():
-                weight.sums[key] = self.add_variable(shape, dtype="float32", name=f"{key}_sum")
-                weight.compensations[key] = self.add_variable(
-                    shape, dtype="float32", name=f"{key}_compensation"
-                )
-            weight.n_read = self.add_variable((), dtype="int32", name="reads")
-            weight.n_skipped = self.add_variable((), dtype="int32", name="skipped_reads")
-        self._steps_variable = self.add_variable((), dtype="int32", name="applied_updates")
+            weight.layout = list(self._term_shapes(weight).items())
+            size = sum(int(np.prod(shape)) for _, shape in weight.layout) + 1
+            dtype = EAGER_SUM_DTYPE if self._eager else "float32"
+            weight.total = self.add_variable((size,), dtype=dtype, name="sums")
+            if not self._eager:
+                weight.compensation = self.add_variable((size,), dtype=dtype, name="compensation")
+            if self._eager:
+                weight.one = keras.ops.ones((1,), dtype="float32")
+        if not self._eager:
+            self._steps_variable = self.add_variable((), dtype="int32", name="applied_updates")
 
     @staticmethod
     def _term_shapes(weight: _Weight) -> dict[str, tuple[int, ...]]:
@@ -269,10 +263,11 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
         """Apply the update with the wrapped optimizer, then add the step's terms if read.
 
-        The terms are computed only on read steps, behind a `keras.ops.cond`:
-        reading one update in `gradient_every` costs a quarter of reading every one.
-        Under `tf.distribute` each replica calls this with its own gradient,
-        and the tracked gradients are first summed over the replicas.
+        The terms are computed only on read steps: behind a `keras.ops.cond`
+        in a compiled step, and by a host decision on the eager PyTorch
+        backend, where a tensor's `cond` would read it on the host at every
+        step. Under `tf.distribute` each replica calls this with its own
+        gradient, and the tracked gradients are first summed over the replicas.
         """
         if trainable_variables is not None:
             variables = list(trainable_variables)
@@ -280,7 +275,18 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
                 self.build(variables)
         else:
             variables = list(self._trainable_variables)
-        grads = list(grads)
+        if self._eager:
+            self._apply_eager(grads, trainable_variables, variables)
+        else:
+            self._apply_compiled(grads, trainable_variables, variables)
+
+    def _read_inputs(
+        self, grads: Sequence[Any], variables: Sequence[Any]
+    ) -> list[tuple[_Slot, Any, Any, Any]]:
+        """(slot, gradient, accumulated gradient, weight before) of every tracked variable.
+
+        Taken before the update: it resets the accumulated gradient and moves the weight.
+        """
         position = {id(v): i for i, v in enumerate(variables)}
         gradients = []
         for slot in self._slots:
@@ -297,41 +303,84 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         gradients = _sum_over_replicas(gradients)
         inputs = []
         for slot, gradient in zip(self._slots, gradients, strict=True):
-            # Read before the update: it resets the accumulated gradient and moves the weight.
-            accumulated = self._accumulated(slot.variable)
+            accumulated = accumulated_copy(self.inner_optimizer, slot.variable)
             if accumulated is None and self._reads_rows(slot, gradient):
                 # An Embedding's tf.IndexedSlices: read by the batch's rows (keras/_sparse.py).
                 gradient = SparseGradient(gradient, int(slot.variable.shape[0]))
             # A copy: on TensorFlow and torch .value reads the live variable.
             before = keras.ops.copy(slot.variable.value) if slot.mode.needs_weights_before else None
             inputs.append((slot, gradient, accumulated, before))
+        return inputs
+
+    def _apply_compiled(
+        self, grads: Sequence[Any], trainable_variables: Any, variables: Sequence[Any]
+    ) -> None:
+        """TensorFlow and JAX: the read decided on the device, its work behind a `cond`."""
+        inputs = self._read_inputs(grads, variables)
         applied = self._is_update_step()
         self.inner_optimizer.apply(grads, trainable_variables)
-        # Keras variables are read through .value: JAX refuses them inside jit.
+        # Keras variables are read through .value: JAX refuses them inside jit. On
+        # TensorFlow .value is the live variable: `read` is formed before the count moves.
         steps = self._steps_variable.value
-        read = keras.ops.equal(keras.ops.mod(steps, self.gradient_every), 0)
+        every_step = self.gradient_every == 1 and applied is True
+        read = None if every_step else keras.ops.equal(keras.ops.mod(steps, self.gradient_every), 0)
         if applied is True:
             self._steps_variable.assign_add(1)
         else:
             read = keras.ops.logical_and(applied, read)
             self._steps_variable.assign(keras.ops.where(applied, steps + 1, steps))
+        if read is None:
+            # Every step is read: no cond (and no branch for the compiler to keep).
+            self._assign_state(self._read_values(inputs))
+            return
         if keras.backend.backend() == "jax":
             # Inside jit's stateless scope a branch may not assign: it returns the values.
-            current = [variable.value for variable in self._state_variables()]
+            current = [variable.value for variable in compiled_variables(self._tracked_weights)]
             new = keras.ops.cond(read, lambda: self._read_values(inputs), lambda: current)
             self._assign_state(new)
         else:
-            # TensorFlow graphs and eager torch run the assignments in the taken branch only.
+            # TensorFlow graphs run the assignments in the taken branch only.
             keras.ops.cond(read, lambda: self._assign_state(self._read_values(inputs)), _nothing)
 
-    def _accumulated(self, variable: Any) -> Any:
-        """A copy of the accumulated gradient of `variable` (None without accumulation)."""
+    def _apply_eager(
+        self, grads: Sequence[Any], trainable_variables: Any, variables: Sequence[Any]
+    ) -> None:
+        """The eager PyTorch backend: the read decided on the host, nothing read back.
+
+        A step that is not read costs the tap two integer operations; a read
+        step copies what the update changes, then adds its terms in place.
+        """
+        import torch  # only on the PyTorch backend
+
+        applied = self._host_update_step()
+        read = applied and self._host_steps % self.gradient_every == 0
+        with torch.no_grad():
+            inputs = self._read_inputs(grads, variables) if read else None
+            self.inner_optimizer.apply(grads, trainable_variables)
+            if applied:
+                self._host_steps += 1
+            if inputs is not None:
+                for weight, terms in self._weight_terms(inputs):
+                    add_terms_eager(weight, terms)
+
+    def _host_update_step(self) -> bool:
+        """Whether this call updates the weights, from the host's count of calls (eager)."""
         inner = self.inner_optimizer
-        if not inner.gradient_accumulation_steps:
-            return None
-        accumulated = inner._accumulated_gradients[inner._get_variable_index(variable)]
-        # A copy: the update resets the accumulator in place (torch), or after this read.
-        return keras.ops.copy(accumulated.value)
+        steps = inner.gradient_accumulation_steps
+        if not steps:
+            return True
+        if self._host_iterations is None:
+            self._sync_iterations()
+        assert self._host_iterations is not None
+        update = (self._host_iterations + 1) % steps == 0
+        self._host_iterations += 1
+        return bool(update)
+
+    def _sync_iterations(self) -> None:
+        """Mirror the wrapped optimizer's iteration count on the host (one read, eager only)."""
+        if self._eager and self.inner_optimizer.gradient_accumulation_steps:
+            iterations = self.inner_optimizer.iterations
+            self._host_iterations = int(keras.ops.convert_to_numpy(iterations))
 
     @staticmethod
     def _reads_rows(slot: _Slot, gradient: Any) -> bool:
@@ -342,30 +391,12 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             and rows_are_features(slot.mode, tuple(slot.variable.shape))
         )
 
-    def _applied_gradient(self, gradient: Any, accumulated: Any) -> Any:
-        """The gradient the wrapped optimizer applies (unscaled, averaged if accumulated).
-
-        A `SparseGradient` becomes the summed gradient of the batch's rows
-        (`RowGradient`); any other `tf.IndexedSlices` is densified.
-        """
-        inner = self.inner_optimizer
-        if isinstance(gradient, SparseGradient):
-            return row_gradient(gradient, inner.loss_scale_factor)
-        gradient = keras.ops.convert_to_tensor(gradient)  # densifies TensorFlow IndexedSlices
-        gradient = keras.ops.cast(gradient, "float32")
-        if inner.loss_scale_factor is not None:
-            gradient = gradient / inner.loss_scale_factor
-        if accumulated is not None:
-            steps = inner.gradient_accumulation_steps
-            gradient = (gradient + keras.ops.cast(accumulated, "float32")) / steps
-        return gradient
-
-    @staticmethod
-    def _step_terms(mode: ScoringMode, gradient: Any, weights: Any, before: Any) -> dict[str, Any]:
+    def _step_terms(self, mode: ScoringMode, gradient: Any, weights: Any, before: Any) -> Any:
         """The mode's terms of one read step; a `RowGradient`'s by its rows only."""
         if isinstance(gradient, RowGradient):
             return row_terms(mode, gradient, weights, KERAS_STEP_OPS)
-        return mode.step_terms(gradient, weights, before, KERAS_STEP_OPS)
+        ops = TORCH_STEP_OPS if self._eager else KERAS_STEP_OPS
+        return mode.step_terms(gradient, weights, before, ops)
 
     def _is_update_step(self) -> Any:
         """Whether this call updates the weights: `True`, or a tensor under accumulation."""
@@ -375,21 +406,14 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             return True
         return keras.ops.equal(keras.ops.mod(inner._iterations.value + 1, steps), 0)
 
-    def _state_variables(self) -> list[Any]:
-        """The variables one read updates, in the order of `_read_values()`."""
-        variables = []
-        for weight in self._tracked_weights:
-            for key in weight.sums:
-                variables += [weight.sums[key], weight.compensations[key]]
-            variables += [weight.n_read, weight.n_skipped]
-        return variables
-
     def _assign_state(self, values: Sequence[Any]) -> None:
-        for variable, value in zip(self._state_variables(), values, strict=True):
+        for variable, value in zip(compiled_variables(self._tracked_weights), values, strict=True):
             variable.assign(value)
 
-    def _read_values(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> list[Any]:
-        """The state after reading this step: Kahan-added terms where they are finite.
+    def _weight_terms(
+        self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]
+    ) -> list[tuple[_Weight, dict[str, Any]]]:
+        """Each tracked weight's terms of this step.
 
         `inputs` holds one entry per variable (`_slots` order); a tracked
         weight of several variables gets their gradients, values and values
@@ -397,70 +421,73 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         """
         parts: dict[int, list[tuple[Any, Any, Any]]] = {id(w): [] for w in self._tracked_weights}
         for slot, raw_gradient, accumulated, before in inputs:
-            gradient = self._applied_gradient(raw_gradient, accumulated)
-            current = keras.ops.cast(slot.variable.value, "float32")
+            gradient = applied_gradient(
+                self.inner_optimizer, raw_gradient, accumulated, self._eager
+            )
+            current = slot.variable.value
+            current = current.float() if self._eager else keras.ops.cast(current, "float32")
             if before is not None:
                 before = keras.ops.cast(before, "float32")
             parts[id(slot.weight)].append((gradient, current, before))
-        values = []
+        out = []
         for tracked in self._tracked_weights:
             gradients, currents, befores = zip(*parts[id(tracked)], strict=True)
             gradient = tracked.combine(gradients)
             weights = tracked.combine(currents)
             before = None if befores[0] is None else tracked.combine(befores)
-            terms = self._step_terms(tracked.mode, gradient, weights, before)
-            finite = keras.ops.all(keras.ops.isfinite(terms[tracked.mode.check_key]))
-            for key, term in terms.items():
-                total, compensation = tracked.sums[key].value, tracked.compensations[key].value
-                corrected = term - compensation
-                new_total = total + corrected
-                new_compensation = (new_total - total) - corrected
-                values += [
-                    keras.ops.where(finite, new_total, total),
-                    keras.ops.where(finite, new_compensation, compensation),
-                ]
-            counted = keras.ops.cast(finite, "int32")
-            values += [tracked.n_read.value + counted, tracked.n_skipped.value + (1 - counted)]
+            out.append((tracked, self._step_terms(tracked.mode, gradient, weights, before)))
+        return out
+
+    def _read_values(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> list[Any]:
+        """The state after reading this step (compiled): Kahan-added terms where finite."""
+        values = []
+        for weight, terms in self._weight_terms(inputs):
+            values += add_terms_compiled(weight, terms)
         return values
 
     # ------------------------------------------------------------------ host
     @property
     def steps(self) -> int:
         """Applied updates seen so far (decides which are read)."""
+        if self._eager:
+            return self._host_steps
         if self._steps_variable is None:
             return 0
         return int(keras.ops.convert_to_numpy(self._steps_variable))
 
     @steps.setter
     def steps(self, value: int) -> None:
-        if self._steps_variable is None:
+        if not self.built:
             raise RuntimeError("build the tap (or apply a step) before setting its step count")
-        self._steps_variable.assign(int(value))
+        # The reads of the count left behind are still to be drained.
+        self._reads_before += reads_between(self._counted_from, self.steps, self.gradient_every)
+        self._counted_from = int(value)
+        if self._eager:
+            self._host_steps = int(value)
+            self._sync_iterations()
+        else:
+            self._steps_variable.assign(int(value))
 
     def drain(self) -> dict[str, tuple[dict[str, np.ndarray], int, int]]:
         """Return each tracked weight's sums and counts since the last drain, and zero them.
 
         Call it outside the train step (once per epoch): it reads the
         variables on the host. Returns `{name: (sums, n_read, n_skipped)}`
-        with the sums in float64.
+        with the sums in float64; `n_skipped` counts the steps read whose
+        terms were not finite (those the step count says were read, less
+        those added).
         """
+        steps = self.steps
+        attempted = self._reads_before + reads_between(
+            self._counted_from, steps, self.gradient_every
+        )
+        self._reads_before, self._counted_from = 0, steps
         result = {}
         for tracked in self._tracked_weights:
-            if tracked.n_read is None:
+            if tracked.total is None:
                 continue
-            compensations = tracked.compensations
-            sums = {
-                key: np.asarray(keras.ops.convert_to_numpy(total), dtype=np.float64)
-                - np.asarray(keras.ops.convert_to_numpy(compensations[key]), dtype=np.float64)
-                for key, total in tracked.sums.items()
-            }
-            n_read = int(keras.ops.convert_to_numpy(tracked.n_read))
-            n_skipped = int(keras.ops.convert_to_numpy(tracked.n_skipped))
-            for variable in (*tracked.sums.values(), *tracked.compensations.values()):
-                variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
-            tracked.n_read.assign(0)
-            tracked.n_skipped.assign(0)
-            result[tracked.name] = (sums, n_read, n_skipped)
+            sums, n_read = drain_weight(tracked)
+            result[tracked.name] = (sums, n_read, attempted - n_read)
         return result
 
 
