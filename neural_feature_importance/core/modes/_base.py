@@ -158,12 +158,14 @@ class ScoringMode:
     """Gradient modes: whether [`step_terms()`][step_terms] reads the weight before the step."""
 
     def raw_terms(self, gradient: Array, weights: Array, ops: StepOps) -> dict[str, Array]:
-        """The linear part of one step's terms: reductions of `gradient * weights`.
+        """The linear part of one step's terms, computed at every read step.
 
-        Each is a 1-D array (one value per feature, or per filter) that sums
-        linearly over processes and can be held on the device until
+        The built-in gradient modes return reductions of `gradient * weights`
+        (one value per feature, and per filter for convolutions): they sum
+        linearly over processes, and are held on the device until
         [`terms_from_raw()`][terms_from_raw] turns a block of them into terms.
-        By default the whole of [`step_terms()`][step_terms].
+        By default the whole of [`step_terms()`][step_terms]. The arrays must be
+        new ones, never views of the live gradient or weights (they are held).
         """
         return self.step_terms(gradient, weights, None, ops)
 
