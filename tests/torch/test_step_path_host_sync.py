@@ -193,3 +193,88 @@ def test_on_a_gpu_on_step_end_never_synchronises(scoring):
     tracker.on_epoch_end()
     tracker.on_train_end()
     assert int(np.argmax(tracker.raw_importances_)) == 0
+
+
+def _record_after_first_call(owner: Any, hook: str, found: list[str]) -> None:
+    """Wrap `owner.hook` (on the instance) to record host reads in every call but the first."""
+    method = getattr(owner, hook)
+    calls = [0]
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            return method(*args, **kwargs)
+        with HostReads() as reads:
+            result = method(*args, **kwargs)
+        found.extend(reads.found)
+        return result
+
+    setattr(owner, hook, recorded)
+
+
+def test_lightning_callback_reads_nothing_on_the_host_in_its_batch_hook(tmp_path):
+    pytest.importorskip("lightning")
+    from lightning_helpers import Regressor, quiet_trainer
+
+    from neural_feature_importance import VarianceImportanceLightning
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(32 * (FOLD_EVERY + 5), 8, generator=generator)
+    y = (3 * x[:, 0] - 2 * x[:, 1]).unsqueeze(1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+    callback = VarianceImportanceLightning(scoring="steady_taylor", gradient_every=1)
+    found: list[str] = []
+    _record_after_first_call(callback, "on_train_batch_end", found)
+    quiet_trainer(tmp_path, 2, [callback]).fit(Regressor(), loader)
+    assert found == []
+    assert callback.tracker.n_gradient_steps_ == 2 * (FOLD_EVERY + 5)  # a fold every 128 reads
+    assert set(np.argsort(callback.feature_importances_)[-2:]) == {0, 1}
+
+
+def test_hugging_face_callback_reads_nothing_on_the_host_in_its_step_hook(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from neural_feature_importance.torch.huggingface import VarianceImportanceTransformers
+
+    class Regression(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 1))
+
+        def forward(self, x: Any, labels: Any = None) -> dict[str, Any]:
+            prediction = self.net(x)
+            return {"loss": nn.functional.mse_loss(prediction, labels)}
+
+    class Rows(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.x = torch.randn(
+                16 * (FOLD_EVERY + 5), 6, generator=torch.Generator().manual_seed(0)
+            )
+            self.y = 3 * self.x[:, :1] - 2 * self.x[:, 1:2]
+
+        def __len__(self) -> int:
+            return len(self.x)
+
+        def __getitem__(self, index: int) -> dict[str, Any]:
+            return {"x": self.x[index], "labels": self.y[index]}
+
+    torch.manual_seed(0)
+    model = Regression()
+    callback = VarianceImportanceTransformers("net.0", scoring="steady_taylor", gradient_every=1)
+    found: list[str] = []
+    _record_after_first_call(callback, "on_optimizer_step", found)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path),
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_strategy="no",
+        per_device_train_batch_size=16,
+        num_train_epochs=1,
+        learning_rate=1e-2,
+        seed=0,
+    )
+    transformers.Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[callback]).train()
+    assert found == []
+    assert callback.tracker.n_gradient_steps_ == FOLD_EVERY + 5
+    assert set(np.argsort(callback.feature_importances_)[-2:]) == {0, 1}
