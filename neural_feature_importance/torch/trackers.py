@@ -217,7 +217,8 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         self.options = options
         self.update_every = update_every
         self.gradient_every = gradient_every
-        self._read_every = self._gradient_every()
+        mode = get_mode(scoring)
+        self._read_every = (gradient_every or mode.gradient_every) if mode.needs_gradients else None
         """Steps between gradient reads (`None` for snapshot modes), fixed with the options."""
         self.tracked_layer_name_: str | None = None
         self._reader: LayerReader | None = None
@@ -333,11 +334,6 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             )
         self._arm_capture()
 
-    def _gradient_every(self) -> int | None:
-        """Steps between gradient reads, or `None` for snapshot modes."""
-        mode = get_mode(self.scoring)
-        return (self.gradient_every or mode.gradient_every) if mode.needs_gradients else None
-
     def _arm_capture(self) -> None:
         every = self._read_every
         if every is not None and self._reader is not None and self._reader.parametrized:
@@ -377,11 +373,9 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         self._steps += 1
         every = self._read_every
         # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
-        if every is not None:
-            if (self._steps - 1) % every == 0:
-                self._gradient_step()
-            if reader is not None and reader.parametrized:
-                reader.arm(read_next=self._steps % every == 0)
+        if every is not None and (self._steps - 1) % every == 0:
+            self._gradient_step()
+        self._arm_capture()
         if self.update_every and self._steps % self.update_every == 0:
             self._snapshot()
 
