@@ -32,21 +32,20 @@ from typing import Any
 import keras
 import numpy as np
 
-from neural_feature_importance.core.arrays import Array
+from neural_feature_importance.core.arrays import Array, StepOps
 from neural_feature_importance.keras._sparse import SparseGradient, row_gradient
 from neural_feature_importance.keras._tap_weights import _Weight
 
 __all__ = [
     "EAGER_SUM_DTYPE",
     "KERAS_STEP_OPS",
-    "TORCH_STEP_OPS",
     "KerasStepOps",
-    "TorchStepOps",
     "accumulated_copy",
     "add_terms_compiled",
     "add_terms_eager",
     "applied_gradient",
     "drain_weight",
+    "eager_step_ops",
     "reads_between",
 ]
 
@@ -68,21 +67,16 @@ class KerasStepOps:
 KERAS_STEP_OPS = KerasStepOps()
 
 
-class TorchStepOps:
-    """The modes' per-step reduction in torch, for the eager PyTorch backend's read steps.
+def eager_step_ops() -> StepOps:
+    """The PyTorch adapter's tensor reductions, for the eager PyTorch backend's read steps.
 
-    The same reductions as [`KerasStepOps`][], without `keras.ops`'s
-    per-call conversions: the read step is dispatched op by op from Python.
+    The same reductions as [`KerasStepOps`][], without `keras.ops`'s per-call
+    conversions (a read step is dispatched op by op from Python): those the
+    PyTorch trackers use (`TorchArrayOps`), imported on that backend only.
     """
+    from neural_feature_importance.torch.arrays import TorchArrayOps
 
-    def sum(self, array: Array, axis: int | tuple[int, ...]) -> Array:
-        return array.sum(dim=axis)
-
-    def dot(self, a: Array, b: Array, axis: int) -> Array:
-        return (a * b).sum(dim=axis)
-
-
-TORCH_STEP_OPS = TorchStepOps()
+    return TorchArrayOps()
 
 
 def reads_between(start: int, stop: int, every: int) -> int:

@@ -48,7 +48,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from neural_feature_importance.core.arrays import NUMPY_OPS
+from neural_feature_importance.core.arrays import NUMPY_OPS, StepOps
 from neural_feature_importance.core.modes import ScoringMode
 from neural_feature_importance.keras._distributed import distribution_scope as _distribution_scope
 from neural_feature_importance.keras._distributed import sum_over_replicas as _sum_over_replicas
@@ -62,7 +62,6 @@ from neural_feature_importance.keras._sparse import (
 from neural_feature_importance.keras._tap_state import (
     EAGER_SUM_DTYPE,
     KERAS_STEP_OPS,
-    TORCH_STEP_OPS,
     KerasStepOps,
     accumulated_copy,
     add_terms_compiled,
@@ -70,6 +69,7 @@ from neural_feature_importance.keras._tap_state import (
     applied_gradient,
     compiled_variables,
     drain_weight,
+    eager_step_ops,
     reads_between,
 )
 from neural_feature_importance.keras._tap_weights import VariableGroup, _Slot, _Weight
@@ -161,6 +161,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         # The eager PyTorch backend counts steps on the host and sums in float64
         # (keras/_tap_state.py); compiled steps count them in a device variable.
         self._eager = keras.backend.backend() == "torch"
+        self._step_ops: StepOps = eager_step_ops() if self._eager else KERAS_STEP_OPS
         self._steps_variable: Any = None
         self._host_steps = 0
         # The wrapped optimizer's iteration count, mirrored on the host under
@@ -395,8 +396,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         """The mode's terms of one read step; a `RowGradient`'s by its rows only."""
         if isinstance(gradient, RowGradient):
             return row_terms(mode, gradient, weights, KERAS_STEP_OPS)
-        ops = TORCH_STEP_OPS if self._eager else KERAS_STEP_OPS
-        return mode.step_terms(gradient, weights, before, ops)
+        return mode.step_terms(gradient, weights, before, self._step_ops)
 
     def _is_update_step(self) -> Any:
         """Whether this call updates the weights: `True`, or a tensor under accumulation."""
