@@ -1,27 +1,34 @@
 """The gradient tap's sums: how one read step adds its terms, and how they are drained.
 
 [`GradientTapOptimizer`][neural_feature_importance.keras.gradients.GradientTapOptimizer]
-keeps one vector per tracked weight: the sums of every term of the scoring
-mode, flattened one after the other, then the count of the reads added. A
-read appends a 1 to its flattened terms and adds that vector, masked to
-zero once (`where(finite, terms, 0)`) when the check term is not finite (an
-overflowed mixed-precision step, a diverged run): one masked add, fused by
-the compilers, whatever the number of terms, and one variable (two with its
-compensation) to drain. The skipped reads are not counted on the device:
-the host knows how many steps were read since the last drain (from the step
-count, [`reads_between()`][reads_between]), and the skipped ones are those
-not added.
+keeps, for each tracked weight, the sums of every term of the scoring mode,
+flattened one after the other, then the count of the reads added. A read
+appends a 1 to its flattened terms and adds that vector, masked to zero once
+(`where(finite, terms, 0)`) when the check term is not finite (an overflowed
+mixed-precision step, a diverged run): one masked add, fused by the
+compilers, whatever the number of terms. The skipped reads are not counted
+on the device: the host knows how many steps were read since the last drain
+(from the step count, [`reads_between()`][reads_between]), and the skipped
+ones are those not added.
 
 Two ways to keep the sums, chosen once per backend:
 
-- compiled steps (TensorFlow graphs, JAX's `jit`): a float32 vector with
-  Kahan's compensation, so that an epoch of many thousands of steps keeps
-  the precision of a float64 sum (JAX has no float64 without
-  `jax_enable_x64`); a masked read of 0 is still a valid Kahan step. Only on
-  read steps (behind the step's `cond`).
+- compiled steps (TensorFlow graphs, JAX's `jit`): the whole tap is one
+  `(2, width)` float32 variable, read and assigned once per step: every
+  weight's sums, then the count of applied updates and the read phase (the
+  count modulo `gradient_every`, which decides the next read), in row 0;
+  their Kahan compensation in row 1, so that an epoch of many thousands of
+  steps keeps the precision of a float64 sum (JAX has no float64 without
+  `jax_enable_x64`; a masked read of 0 is still a valid Kahan step). One
+  variable because JAX's `jit` carries each variable as a buffer in and out
+  of the step, about 1.5 µs apiece on a CPU: the five of the earlier layout
+  (sums, compensation, a step counter, and the base optimizer's unused
+  iteration count and learning rate) cost a 100 x 64 MLP's step +21 µs, one
+  costs +4 µs. The terms are computed on read steps only (behind a `cond`).
 - the eager PyTorch backend: every operation is dispatched from Python
-  there, so the vector is float64 and a read is five torch operations, the
-  last an in-place `add_`, as exact as the compensated sum.
+  there, so each weight has a float64 vector, the step count is a host
+  integer, and a read is five torch operations, the last an in-place
+  `add_`, as exact as the compensated sum.
 """
 
 from __future__ import annotations
@@ -40,13 +47,20 @@ __all__ = [
     "EAGER_SUM_DTYPE",
     "KERAS_STEP_OPS",
     "KerasStepOps",
+    "PHASE",
+    "STEPS",
     "accumulated_copy",
-    "add_terms_compiled",
     "add_terms_eager",
+    "advance_compiled_state",
     "applied_gradient",
-    "drain_weight",
+    "compiled_steps",
+    "drain_compiled_state",
+    "drain_eager",
     "eager_step_ops",
+    "layout_compiled_state",
+    "read_increments",
     "reads_between",
+    "set_compiled_steps",
 ]
 
 EAGER_SUM_DTYPE = "float64"
@@ -114,28 +128,100 @@ def applied_gradient(inner: Any, gradient: Any, accumulated: Any, eager: bool) -
     return gradient
 
 
-def add_terms_compiled(weight: _Weight, terms: dict[str, Any]) -> list[Any]:
-    """The new values of `weight`'s sum and compensation after one read (`keras.ops`).
+def layout_compiled_state(weights: Sequence[_Weight]) -> int:
+    """Give each weight its columns of the compiled state; return the state's width.
 
-    The read branch of the compiled step, in the order of
-    [`compiled_variables()`][compiled_variables]. The terms, flattened, and a
-    1 for the count form one vector, masked to 0 if the check term is not
-    finite (a Kahan step of 0 keeps the compensated sum) and Kahan-added: one
-    element-wise pass that the compilers fuse, whatever the number of terms.
+    Each weight's terms, flattened, then its read count; after the last
+    weight, the count of applied updates and the read phase (see
+    [`STEPS`][STEPS], [`PHASE`][PHASE]).
+    """
+    start = 0
+    for weight in weights:
+        weight.offset = start
+        start += weight.size
+    return start + 2
+
+
+STEPS = -2
+"""The state column of the applied updates (Kahan-summed, exact far beyond float32's 2**24)."""
+PHASE = -1
+"""The state column of the read phase: applied updates modulo `gradient_every` (exact)."""
+
+
+def read_increments(weight: _Weight, terms: dict[str, Any]) -> Any:
+    """One read's increments of `weight`'s columns: its terms and a 1, or 0 if not finite.
+
+    The terms, flattened, and a 1 for the count form one vector, masked to 0
+    when the check term is not finite (an overflowed mixed-precision step, a
+    diverged run): one element-wise pass that the compilers fuse.
     """
     finite = keras.ops.isfinite(keras.ops.sum(terms[weight.mode.check_key]))
     pieces = [keras.ops.reshape(terms[key], (-1,)) for key, _ in weight.layout]
     # (A constant of the step: a tensor made at build could belong to another graph.)
     flat = keras.ops.concatenate([*pieces, keras.ops.ones((1,), dtype="float32")])
-    total, compensation = weight.total.value, weight.compensation.value
-    corrected = keras.ops.where(finite, flat, 0.0) - compensation
+    return keras.ops.where(finite, flat, 0.0)
+
+
+def advance_compiled_state(state: Any, increments: Any, applied: Any, gradient_every: int) -> Any:
+    """The compiled state after one train step: Kahan-added increments, the step counted.
+
+    `state` is `(2, width)`: the sums, then their Kahan compensation (so that
+    an epoch of many thousands of float32 reads keeps a float64 sum's
+    precision; JAX has no float64 without `jax_enable_x64`). `increments`
+    are the read columns' (zeros on a step that is not read); `applied` is
+    `True` or a boolean tensor (an update under gradient accumulation).
+    The count of applied updates is Kahan-added like the sums, and the phase
+    moves on by an exact small integer, so its compensation stays 0.
+    """
+    total, compensation = state[0], state[1]
+    phase = total[PHASE]
+    after = phase + 1.0
+    after = keras.ops.where(after >= gradient_every, 0.0, after)
+    if applied is True:
+        counted = keras.ops.ones((1,), dtype="float32")
+        moved = keras.ops.reshape(after - phase, (1,))
+    else:
+        counted = keras.ops.reshape(keras.ops.cast(applied, "float32"), (1,))
+        moved = keras.ops.reshape(keras.ops.where(applied, after - phase, 0.0), (1,))
+    step = keras.ops.concatenate([increments, counted, moved])
+    corrected = step - compensation
     new_total = total + corrected
-    return [new_total, (new_total - total) - corrected]
+    return keras.ops.stack([new_total, (new_total - total) - corrected])
 
 
-def compiled_variables(weights: Sequence[_Weight]) -> list[Any]:
-    """The variables one compiled read updates, in the order of `add_terms_compiled()`."""
-    return [variable for weight in weights for variable in (weight.total, weight.compensation)]
+def drain_compiled_state(
+    variable: Any, weights: Sequence[_Weight]
+) -> tuple[list[tuple[dict[str, np.ndarray], int]], int]:
+    """Every weight's sums (float64) and read count, and the applied updates; zero the sums.
+
+    Called once per epoch: the state is read in one transfer, and written
+    back once with its sums and counts zeroed, the step count and phase kept.
+    """
+    state = np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float64)
+    exact = state[0] - state[1]
+    zeroed = np.zeros(state.shape, dtype=np.float32)
+    zeroed[:, STEPS:] = state[:, STEPS:]
+    variable.assign(zeroed)
+    drained = [_split_sums(w, exact[w.offset : w.offset + w.size]) for w in weights]
+    return drained, round(float(exact[STEPS]))
+
+
+def set_compiled_steps(variable: Any, steps: int, gradient_every: int) -> None:
+    """Set the compiled state's count of applied updates (and its phase), keeping the sums."""
+    state = np.array(keras.ops.convert_to_numpy(variable), dtype=np.float32)
+    state[:, STEPS:] = 0.0
+    state[0, STEPS] = float(steps)
+    state[0, PHASE] = float(steps % gradient_every)
+    if float(state[0, STEPS]) != steps:
+        # Above 2**24 a float32 holds the count as a sum and its compensation.
+        state[1, STEPS] = np.float32(float(state[0, STEPS]) - steps)
+    variable.assign(state)
+
+
+def compiled_steps(variable: Any) -> int:
+    """The compiled state's count of applied updates, read on the host."""
+    state = np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float64)
+    return round(float(state[0, STEPS] - state[1, STEPS]))
 
 
 def add_terms_eager(weight: _Weight, terms: dict[str, Any]) -> None:
@@ -152,27 +238,15 @@ def add_terms_eager(weight: _Weight, terms: dict[str, Any]) -> None:
     weight.total.value.add_(torch.where(finite, flat, 0.0))
 
 
-def drain_weight(weight: _Weight) -> tuple[dict[str, np.ndarray], int]:
-    """`weight`'s sums in float64 and its read count, read on the host; then zero them.
+def drain_eager(weight: _Weight) -> tuple[dict[str, np.ndarray], int]:
+    """`weight`'s float64 sums and read count (eager PyTorch backend); then zero them."""
+    flat = np.asarray(keras.ops.convert_to_numpy(weight.total), dtype=np.float64)
+    weight.total.assign(np.zeros(flat.shape, dtype=flat.dtype))
+    return _split_sums(weight, flat)
 
-    Called once per epoch. On JAX the variables are read in one transfer and
-    zeroed from one batched `device_put`: a transfer per variable costs
-    about 0.1 ms there, a measurable share of a short fit's epoch.
-    """
-    variables = [v for v in (weight.total, weight.compensation) if v is not None]
-    zeros = [np.zeros(variable.shape, dtype=variable.dtype) for variable in variables]
-    if keras.backend.backend() == "jax":
-        import jax  # only on the JAX backend
 
-        values = jax.device_get([variable.value for variable in variables])
-        zeros = jax.device_put(zeros)
-    else:
-        values = [keras.ops.convert_to_numpy(variable) for variable in variables]
-    for variable, zero in zip(variables, zeros, strict=True):
-        variable.assign(zero)
-    flat = np.asarray(values[0], dtype=np.float64)
-    if len(values) > 1:
-        flat = flat - np.asarray(values[1], dtype=np.float64)
+def _split_sums(weight: _Weight, flat: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+    """`weight`'s columns as its terms' sums and its read count."""
     sums, start = {}, 0
     for key, shape in weight.layout:
         size = int(np.prod(shape))

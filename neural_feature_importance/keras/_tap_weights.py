@@ -54,10 +54,12 @@ class _Weight:
     # The mode's terms, in the order they are laid out in `total`: (key, shape).
     layout: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     # The sums of every term, flattened one after the other, then the count of
-    # reads added: one vector, so a read is one masked add (keras/_tap_state.py).
+    # reads added: `size` numbers, so a read is one masked add (keras/_tap_state.py).
+    size: int = 0
+    # Compiled steps: where they start in the tap's one state variable.
+    offset: int = 0
+    # The eager PyTorch backend: this weight's own float64 vector of them.
     total: Any = None
-    # Its Kahan compensation (compiled steps; the eager float64 sum needs none).
-    compensation: Any = None
     # The eager backend's constant 1 (float32, shape (1,)) that each read adds to the count.
     one: Any = None
 

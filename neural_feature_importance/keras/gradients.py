@@ -62,23 +62,24 @@ from neural_feature_importance.keras._sparse import (
 from neural_feature_importance.keras._tap_state import (
     EAGER_SUM_DTYPE,
     KERAS_STEP_OPS,
+    PHASE,
     KerasStepOps,
     accumulated_copy,
-    add_terms_compiled,
     add_terms_eager,
+    advance_compiled_state,
     applied_gradient,
-    compiled_variables,
-    drain_weight,
+    compiled_steps,
+    drain_compiled_state,
+    drain_eager,
     eager_step_ops,
+    layout_compiled_state,
+    read_increments,
     reads_between,
+    set_compiled_steps,
 )
 from neural_feature_importance.keras._tap_weights import VariableGroup, _Slot, _Weight
 
 __all__ = ["GradientTapOptimizer", "KerasStepOps", "VariableGroup", "find_taps", "unlink_tap"]
-
-
-def _nothing() -> None:
-    """The branch of a step that is not read."""
 
 
 class GradientTapOptimizer(keras.optimizers.Optimizer):
@@ -102,12 +103,12 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
 
     Notes
     -----
-    The sums are float32 Keras variables with Kahan's compensation in a
-    compiled step, float64 ones on the eager PyTorch backend
+    In a compiled step the sums, their Kahan compensation and the step count
+    are one float32 Keras variable; on the eager PyTorch backend the sums are
+    float64 variables and the step count a host integer
     (`keras/_tap_state.py`): either way an epoch of many thousands of steps
     keeps a float64 sum's precision. [`drain()`][drain] returns them in float64
-    and zeroes them. The step count is an int32 variable in a compiled step,
-    a host integer on the eager PyTorch backend.
+    and zeroes them.
 
     Examples
     --------
@@ -162,7 +163,9 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         # (keras/_tap_state.py); compiled steps count them in a device variable.
         self._eager = keras.backend.backend() == "torch"
         self._step_ops: StepOps = eager_step_ops() if self._eager else KERAS_STEP_OPS
-        self._steps_variable: Any = None
+        # Compiled steps: one (2, width) float32 variable holds every sum, its
+        # compensation, the count of applied updates and the read phase.
+        self._state: Any = None
         self._host_steps = 0
         # The wrapped optimizer's iteration count, mirrored on the host under
         # gradient accumulation (eager only; read once, when the step count is set).
@@ -199,15 +202,13 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
                 )
         for weight in self._tracked_weights:
             weight.layout = list(self._term_shapes(weight).items())
-            size = sum(int(np.prod(shape)) for _, shape in weight.layout) + 1
-            dtype = EAGER_SUM_DTYPE if self._eager else "float32"
-            weight.total = self.add_variable((size,), dtype=dtype, name="sums")
-            if not self._eager:
-                weight.compensation = self.add_variable((size,), dtype=dtype, name="compensation")
+            weight.size = sum(int(np.prod(shape)) for _, shape in weight.layout) + 1
             if self._eager:
+                weight.total = self.add_variable((weight.size,), dtype=EAGER_SUM_DTYPE, name="sums")
                 weight.one = keras.ops.ones((1,), dtype="float32")
         if not self._eager:
-            self._steps_variable = self.add_variable((), dtype="int32", name="applied_updates")
+            width = layout_compiled_state(self._tracked_weights)
+            self._state = self.add_variable((2, width), dtype="float32", name="sums")
 
     @staticmethod
     def _term_shapes(weight: _Weight) -> dict[str, tuple[int, ...]]:
@@ -218,7 +219,12 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self) -> list[Any]:
-        return self._variables + list(self.inner_optimizer.variables)
+        # The base class's own iteration count and learning rate are never used
+        # (both are the wrapped optimizer's): left out, they are not carried in
+        # a compiled step's state (each variable costs JAX's jit a buffer).
+        unused = (self._iterations, self._learning_rate)
+        own = [v for v in self._variables if not any(v is u for u in unused)]
+        return own + list(self.inner_optimizer.variables)
 
     @property
     def learning_rate(self) -> Any:
@@ -316,32 +322,34 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
     def _apply_compiled(
         self, grads: Sequence[Any], trainable_variables: Any, variables: Sequence[Any]
     ) -> None:
-        """TensorFlow and JAX: the read decided on the device, its work behind a `cond`."""
+        """TensorFlow and JAX: the read decided on the device, its terms behind a `cond`.
+
+        The tap's whole state is one variable (every sum and its
+        compensation, the count of applied updates, the read phase), read
+        once and assigned once per step: in JAX's `jit` each variable is a
+        buffer carried in and out of the step, about 1.5 µs each on a CPU.
+        The `cond` returns the read's increments (zeros on other steps) and
+        assigns nothing, so the step is the same on both backends.
+        """
         inputs = self._read_inputs(grads, variables)
         applied = self._is_update_step()
         self.inner_optimizer.apply(grads, trainable_variables)
-        # Keras variables are read through .value: JAX refuses them inside jit. On
-        # TensorFlow .value is the live variable: `read` is formed before the count moves.
-        steps = self._steps_variable.value
-        every_step = self.gradient_every == 1 and applied is True
-        read = None if every_step else keras.ops.equal(keras.ops.mod(steps, self.gradient_every), 0)
-        if applied is True:
-            self._steps_variable.assign_add(1)
-        else:
-            read = keras.ops.logical_and(applied, read)
-            self._steps_variable.assign(keras.ops.where(applied, steps + 1, steps))
-        if read is None:
+        # Keras variables are read through .value: JAX refuses them inside jit.
+        state = self._state.value
+        if self.gradient_every == 1 and applied is True:
             # Every step is read: no cond (and no branch for the compiler to keep).
-            self._assign_state(self._read_values(inputs))
-            return
-        if keras.backend.backend() == "jax":
-            # Inside jit's stateless scope a branch may not assign: it returns the values.
-            current = [variable.value for variable in compiled_variables(self._tracked_weights)]
-            new = keras.ops.cond(read, lambda: self._read_values(inputs), lambda: current)
-            self._assign_state(new)
+            increments = self._read_increments(inputs)
         else:
-            # TensorFlow graphs run the assignments in the taken branch only.
-            keras.ops.cond(read, lambda: self._assign_state(self._read_values(inputs)), _nothing)
+            read = keras.ops.equal(state[0, PHASE], 0.0)
+            if applied is not True:
+                read = keras.ops.logical_and(applied, read)
+            width = sum(weight.size for weight in self._tracked_weights)
+            increments = keras.ops.cond(
+                read,
+                lambda: self._read_increments(inputs),
+                lambda: keras.ops.zeros((width,), dtype="float32"),
+            )
+        self._state.assign(advance_compiled_state(state, increments, applied, self.gradient_every))
 
     def _apply_eager(
         self, grads: Sequence[Any], trainable_variables: Any, variables: Sequence[Any]
@@ -406,10 +414,6 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             return True
         return keras.ops.equal(keras.ops.mod(inner._iterations.value + 1, steps), 0)
 
-    def _assign_state(self, values: Sequence[Any]) -> None:
-        for variable, value in zip(compiled_variables(self._tracked_weights), values, strict=True):
-            variable.assign(value)
-
     def _weight_terms(
         self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]
     ) -> list[tuple[_Weight, dict[str, Any]]]:
@@ -438,12 +442,10 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             out.append((tracked, self._step_terms(tracked.mode, gradient, weights, before)))
         return out
 
-    def _read_values(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> list[Any]:
-        """The state after reading this step (compiled): Kahan-added terms where finite."""
-        values = []
-        for weight, terms in self._weight_terms(inputs):
-            values += add_terms_compiled(weight, terms)
-        return values
+    def _read_increments(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> Any:
+        """The increments of every weight's columns by one read (compiled), 0 where not finite."""
+        pieces = [read_increments(weight, terms) for weight, terms in self._weight_terms(inputs)]
+        return pieces[0] if len(pieces) == 1 else keras.ops.concatenate(pieces)
 
     # ------------------------------------------------------------------ host
     @property
@@ -451,9 +453,9 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         """Applied updates seen so far (decides which are read)."""
         if self._eager:
             return self._host_steps
-        if self._steps_variable is None:
+        if self._state is None:
             return 0
-        return int(keras.ops.convert_to_numpy(self._steps_variable))
+        return compiled_steps(self._state)
 
     @steps.setter
     def steps(self, value: int) -> None:
@@ -466,7 +468,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             self._host_steps = int(value)
             self._sync_iterations()
         else:
-            self._steps_variable.assign(int(value))
+            set_compiled_steps(self._state, int(value), self.gradient_every)
 
     def drain(self) -> dict[str, tuple[dict[str, np.ndarray], int, int]]:
         """Return each tracked weight's sums and counts since the last drain, and zero them.
@@ -477,18 +479,21 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         terms were not finite (those the step count says were read, less
         those added).
         """
-        steps = self.steps
+        if not self.built:
+            return {}
+        if self._eager:
+            steps = self._host_steps
+            drained = [drain_eager(tracked) for tracked in self._tracked_weights]
+        else:
+            drained, steps = drain_compiled_state(self._state, self._tracked_weights)
         attempted = self._reads_before + reads_between(
             self._counted_from, steps, self.gradient_every
         )
         self._reads_before, self._counted_from = 0, steps
-        result = {}
-        for tracked in self._tracked_weights:
-            if tracked.total is None:
-                continue
-            sums, n_read = drain_weight(tracked)
-            result[tracked.name] = (sums, n_read, attempted - n_read)
-        return result
+        return {
+            tracked.name: (sums, n_read, attempted - n_read)
+            for tracked, (sums, n_read) in zip(self._tracked_weights, drained, strict=True)
+        }
 
 
 def find_taps(optimizer: Any) -> list[GradientTapOptimizer]:

@@ -226,3 +226,34 @@ def test_the_sparse_embedding_gradient_is_not_densified_on_the_read_path(monkeyp
         densified.clear()
         optimizer.apply(grads, model.trainable_variables)
         assert densified == ([] if by_rows else [(50, 4)])
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="the eager PyTorch backend counts steps on the host")
+def test_a_compiled_tap_carries_one_variable_of_its_own_in_the_train_step():
+    # JAX's jit carries every optimizer variable in and out of the step: the
+    # tap adds one (its sums, compensation, step count and read phase), not
+    # the base optimizer's unused iteration count and learning rate.
+    kernel, tap = _tap(SteadyTaylorMode, every=4)
+    inner = {id(v) for v in tap.inner_optimizer.variables}
+    own = [v for v in tap.variables if id(v) not in inner]
+    assert len(own) == 1
+    # Two terms per feature and the read count, then the step count and phase; and compensation.
+    assert tuple(own[0].shape) == (2, 2 * SHAPE[0] + 1 + 2)
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="the eager PyTorch backend counts steps on the host")
+def test_the_step_count_and_read_phase_stay_exact_beyond_float32_integers():
+    # 2**24 + 1 is not a float32: the count is kept as a Kahan pair, and
+    # the read phase (count modulo gradient_every) as an exact small integer.
+    kernel, tap = _tap(TaylorMode, every=3, learning_rate=0.0)
+    start = 2**24 + 1
+    tap.steps = start
+    assert tap.steps == start
+    rng = np.random.default_rng(5)
+    for _ in range(7):
+        _step(tap, kernel, rng.normal(size=SHAPE).astype("float32"))
+    assert tap.steps == start + 7
+    _, n_read, n_skipped = tap.drain()["kernel"]
+    # Steps start ... start + 6 are read where divisible by 3.
+    assert (n_read, n_skipped) == (sum((start + i) % 3 == 0 for i in range(7)), 0)
+    assert tap.steps == start + 7  # a drain keeps the count
