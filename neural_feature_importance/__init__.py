@@ -6,7 +6,8 @@ is important (de Sá, *Variance-based Feature Importance in Neural Networks*,
 Discovery Science 2019). The cost is a few elementwise operations per epoch.
 
 Importing this package imports no deep-learning framework: the Keras names load
-Keras, and the PyTorch names load torch, the first time they are used.
+Keras, and the PyTorch names load torch (`VarianceImportanceSkorch` also skorch),
+the first time they are used.
 
 ```pycon
 >>> from neural_feature_importance import VarianceImportanceTorch
@@ -40,6 +41,7 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a sourc
 
 _KERAS = "neural_feature_importance.keras"
 _TORCH = "neural_feature_importance.torch"
+_INTEGRATIONS = "neural_feature_importance.integrations"
 _LAZY = {
     "VarianceImportanceKeras": _KERAS,
     "ConvVarianceImportanceKeras": _KERAS,
@@ -50,6 +52,8 @@ _LAZY = {
     "EmbeddingVarianceImportanceTorch": _TORCH,
     "VarianceImportanceLightning": _TORCH,
     "VarianceImportanceTransformers": _TORCH,
+    "VarianceImportanceSkorch": f"{_INTEGRATIONS}.skorch",
+    "importance_getter": f"{_INTEGRATIONS}.sklearn",
 }
 __getattr__, _lazy_dir = lazy_exports(__name__, _LAZY)
 

@@ -22,6 +22,8 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "mlxtend": ("mlxtend", "experiments"),
     "matplotlib": ("matplotlib", "plot"),
     "pandas": ("pandas", "experiments"),
+    "skorch": ("skorch", "skorch"),
+    "scikeras": ("scikeras", "scikeras"),
 }
 
 

@@ -1,7 +1,7 @@
 """The contract every adapter keeps: one planted problem, one results surface, one end.
 
-A PyTorch loop, the Lightning callback, the Hugging Face ``Trainer`` callback
-and the Keras callbacks each hold a core tracker. Trained on the same planted
+A PyTorch loop, the Lightning callback, the Hugging Face ``Trainer`` callback,
+the skorch callback and the Keras callbacks each hold a core tracker. Trained on the same planted
 problem with the recommended mode, each must offer the same learned
 attributes under the same names, find the planted features, log its
 importances exactly once, and leave nothing behind on the model. The torch

@@ -64,6 +64,26 @@ def test_missing_framework_gives_install_hint():
     assert "pip install 'neural-feature-importance[torch]'" in out
 
 
+def test_importance_getter_loads_no_framework_and_skorch_names_its_extra():
+    out = _run(
+        """
+        import sys
+        from neural_feature_importance import importance_getter
+        frameworks = ("torch", "tensorflow", "keras", "jax", "lightning", "skorch", "sklearn")
+        print(sorted(m for m in frameworks if m in sys.modules))
+        sys.modules["skorch"] = None  # simulate skorch not installed
+        try:
+            from neural_feature_importance import VarianceImportanceSkorch
+        except ModuleNotFoundError as error:
+            print(error)
+        """
+    )
+    loaded, error = out.splitlines()
+    assert loaded == "[]"
+    assert "VarianceImportanceSkorch needs skorch" in error
+    assert error.endswith("pip install 'neural-feature-importance[skorch]'")
+
+
 def test_public_names_and_version():
     assert nfi.__version__ == metadata.version("neural-feature-importance")
     for name in (
@@ -75,6 +95,8 @@ def test_public_names_and_version():
         "EmbeddingVarianceImportanceTorch",
         "MetricThreshold",
         "VarianceImportanceBase",
+        "VarianceImportanceSkorch",
+        "importance_getter",
         "__version__",
     ):
         assert name in nfi.__all__

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from neural_feature_importance.core.columns import FeatureColumns, ResolvedColumns
-from neural_feature_importance.core.errors import NotFittedError
+from neural_feature_importance.core.errors import NotFittedError, never_trained
 from neural_feature_importance.core.modes import ViannMode
 from neural_feature_importance.core.result import FeatureImportances
 from neural_feature_importance.core.scoring import Normalize, normalize_scores, top_features
@@ -103,7 +103,7 @@ class TrackerResults:
         if self.combined is not None:
             return self._columns_and_raw()[0].names.copy()
         if self.statistics.view is None:
-            raise NotFittedError(
+            raise never_trained(
                 f"{type(self).__name__} does not know its layer yet; feature_names_in_ "
                 "exists once tracking has started (the first snapshot or on_train_begin())."
             )

@@ -17,6 +17,25 @@ class NotFittedError(ValueError, AttributeError):
     """
 
 
+CLONED_CALLBACK_HINT = (
+    "If it was passed as a callback to an estimator that scikit-learn cloned "
+    "(GridSearchCV, SelectFromModel, RFE, cross_validate), this instance never trained: the "
+    "fitted copy is in the fitted estimator's callbacks (skorch: `net.callbacks_`; scikeras: "
+    "`estimator.callbacks`), e.g. of `search.best_estimator_` or `selector.estimator_`, and "
+    "`neural_feature_importance.importance_getter(fitted_estimator)` reads its importances."
+)
+"""What `never_trained()` adds to the message of a tracker that never saw training."""
+
+
+def never_trained(message: str) -> NotFittedError:
+    """A `NotFittedError` for a tracker that never saw training: `message`, then where a clone is.
+
+    A callback handed to a scikit-learn meta-estimator is cloned (deep-copied) before it is
+    fitted, so the instance the user holds stays empty; the message says where the fitted copy is.
+    """
+    return NotFittedError(f"{message} {CLONED_CALLBACK_HINT}")
+
+
 class NonFiniteWeightsError(FloatingPointError, ValueError):
     """A weight snapshot contained NaN or Inf (the training run diverged)."""
 

@@ -31,6 +31,7 @@ from neural_feature_importance.core.errors import (
     NonFiniteWeightsError,
     NoSignalError,
     NotFittedError,
+    never_trained,
 )
 from neural_feature_importance.core.modes import ScoringMode, get_mode
 from neural_feature_importance.core.options import FiniteCheck
@@ -266,7 +267,7 @@ class LayerStatistics:
     def require_fitted(self) -> None:
         """Raise [`NotFittedError`][] or [`NonFiniteWeightsError`][] unless scores exist."""
         if self.mode is None:
-            raise NotFittedError(
+            raise never_trained(
                 f"{self.owner} has 0 weight snapshot(s); a variance needs at least 2. Call "
                 "update()/on_epoch_end() after each epoch and train before reading importances."
                 if self.scoring == "viann"

@@ -1,4 +1,4 @@
-"""The adapter contract (``tests/adapter_contract.py``) for a PyTorch loop, Lightning and HF."""
+"""The adapter contract (``tests/adapter_contract.py``): a PyTorch loop, Lightning, HF, skorch."""
 
 import logging
 
@@ -180,11 +180,42 @@ def test_hugging_face_trainer(tmp_path, caplog):
     _check_end(model, caplog, callback, tmp_path, lambda: _loaded_torch(model))
 
 
+def _run_skorch(tmp_path, caplog):
+    pytest.importorskip("skorch")
+    from skorch import NeuralNetRegressor
+
+    from neural_feature_importance import VarianceImportanceSkorch
+
+    model = _model()
+    x, y = _planted()
+    callback = VarianceImportanceSkorch(**OPTIONS)
+    net = NeuralNetRegressor(
+        model,
+        criterion=nn.MSELoss,
+        optimizer=torch.optim.SGD,
+        lr=LR,
+        max_epochs=EPOCHS,
+        batch_size=BATCH,
+        train_split=None,
+        verbose=0,
+        callbacks=[callback],
+    )
+    with caplog.at_level(logging.INFO, logger="neural_feature_importance"):
+        net.fit(x, y)
+    np.testing.assert_array_equal(net.feature_importances_, callback.feature_importances_)
+    return model, callback
+
+
+def test_skorch(tmp_path, caplog):
+    model, callback = _run_skorch(tmp_path, caplog)
+    _check_end(model, caplog, callback, tmp_path, lambda: _loaded_torch(model))
+
+
 def test_the_torch_adapters_agree(tmp_path, caplog):
-    """Same data in the same order, same SGD steps: the loop, Lightning and the Trainer agree."""
+    """Same data in the same order, same SGD steps: the loop and the callbacks agree."""
     scores = [
         run(tmp_path / run.__name__, caplog)[1].raw_importances_
-        for run in (_run_loop, _run_lightning, _run_hugging_face)
+        for run in (_run_loop, _run_lightning, _run_hugging_face, _run_skorch)
     ]
     assert np.ptp(scores[0]) > 0
     for other in scores[1:]:
