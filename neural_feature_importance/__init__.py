@@ -13,6 +13,10 @@ the first time they are used.
 >>> from neural_feature_importance import VarianceImportanceTorch
 >>> from neural_feature_importance import VarianceImportanceKeras
 ```
+
+`columns_from(preprocessor)` gives the trackers one score per original column of
+a table that a fitted scikit-learn `ColumnTransformer`, a Keras `FeatureSpace` or
+an embedding layer turned into the model's input; it imports neither library.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from neural_feature_importance.core import (
     StateDictError,
     VarianceImportanceBase,
 )
+from neural_feature_importance.integrations.columns import columns_from
 
 __version__: str
 """The installed distribution's version (from its metadata)."""
@@ -68,6 +73,7 @@ __all__ = [
     "StateDictError",
     "VarianceImportanceBase",
     "__version__",
+    "columns_from",
     *_LAZY,
 ]
 

@@ -28,13 +28,42 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 Member = int | str
 """A group member: an input's index, or its name from `feature_names`."""
+
+
+class InputNames(list[str]):
+    """Names of a tracked layer's inputs that remember where they came from.
+
+    A plain list of str (pass it wherever `feature_names=` is taken) with a
+    `source`: a description of what produced the names, such as
+    `"columns_from(ColumnTransformer)"`. When the tracked layer has another
+    number of inputs, the error names that source beside the layer, so a
+    preprocessor that does not feed the tracked layer is told apart from a
+    typo in a hand-written list.
+
+    Parameters
+    ----------
+    names : iterable of str
+        One name per tracked input.
+    source : str
+        What described these inputs, as the subject of a sentence.
+
+    Examples
+    --------
+    >>> names = InputNames(["age", "colour_red", "colour_blue"], source="my_encoder")
+    >>> names, names.source
+    (['age', 'colour_red', 'colour_blue'], 'my_encoder')
+    """
+
+    def __init__(self, names: Iterable[str] = (), source: str = "feature_names") -> None:
+        super().__init__(names)
+        self.source = source
 
 
 def default_feature_names(n_inputs: int) -> np.ndarray:
@@ -85,7 +114,9 @@ class FeatureColumns:
     ----------
     feature_names : sequence of str, optional
         One name per tracked input (default `x0, x1, ...`). Names must be
-        unique.
+        unique. An [`InputNames`][] (what `columns_from()` returns) also
+        says what produced them, and a count that does not fit the layer is
+        reported against that source.
     groups : mapping of str to sequence of (int or str), optional
         Column name -> the tracked inputs that encode it: indices, or names
         from `feature_names`. Groups may not overlap, and a group's name may
@@ -106,6 +137,8 @@ class FeatureColumns:
     ) -> None:
         self.feature_names = self._check_names(feature_names)
         self.groups = self._check_groups(groups)
+        # What produced the names (columns_from() says which preprocessor), for messages.
+        self.source: str | None = getattr(feature_names, "source", None)
 
     @staticmethod
     def _check_names(feature_names: Sequence[str] | None) -> np.ndarray | None:
@@ -189,6 +222,12 @@ class FeatureColumns:
         """
         where = f"layer {layer!r}" if layer else "the tracked layer"
         if self.feature_names is not None and self.feature_names.size != n_inputs:
+            if self.source is not None:
+                raise ValueError(
+                    f"{self.source} describes {self.feature_names.size} inputs; {where} reads "
+                    f"{n_inputs}. Track the layer that reads the preprocessor's output "
+                    "(layer=...), and describe the preprocessor the model's data went through."
+                )
             raise ValueError(
                 f"feature_names has {self.feature_names.size} names, but {where} has "
                 f"{n_inputs} inputs; pass one name per input."

@@ -233,7 +233,7 @@ def test_a_compiled_tap_carries_one_variable_of_its_own_in_the_train_step():
     # JAX's jit carries every optimizer variable in and out of the step: the
     # tap adds one (its sums, compensation, step count and read phase), not
     # the base optimizer's unused iteration count and learning rate.
-    kernel, tap = _tap(SteadyTaylorMode, every=4)
+    _, tap = _tap(SteadyTaylorMode, every=4)
     inner = {id(v) for v in tap.inner_optimizer.variables}
     own = [v for v in tap.variables if id(v) not in inner]
     assert len(own) == 1
