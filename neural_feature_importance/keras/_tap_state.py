@@ -51,16 +51,18 @@ __all__ = [
     "STEPS",
     "accumulated_copy",
     "add_terms_eager",
-    "advance_compiled_state",
     "applied_gradient",
     "compiled_steps",
+    "count_step_only",
     "drain_compiled_state",
     "drain_eager",
     "eager_step_ops",
+    "kahan_add",
     "layout_compiled_state",
     "read_increments",
     "reads_between",
     "set_compiled_steps",
+    "step_increments",
 ]
 
 EAGER_SUM_DTYPE = "float64"
@@ -162,31 +164,44 @@ def read_increments(weight: _Weight, terms: dict[str, Any]) -> Any:
     return keras.ops.where(finite, flat, 0.0)
 
 
-def advance_compiled_state(state: Any, increments: Any, applied: Any, gradient_every: int) -> Any:
-    """The compiled state after one train step: Kahan-added increments, the step counted.
+def step_increments(state: Any, applied: Any, gradient_every: int) -> Any:
+    """The increments of the state's last two columns: the update counted, the phase moved.
 
-    `state` is `(2, width)`: the sums, then their Kahan compensation (so that
-    an epoch of many thousands of float32 reads keeps a float64 sum's
-    precision; JAX has no float64 without `jax_enable_x64`). `increments`
-    are the read columns' (zeros on a step that is not read); `applied` is
-    `True` or a boolean tensor (an update under gradient accumulation).
-    The count of applied updates is Kahan-added like the sums, and the phase
-    moves on by an exact small integer, so its compensation stays 0.
+    `applied` is `True` or a boolean tensor (an update under gradient
+    accumulation). The phase (applied updates modulo `gradient_every`) moves
+    by an exact small integer, so its Kahan compensation stays 0.
     """
-    total, compensation = state[0], state[1]
-    phase = total[PHASE]
+    phase = state[0, PHASE]
     after = phase + 1.0
     after = keras.ops.where(after >= gradient_every, 0.0, after)
     if applied is True:
-        counted = keras.ops.ones((1,), dtype="float32")
-        moved = keras.ops.reshape(after - phase, (1,))
-    else:
-        counted = keras.ops.reshape(keras.ops.cast(applied, "float32"), (1,))
-        moved = keras.ops.reshape(keras.ops.where(applied, after - phase, 0.0), (1,))
-    step = keras.ops.concatenate([increments, counted, moved])
-    corrected = step - compensation
+        return keras.ops.stack([keras.ops.ones((), dtype="float32"), after - phase])
+    counted = keras.ops.cast(applied, "float32")
+    return keras.ops.stack([counted, keras.ops.where(applied, after - phase, 0.0)])
+
+
+def kahan_add(state: Any, increments: Any) -> Any:
+    """`state` (`(2, n)`: sums, then their Kahan compensation) after adding `increments`.
+
+    The compensation keeps an epoch of many thousands of float32 reads at a
+    float64 sum's precision (JAX has no float64 without `jax_enable_x64`);
+    an increment of 0 (a masked read) is a valid Kahan step.
+    """
+    total, compensation = state[0], state[1]
+    corrected = increments - compensation
     new_total = total + corrected
     return keras.ops.stack([new_total, (new_total - total) - corrected])
+
+
+def count_step_only(state: Any, steps: Any) -> Any:
+    """`state` with only its last two columns (step count, phase) advanced by `steps`.
+
+    A step that is not read leaves the sums as they are: on a wide state
+    (an embedding table's one term per row) a Kahan pass over every column
+    at every step would cost more than the reads.
+    """
+    tail = kahan_add(state[:, STEPS:], steps)
+    return keras.ops.concatenate([state[:, :STEPS], tail], axis=1)
 
 
 def drain_compiled_state(

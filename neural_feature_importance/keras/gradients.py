@@ -66,16 +66,18 @@ from neural_feature_importance.keras._tap_state import (
     KerasStepOps,
     accumulated_copy,
     add_terms_eager,
-    advance_compiled_state,
     applied_gradient,
     compiled_steps,
+    count_step_only,
     drain_compiled_state,
     drain_eager,
     eager_step_ops,
+    kahan_add,
     layout_compiled_state,
     read_increments,
     reads_between,
     set_compiled_steps,
+    step_increments,
 )
 from neural_feature_importance.keras._tap_weights import VariableGroup, _Slot, _Weight
 
@@ -328,28 +330,28 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         compensation, the count of applied updates, the read phase), read
         once and assigned once per step: in JAX's `jit` each variable is a
         buffer carried in and out of the step, about 1.5 µs each on a CPU.
-        The `cond` returns the read's increments (zeros on other steps) and
-        assigns nothing, so the step is the same on both backends.
+        The `cond` returns the new state and assigns nothing, so the step is
+        the same on both backends; a step that is not read advances the step
+        count and phase alone.
         """
         inputs = self._read_inputs(grads, variables)
         applied = self._is_update_step()
         self.inner_optimizer.apply(grads, trainable_variables)
         # Keras variables are read through .value: JAX refuses them inside jit.
         state = self._state.value
+        steps = step_increments(state, applied, self.gradient_every)
+
+        def read() -> Any:
+            return kahan_add(state, keras.ops.concatenate([self._read_increments(inputs), steps]))
+
         if self.gradient_every == 1 and applied is True:
             # Every step is read: no cond (and no branch for the compiler to keep).
-            increments = self._read_increments(inputs)
-        else:
-            read = keras.ops.equal(state[0, PHASE], 0.0)
-            if applied is not True:
-                read = keras.ops.logical_and(applied, read)
-            width = sum(weight.size for weight in self._tracked_weights)
-            increments = keras.ops.cond(
-                read,
-                lambda: self._read_increments(inputs),
-                lambda: keras.ops.zeros((width,), dtype="float32"),
-            )
-        self._state.assign(advance_compiled_state(state, increments, applied, self.gradient_every))
+            self._state.assign(read())
+            return
+        is_read = keras.ops.equal(state[0, PHASE], 0.0)
+        if applied is not True:
+            is_read = keras.ops.logical_and(applied, is_read)
+        self._state.assign(keras.ops.cond(is_read, read, lambda: count_step_only(state, steps)))
 
     def _apply_eager(
         self, grads: Sequence[Any], trainable_variables: Any, variables: Sequence[Any]
