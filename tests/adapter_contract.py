@@ -29,6 +29,7 @@ SURFACE = (
     "n_gradient_steps_",
     "skipped_gradient_steps_",
     "history_",
+    "importances_at",
     "layers_",
     "save_state",
     "load_state",
@@ -69,12 +70,17 @@ def check_surface(adapter, tmp_path, fresh):
     assert adapter.n_gradient_steps_ >= 2 and adapter.skipped_gradient_steps_ == 0
     assert adapter.n_updates_ == EPOCHS
     assert adapter.history_.shape == (EPOCHS, N_FEATURES)
+    # record_history=True also keeps every epoch's importances; the last is the result.
+    assert adapter.epoch_importances_.shape == (EPOCHS, N_FEATURES)
+    np.testing.assert_allclose(adapter.epoch_importances_[-1], scores, atol=1e-12)
+    np.testing.assert_array_equal(adapter.importances_at(EPOCHS - 1).importances, scores)
     assert adapter.layers_ is None
     path = tmp_path / "state.safetensors"
     adapter.save_state(path)
     restored = fresh()
     restored.load_state(path)
     np.testing.assert_allclose(restored.raw_importances_, adapter.raw_importances_, rtol=1e-12)
+    np.testing.assert_array_equal(restored.epoch_importances_, adapter.epoch_importances_)
     return scores
 
 

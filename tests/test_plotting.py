@@ -11,7 +11,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from neural_feature_importance import plotting  # noqa: E402
+from neural_feature_importance import NotFittedError, plotting  # noqa: E402
 from neural_feature_importance.plotting import (  # noqa: E402
     HIGHLIGHT_COLOR,
     IMPORTANCE_COLOR,
@@ -225,3 +225,50 @@ def test_importing_the_package_does_not_import_plotting():
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert set(plotting.__all__) >= {"plot_importances", "plot_conv_filters", "plot_top_tokens"}
+
+
+def _tracker_with_epochs():
+    from neural_feature_importance.core import VarianceImportanceBase
+
+    rng = np.random.default_rng(0)
+    tracker = VarianceImportanceBase(record_history=True, feature_names=["a", "b", "c", "d"])
+    weights = rng.normal(size=(4, 3))
+    tracker.start(weights)
+    for epoch in range(5):
+        # "b" moves most at first, "c" overtakes it from epoch 2 on.
+        weights = weights + np.array([0.05, 1.0, 0.3 * epoch**2, 0.0])[:, None]
+        weights = weights + 0.01 * rng.normal(size=weights.shape)
+        tracker.update(weights)
+        tracker.end_epoch()
+    return tracker
+
+
+def test_trajectory_draws_each_columns_per_epoch_importances():
+    tracker = _tracker_with_epochs()
+    history = tracker.epoch_importances_
+    fig = plotting.plot_importance_trajectory(tracker, top_k=2, mark_epoch=3)
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_label() in {"a", "b", "c", "d"}]
+    # The two that rank highest at the last epoch, highest first.
+    assert [line.get_label() for line in lines] == ["c", "b"]
+    for line in lines:
+        column = ["a", "b", "c", "d"].index(line.get_label())
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(5))
+        np.testing.assert_array_equal(line.get_ydata(), history[:, column])  # NaN at epoch 0
+    assert np.isnan(lines[0].get_ydata()[0])
+    assert [line.get_label() for line in ax.get_lines()][-1] == "epoch 3"
+    assert ax.get_title() == "Importance per epoch (top 2 at epoch 4 of 4 columns)"
+    chosen = plotting.plot_importance_trajectory(history, ["a", "b", "c", "d"], columns=["a", 3])
+    assert [line.get_label() for line in chosen.axes[0].get_lines()] == ["a", "d"]
+    np.testing.assert_array_equal(chosen.axes[0].get_lines()[1].get_ydata(), history[:, 3])
+
+
+def test_trajectory_needs_per_epoch_importances():
+    from neural_feature_importance.core import VarianceImportanceBase
+
+    with pytest.raises(ValueError, match=r"name no column"):
+        plotting.plot_importance_trajectory(np.ones((3, 2)), columns=["z"])
+    with pytest.raises(ValueError, match="log_importances= or record_history=True"):
+        plotting.plot_importance_trajectory(np.ones(3))
+    with pytest.raises(NotFittedError, match="record_history=True"):
+        plotting.plot_importance_trajectory(VarianceImportanceBase())

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from neural_feature_importance.core import state as state_schema
 from neural_feature_importance.core.combined import CombinedStatistics
 from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.logs import EpochImportances
 from neural_feature_importance.core.serialization import load_state, save_state
 from neural_feature_importance.core.sharding import WeightShard
 from neural_feature_importance.core.views import Kind, Layout
@@ -35,6 +36,7 @@ class TrackerState:
     ops: ArrayOps
     statistics: LayerStatistics
     combined: CombinedStatistics | None
+    epochs: EpochImportances
     _feature_columns: FeatureColumns
     _columns: ResolvedColumns | None
 
@@ -58,11 +60,18 @@ class TrackerState:
         statistics are combined with Chan et al.'s formula. The last weights
         are taken from `other` (the later stream).
 
+        Per-epoch importances (`epoch_importances_`) are dropped: each described
+        one stream's statistics, not the merged ones.
+
         Raises
         ------
         ValueError
             If the two trackers track different weights, layers or scoring modes.
         """
+        self._merge_statistics(other)
+        self.epochs.clear()
+
+    def _merge_statistics(self, other: TrackerState) -> None:
         if self.combined is None and other.combined is None:
             self.statistics.merge(other.statistics)
             return
@@ -92,8 +101,26 @@ class TrackerState:
         and any state saves with [`save_state()`][save_state].
         """
         if self.combined is not None:
-            return self.combined.state_dict(self.kind, self.layout)
-        return self.statistics.state_dict()
+            state = self.combined.state_dict(self.kind, self.layout)
+        else:
+            state = self.statistics.state_dict()
+        if len(self.epochs):
+            state["epochs"] = self.epoch_state()
+        return state
+
+    def epoch_state(self) -> dict[str, Any]:
+        """The per-epoch importances' entry of the state (see [`state`][])."""
+        return self.epochs.state_dict(self.ops)
+
+    def load_epoch_state(self, state: dict[str, Any]) -> None:
+        """Restore the per-epoch importances of a state (none if it has none)."""
+        self.epochs = self._loaded_epochs(state)
+
+    def _loaded_epochs(self, state: dict[str, Any]) -> EpochImportances:
+        """The per-epoch importances of `state`, checked, aside from this tracker's."""
+        epochs = EpochImportances(self.epochs.log_importances, self.epochs.asked)
+        epochs.load_state_dict(state.get("epochs"), self.ops)
+        return epochs
 
     def load_state_dict(
         self,
@@ -125,8 +152,10 @@ class TrackerState:
             and what to do.
         """
         state_schema.check_version(state)
+        epochs = self._loaded_epochs(state)
         if "layer_names" in state:
             self._load_layers(state)
+            self.epochs = epochs
             return
         statistics = self._new_statistics(self.kind)
         if self.view is not None:
@@ -140,6 +169,7 @@ class TrackerState:
         self._clear()
         self.statistics = statistics
         self._columns = columns
+        self.epochs = epochs
 
     def _load_layers(self, state: dict[str, Any]) -> None:
         """Restore a state of several input layers (see [`state`][])."""

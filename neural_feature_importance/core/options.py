@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from neural_feature_importance.core.arrays import check_dtype
+from neural_feature_importance.core.logs import check_log_importances
 from neural_feature_importance.core.modes import get_mode
 from neural_feature_importance.core.scoring import check_normalize
 
@@ -96,6 +97,7 @@ OPTION_CHECKS: dict[str, Callable[[Any], object]] = {
     "scoring": check_scoring,
     "update_every": check_update_every,
     "gradient_every": check_gradient_every,
+    "log_importances": check_log_importances,
 }
 """Every option that a tracker of any framework checks, and its check (one table)."""
 

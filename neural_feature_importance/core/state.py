@@ -18,7 +18,11 @@ VIANN's layout is the one version 1.0 wrote, so its checkpoints still load.
 
 Several input layers ([`combined`][]) nest one such state per layer under
 `layers`, with `layer_names` and `layer_kinds` (newline-separated).
-Adapters add their own counters beside these keys (`steps`,
+A tracker that recorded per-epoch importances ([`logs`][]: `log_importances=` or
+`record_history=True`) adds `epochs`: `raw`, the raw score of every column at the
+end of every epoch, `(n_epochs, n_columns)`, NaN where the statistics could not score
+yet, and `logged`, the indices of the columns an int `log_importances` logs (or
+`None`). Adapters add their own counters beside these keys (`steps`,
 `batches_seen`...).
 """
 

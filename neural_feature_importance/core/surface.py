@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from neural_feature_importance.core.columns import Member
+    from neural_feature_importance.core.logs import LogImportances
     from neural_feature_importance.core.options import FiniteCheck
     from neural_feature_importance.core.result import FeatureImportances
     from neural_feature_importance.core.scoring import Normalize
@@ -140,6 +141,23 @@ class HeldTrackerResults:
         """With several input layers: a raw-score tracker of each, by name (else `None`)."""
         return self._fitted_core().layers_
 
+    @property
+    def epoch_importances_(self) -> np.ndarray:
+        """Normalised importance of every column at every epoch's end, `(n_epochs, n_columns)`.
+
+        Recorded with `log_importances` or `record_history=True`; row `e` is epoch
+        `e` (0-based), NaN where there were no importances yet.
+        """
+        return self._fitted_core().epoch_importances_
+
+    def importances_at(self, epoch: int) -> FeatureImportances:
+        """The importances at the end of `epoch` (0-based), equal to a run stopped there.
+
+        Recorded with `log_importances` or `record_history=True`; see
+        [`VarianceImportanceBase.importances_at()`][neural_feature_importance.core.VarianceImportanceBase.importances_at].
+        """
+        return self._fitted_core().importances_at(epoch)
+
     def _conv_result(self, name: str) -> Any:
         core = self._fitted_core()
         if not hasattr(core, name):
@@ -242,6 +260,11 @@ class HeldCore(HeldTrackerResults):
     def record_history(self) -> bool:
         """Whether the raw scores after every snapshot are kept."""
         return self.core.record_history
+
+    @property
+    def log_importances(self) -> LogImportances:
+        """Which columns' importances go to the loggers at each epoch's end (`log_importances=`)."""
+        return self.core.log_importances
 
     @property
     def finite_check(self) -> FiniteCheck:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from neural_feature_importance.core._results import ConvResults, TrackerResults
 from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps
 from neural_feature_importance.core.columns import FeatureColumns, Member, ResolvedColumns
 from neural_feature_importance.core.combined import CombinedStatistics
+from neural_feature_importance.core.logs import EpochImportances, LogImportances
 from neural_feature_importance.core.options import FiniteCheck, check_core_options
 from neural_feature_importance.core.scoring import Normalize, top_features
 from neural_feature_importance.core.sharding import WeightShard
@@ -64,7 +65,8 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
     record_history : bool, default=False
         Keep the raw scores after every update in
         [`history_`][neural_feature_importance.core.VarianceImportanceBase.history_] (one host copy
-        per update; off by default).
+        per update; off by default), and every column's scores at every epoch's end
+        ([`epoch_importances_`][neural_feature_importance.core.VarianceImportanceBase.epoch_importances_]).
     layout : {"keras", "torch"}, default="keras"
         Axis order of the weights passed in (see [`views`][]).
     ops : ArrayOps, default=NUMPY_OPS
@@ -90,6 +92,15 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         one score per group plus one per input no group covers, ordered by
         the first input each covers; a group's raw score is the sum of its
         inputs' raw scores. See [`columns`][].
+    log_importances : bool or int, default=False
+        What
+        [`epoch_logs()`][neural_feature_importance.core.VarianceImportanceBase.epoch_logs]
+        returns at each epoch's end, which the adapters hand to their framework's
+        loggers: `True` every column's normalised importance under
+        `importance/<column>`, an int `k` the `k` columns that rank highest at the first
+        epoch with importances (kept for the run), `False` nothing. Either of the
+        first two also keeps every column's scores at every epoch's end, as
+        `record_history=True` does. See [`logs`][].
 
     Attributes
     ----------
@@ -104,6 +115,10 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
     importances_ : FeatureImportances
         Names, normalised and raw scores together, with `to_frame()` and
         `plot()`.
+    epoch_importances_ : ndarray of shape (n_epochs, n_columns)
+        Normalised scores at every epoch's end (with `log_importances` or
+        `record_history=True`); `importances_at(epoch)` gives one epoch's as an
+        `importances_` result.
     n_updates_ : int
         Number of snapshots in the statistics.
     n_gradient_steps_ : int
@@ -150,10 +165,15 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         scoring: str = "viann",
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
+        log_importances: LogImportances = False,
     ) -> None:
         # Checked here, once, not at the first snapshot: a typo fails on the line that made it.
         checked = check_core_options(
-            normalize=normalize, dtype=dtype, finite_check=finite_check, scoring=scoring
+            normalize=normalize,
+            dtype=dtype,
+            finite_check=finite_check,
+            scoring=scoring,
+            log_importances=log_importances,
         )
         self.normalize = normalize
         self.dtype = str(checked["dtype"])
@@ -165,7 +185,10 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         self.scoring = scoring
         self.feature_names = feature_names
         self.groups = groups
+        self.log_importances: LogImportances = cast(LogImportances, checked["log_importances"])
         self._feature_columns = FeatureColumns(feature_names, groups)
+        self.epochs = EpochImportances(self.log_importances, record_history)
+        """Every column's raw scores at every epoch's end, and the columns logged ([`logs`][])."""
         self._clear()
 
     # ------------------------------------------------------------------ state
@@ -209,6 +232,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
             "scoring": self.scoring,
             "feature_names": self.feature_names,
             "groups": self.groups,
+            "log_importances": self.log_importances,
         }
 
     def with_kind(self, kind: Kind) -> VarianceImportanceBase:
@@ -221,6 +245,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         Use it to track another layer (or another model) with the same tracker.
         """
         self._clear()
+        self.epochs.clear()
 
     @property
     def view(self) -> WeightView | None:
@@ -241,7 +266,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
     def _around(self, stats: LayerStatistics) -> VarianceImportanceBase:
         """A tracker of one layer's statistics (shared, not copied), with raw scores."""
         # Raw scores: a layer's inputs are columns of the combined result, not its own.
-        raw = {"normalize": None, "feature_names": None, "groups": None}
+        raw = {"normalize": None, "feature_names": None, "groups": None, "log_importances": False}
         tracker = CORE_TRACKERS[stats.kind](**(self.options() | raw))
         tracker.statistics = stats
         return tracker
@@ -279,6 +304,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         if check_columns:
             columns = self._feature_columns.resolve(whole.n_features, layer_name)
         self._clear()
+        self.epochs.clear()
         self.statistics.start(weights, layer_name, shard)
         self._columns = columns
         if self.include_initial:
@@ -292,6 +318,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         for name, (_, weight) in weights.items():
             members[name].start(weight, name)
         self.adopt_layers(members)
+        self.epochs.clear()
         if check_columns:
             self.check_columns()
         if self.include_initial:
@@ -299,7 +326,12 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
                 members[name].update(weight)
 
     def adopt_layers(self, members: Mapping[str, LayerStatistics]) -> None:
-        """Combine statistics tracked elsewhere (an adapter's per-layer trackers) as one result."""
+        """Combine statistics tracked elsewhere (an adapter's per-layer trackers) as one result.
+
+        The per-epoch importances ([`epochs`][VarianceImportanceBase.epochs]) are kept: an
+        adapter that resumes its layers adopts them again. [`start_layers()`][start_layers]
+        and [`reset()`][reset] forget them.
+        """
         self._clear()
         self.combined = CombinedStatistics(dict(members), type(self).__name__)
 
@@ -363,16 +395,19 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         self.statistics.update_gradient_sums(sums, n_steps, n_skipped)
 
     def end_epoch(self) -> None:
-        """Once per epoch: report skipped gradient reads, then check for NaN/Inf.
+        """Once per epoch: report skipped gradient reads, check for NaN/Inf, record the epoch.
 
         Skipped reads are logged at INFO (a loss scaler's overflowed steps are
         normal early in fp16 training), or at WARNING when every read of the
-        epoch was skipped.
+        epoch was skipped. With `log_importances` or `record_history`, the
+        scores of every column are then recorded
+        ([`record_epoch()`][neural_feature_importance.core.VarianceImportanceBase.record_epoch]).
         """
         if self.combined is not None:
             self.combined.end_epoch()
         else:
             self.statistics.end_epoch()
+        self.record_epoch()
 
     def check_finite(self) -> None:
         """Raise [`NonFiniteWeightsError`][] if an unchecked update held NaN/Inf.

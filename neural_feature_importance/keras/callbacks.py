@@ -23,6 +23,7 @@ import keras
 
 from neural_feature_importance.core.arrays import NUMPY_OPS
 from neural_feature_importance.core.columns import Member
+from neural_feature_importance.core.logs import LogImportances
 from neural_feature_importance.core.options import (
     FiniteCheck,
     check_core_options,
@@ -32,6 +33,11 @@ from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.surface import HeldCore, finish_training
 from neural_feature_importance.core.tracker import CORE_TRACKERS, VarianceImportanceBase
 from neural_feature_importance.core.views import Kind
+from neural_feature_importance.keras._fit_callbacks import (
+    EarlyStoppingFollower,
+    check_follow_early_stopping,
+    fit_companions,
+)
 from neural_feature_importance.keras._tap_control import GradientTapControl
 from neural_feature_importance.keras.gradients import GradientTapOptimizer
 from neural_feature_importance.keras.layers import (
@@ -76,10 +82,13 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
         gradient_every: int | None = None,
+        log_importances: LogImportances = False,
+        follow_early_stopping: bool = True,
     ) -> None:
         keras.callbacks.Callback.__init__(self)
         # Checked now (the model is not known yet, so a layer name is checked at fit()).
         check_core_options(update_every=update_every, gradient_every=gradient_every)
+        check_follow_early_stopping(follow_early_stopping)
         for spec in layer if isinstance(layer, list | tuple) else [layer]:
             check_layer_spec(spec, type(self).__name__)
         # The core tracker checks and keeps the statistics' options; weights
@@ -95,8 +104,13 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
             scoring=scoring,
             feature_names=feature_names,
             groups=groups,
+            log_importances=log_importances,
         )
         self.layer = layer
+        self.follow_early_stopping = follow_early_stopping
+        self.restored_epoch_: int | None = None
+        self._follower: EarlyStoppingFollower | None = None
+        self._last_epoch: int | None = None
         self.update_every = update_every
         self.gradient_every = gradient_every
         self.reset_on_train_begin = reset_on_train_begin
@@ -143,6 +157,8 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
             "feature_names": None if self.feature_names is None else list(self.feature_names),
             "groups": None if self.groups is None else {k: list(v) for k, v in self.groups.items()},
             "gradient_every": self.gradient_every,
+            "log_importances": self.log_importances,
+            "follow_early_stopping": self.follow_early_stopping,
         }
 
     # ------------------------------------------------------------------- hooks
@@ -152,8 +168,14 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
         Statistics continue after
         [`load_state()`][neural_feature_importance.keras.VarianceImportanceKeras.load_state] /
         [`load_state_dict()`][load_state_dict] (once) and, with `reset_on_train_begin=False`,
-        across `fit()` calls.
+        across `fit()` calls. With `log_importances`, a logger listed before this
+        callback raises ValueError here (it would write each epoch without the
+        importances); an `EarlyStopping(restore_best_weights=True)` of the same
+        `fit()` is followed (`follow_early_stopping`).
         """
+        self._follower = fit_companions(self, self.follow_early_stopping)
+        self.restored_epoch_ = None
+        self._last_epoch = None
         # A fit() that raised never reached on_train_end: take out its tap (its
         # unfinished epoch is dropped, as a resume from the last epoch's end would).
         self._remove_tap()
@@ -204,17 +226,36 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
         if self._batches_seen % self.update_every == 0:
             self._snapshot(sync=True)
 
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Keep the statistics of the epoch just ended if `EarlyStopping` took it as its best."""
+        if self._follower is not None:
+            self._follower.epoch_done(self._last_epoch, self.state_dict)
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Take the epoch's snapshot (unless `update_every` is set)."""
+        """Take the epoch's snapshot (unless `update_every` is set); log the importances if asked.
+
+        With `log_importances` they go into the epoch's `logs` under
+        `importance/<column>`, where `History`, the progress bar and the callbacks
+        listed after this one (`CSVLogger`, `TensorBoard`) find them.
+        """
         self._drain_tap()
         if self.update_every is None:
             self._snapshot(sync=False)
         self.core.end_epoch()
+        self._last_epoch = epoch
+        if logs is not None:
+            logs.update(self.core.epoch_logs())
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        """Give the optimizer back; compute and log the importances, or say why there are none."""
+        """Give the optimizer back; compute and log the importances, or say why there are none.
+
+        After an `EarlyStopping(restore_best_weights=True)` of the same `fit()` restores
+        its best epoch's weights, the statistics of that epoch are restored too
+        (`follow_early_stopping`), and `restored_epoch_` names it.
+        """
         self._drain_tap()
         self._remove_tap()
+        self._follow_restored_weights()
         gradients = self._needs_gradients()
         if gradients or self.n_updates_ >= 2:
             finish_training(self.core, log=True, raise_errors=False, owner=type(self).__name__)
@@ -227,6 +268,23 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
             type(self).__name__,
             self.n_updates_,
             when,
+        )
+
+    def _follow_restored_weights(self) -> None:
+        """Go back to the statistics of the epoch whose weights EarlyStopping restores."""
+        follower, self._follower = self._follower, None
+        restored = None if follower is None else follower.finish(self._last_epoch, self.state_dict)
+        if restored is None:
+            return
+        self.restored_epoch_, state = restored
+        self.core.load_state_dict(state)
+        self._batches_seen = int(state["batches_seen"])
+        self._gradient_steps = int(state["gradient_steps"])
+        logger.info(
+            "%s: EarlyStopping restores the weights of epoch %d (0-based); the importances are "
+            "those of that epoch too.",
+            type(self).__name__,
+            self.restored_epoch_,
         )
 
     # ------------------------------------------------------------------- state
@@ -304,7 +362,8 @@ class VarianceImportanceKeras(_KerasTracker):
         Also count the weights before training as a snapshot.
     record_history : bool, default=False
         Keep the raw scores after every snapshot in
-        [`history_`][neural_feature_importance.core.VarianceImportanceBase.history_].
+        [`history_`][neural_feature_importance.core.VarianceImportanceBase.history_], and every
+        column's importances at every epoch's end (as `log_importances` does, without logging).
     dtype : {"float64", "float32"}, default="float64"
         Precision of the running statistics.
     finite_check : {"update", "deferred"}, optional
@@ -342,6 +401,25 @@ class VarianceImportanceKeras(_KerasTracker):
         state), as the PyTorch trackers count optimizer steps. With
         `gradient_accumulation_steps` an update is one accumulated step.
         Default: the mode's own (4 for `taylor`).
+    log_importances : bool or int, default=False
+        Put the epoch's importances into the epoch's `logs` under
+        `importance/<column>`, so that `History`, `CSVLogger`, `TensorBoard` and the
+        progress bar record them: `True` every column, an int `k` the `k` columns that
+        rank highest at the first epoch with importances (the same keys for the rest
+        of training). List the callback before `CSVLogger` and `TensorBoard` (Keras
+        calls callbacks in list order; `fit()` raises ValueError otherwise). Off by
+        default: the progress bar prints every key, and computing the scores is one
+        host read per epoch. Either setting also records every column's importances
+        at every epoch's end
+        ([`epoch_importances_`][neural_feature_importance.core.VarianceImportanceBase.epoch_importances_],
+        [`importances_at()`][neural_feature_importance.core.VarianceImportanceBase.importances_at]).
+        See [`neural_feature_importance.core.logs`][].
+    follow_early_stopping : bool, default=True
+        When an `EarlyStopping(restore_best_weights=True)` of the same `fit()` restores
+        the weights of its best epoch, restore this callback's statistics of that epoch
+        too: `feature_importances_` (and the state) are then those of a run stopped at
+        that epoch, the model `fit()` hands back; `restored_epoch_` names it. `False`
+        keeps the statistics of every epoch trained, patience epochs included.
 
     Attributes
     ----------
@@ -365,6 +443,9 @@ class VarianceImportanceKeras(_KerasTracker):
         The layer being tracked.
     n_updates_ : int
         Number of snapshots taken.
+    restored_epoch_ : int or None
+        The epoch (0-based) whose statistics were restored together with
+        `EarlyStopping`'s best weights at the end of the last `fit()`, else `None`.
 
     Notes
     -----

@@ -30,6 +30,7 @@ from neural_feature_importance.plotting._conv import (
 )
 from neural_feature_importance.plotting._importances import (
     plot_importance_history,
+    plot_importance_trajectory,
     plot_importances,
 )
 from neural_feature_importance.plotting._tokens import (
@@ -46,6 +47,7 @@ __all__ = [
     "plot_document_tokens",
     "plot_filter_ablation",
     "plot_importance_history",
+    "plot_importance_trajectory",
     "plot_importances",
     "plot_recall_at_k",
     "plot_top_tokens",

@@ -1,9 +1,14 @@
-"""Figures of feature scores: a bar chart, and their trajectories during training."""
+"""Figures of feature scores: a bar chart, and their trajectories during training.
+
+`plot_importance_history` draws a tracker's raw scores after every snapshot
+(`history_`); `plot_importance_trajectory` its importances at every epoch's end
+(`epoch_importances_`), the values its loggers received.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -211,4 +216,108 @@ def plot_importance_history(
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=8)
     ax.set_title(title or f"Importance during training (top {k} at the end)")
+    return fig
+
+
+def plot_importance_trajectory(
+    source: Any,
+    feature_names: Sequence[str] | None = None,
+    *,
+    top_k: int | None = 8,
+    columns: Sequence[int | str] | None = None,
+    mark_epoch: int | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Each column's importance at the end of every epoch: one line per column.
+
+    The lines are the tracker's
+    [`epoch_importances_`][neural_feature_importance.core.VarianceImportanceBase.epoch_importances_]
+    (recorded with `log_importances=` or `record_history=True`), the values its
+    loggers received: epoch `e` is what a run stopped after epoch `e` reports. An
+    epoch without importances (VIANN's first) leaves a gap.
+
+    Parameters
+    ----------
+    source : tracker or array of shape (n_epochs, n_columns)
+        Any tracker or callback of this package (its `epoch_importances_` and
+        `feature_names_in_` are read), or the per-epoch importances themselves.
+    feature_names : sequence of str, optional
+        Name of each column (default: the tracker's `feature_names_in_`, or
+        `"feature i"` for an array).
+    top_k : int or None, default=8
+        Draw the `top_k` columns that rank highest at the last epoch with
+        importances (`None`: every column).
+    columns : sequence of int or str, optional
+        Draw these columns (indices or names) instead of the top ones.
+    mark_epoch : int, optional
+        Draw a dashed vertical line at this epoch (e.g. `early_stopping.best_epoch`).
+    title : str, optional
+        Axes title.
+    ax : matplotlib Axes, optional
+        Draw into this axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> history = np.array([[np.nan, np.nan], [1.0, 0.0], [0.4, 1.0]])
+    >>> fig = plot_importance_trajectory(history, ["a", "b"])
+    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    ['b', 'a']
+    """
+    if hasattr(type(source), "epoch_importances_"):  # a tracker (its property may raise)
+        values = np.asarray(source.epoch_importances_, dtype=np.float64)
+        if feature_names is None:
+            feature_names = [str(name) for name in source.feature_names_in_]
+    else:
+        values = np.asarray(source, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] < 1 or values.shape[1] < 1:
+        raise ValueError(
+            f"the per-epoch importances have shape {values.shape}; pass a tracker built with "
+            "log_importances= or record_history=True, trained for an epoch or more, or an "
+            "(n_epochs, n_columns) array."
+        )
+    names = _names(feature_names, values.shape[1])
+    scored = np.flatnonzero(np.all(np.isfinite(values), axis=1))
+    if columns is not None:
+        shown = [names.index(c) if isinstance(c, str) and c in names else c for c in columns]
+        unknown = [
+            c for c in shown if not isinstance(c, int | np.integer) or not 0 <= c < len(names)
+        ]
+        if unknown:
+            raise ValueError(f"columns={list(columns)!r}: {unknown} name no column of {names}.")
+        order = np.asarray(shown, dtype=np.int64)
+    elif scored.size:
+        k = _check_top_k(top_k, values.shape[1])
+        order = np.argsort(-values[scored[-1]], kind="stable")[:k]
+    else:
+        order = np.arange(_check_top_k(top_k, values.shape[1]))
+    epochs = np.arange(values.shape[0])
+    fig, ax = _new_axes(ax, (7.0, 4.2))
+    cmap = _pyplot().get_cmap("tab10")
+    for rank, column in enumerate(order):
+        ax.plot(
+            epochs,
+            values[:, column],
+            "-",
+            color=cmap(rank % 10),
+            marker="o" if epochs.size <= 30 else None,
+            markersize=3,
+            label=names[int(column)],
+        )
+    if mark_epoch is not None:
+        ax.axvline(mark_epoch, color=MUTED_COLOR, linestyle="--", label=f"epoch {mark_epoch}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("importance")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=8)
+    if title is None:
+        last = f" at epoch {int(scored[-1])}" if scored.size and columns is None else ""
+        shown_columns = f"top {order.size}{last}" if order.size < values.shape[1] else "all"
+        title = f"Importance per epoch ({shown_columns} of {values.shape[1]} columns)"
+    ax.set_title(title)
     return fig

@@ -105,7 +105,14 @@ class LayerChoice:
 
     def _new_member(self, name: str) -> VarianceImportanceTorch:
         """A tracker of one input layer, with this tracker's options (raw scores)."""
-        options = {**self.options, "normalize": None, "feature_names": None, "groups": None}
+        # Raw scores, and no per-epoch rows: the columns are the combined result's.
+        options = {
+            **self.options,
+            "normalize": None,
+            "feature_names": None,
+            "groups": None,
+            "log_importances": False,
+        }
         kind = layer_kind(self.model, name) or "dense"
         return self._tracker_for_kind(kind)(self.model, name, **options)
 
@@ -137,6 +144,7 @@ class LayerChoice:
             return
         self._steps = 0
         self._track_layers(names)
+        self.core.epochs.clear()  # a new run: its epochs start afresh
 
     def _load_layers(self, state: dict[str, Any]) -> None:
         names = str(state.get("layer_names", "")).splitlines()
@@ -158,6 +166,7 @@ class LayerChoice:
             members[name] = self._new_member(name)
             members[name].load_state_dict(state["layers"][name])
         self._adopt_members(members)
+        self.core.load_epoch_state(state)
         self._steps = int(state.get("steps", 0))
         for member in members.values():
             member._steps = self._steps

@@ -66,6 +66,7 @@ def new_core(kind: Kind, options: Mapping[str, Any]) -> VarianceImportanceBase:
         scoring=options["scoring"],
         feature_names=options["feature_names"],
         groups=options["groups"],
+        log_importances=options["log_importances"],
     )
 
 

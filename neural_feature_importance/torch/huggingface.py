@@ -35,7 +35,11 @@ implementation), as the Lightning callback does. Where it hooks into the
 
 `on_epoch_end`
 :   The per-epoch snapshot (with `update_every` the tracker's own step
-    count decides).
+    count decides). With `log_importances`, the epoch's importances then go
+    through the `Trainer`'s own `log()`: into `state.log_history` and to every
+    `report_to` integration (TensorBoard, W&B, MLflow...), as the `Trainer`'s
+    own metrics do. A callback is not handed its `Trainer`; the one that calls
+    `on_train_begin` is found there, on the call stack.
 
 `on_save`
 :   Writes the tracker's state into the checkpoint folder the `Trainer`
@@ -62,9 +66,16 @@ import re
 from typing import Any
 
 from torch import nn
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from neural_feature_importance._callers import calling_instance
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.torch._wrapped import WrappedTracker
 from neural_feature_importance.torch.input_weights import FeatureAxis
@@ -124,8 +135,13 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     **tracker_options
         `dtype`, `include_initial`, `record_history`, `finite_check`,
         `scoring` (e.g. `"taylor"`, see [`neural_feature_importance.core.modes`][]),
-        `gradient_every`, `feature_names` and `groups`: passed to the
-        tracker, and checked here.
+        `gradient_every`, `feature_names`, `groups` and `log_importances`: passed
+        to the tracker, and checked here. With `log_importances=True` (or an int `k`:
+        the `k` columns that rank highest at the first epoch with importances), every
+        epoch's importances are logged under `importance/<column>` through
+        `Trainer.log()`, so `state.log_history` and every `report_to` integration
+        hold them ([`neural_feature_importance.core.logs`][]); off by default (one
+        host read per epoch, and a key per column in every log).
 
     Attributes
     ----------
@@ -174,6 +190,10 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
         self._global_step = 0
         self._epochs_done = 0
         self._process_index = 0
+        # With log_importances: the Trainer whose log() takes the importances, and
+        # how many of the tracker's epochs have been logged.
+        self._trainer: Trainer | None = None
+        self._epochs_logged = 0
 
     @property
     def state_key(self) -> str:
@@ -228,6 +248,17 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
             saved = {key: value for key, value in saved.items() if key != _TRAINER_KEY}
             self.tracker.load_state_dict(saved)
         self.tracker.on_train_begin()
+        # The epochs of a resumed state were logged by the run that saved it.
+        self._epochs_logged = len(self.tracker.core.epochs)
+        self._trainer = calling_instance(Trainer) if self.tracker.log_importances else None
+        if self.tracker.log_importances and self._trainer is None:
+            logger.warning(
+                "%s(log_importances=%r): on_train_begin() was not called by a Trainer, so "
+                "the importances are added to state.log_history only, not sent to the "
+                "report_to integrations.",
+                type(self).__name__,
+                self.tracker.log_importances,
+            )
 
     def on_optimizer_step(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -250,10 +281,28 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
             return
         # state.epoch is in (e, e + 1] at the end of epoch e (0-based; partial if stopped).
         ending = self._epochs_done + 1 if state.epoch is None else math.ceil(state.epoch)
-        if ending <= self._epochs_done:
-            return  # taken in on_save at the epoch's last update (or an empty epoch)
-        self.tracker.on_epoch_end()
-        self._epochs_done = ending
+        # Else taken in on_save at the epoch's last update (or an empty epoch).
+        if ending > self._epochs_done:
+            self.tracker.on_epoch_end()
+            self._epochs_done = ending
+        self._log_importances(state)
+
+    def _log_importances(self, state: TrainerState) -> None:
+        """Log the importances of the epochs ended since the last call (`log_importances`)."""
+        assert self.tracker is not None
+        recorded = len(self.tracker.core.epochs)
+        if recorded <= self._epochs_logged:
+            return
+        self._epochs_logged = recorded
+        logs = self.tracker.core.epoch_logs()
+        if not logs:
+            return
+        if self._trainer is not None:
+            # Trainer.log adds epoch and step, appends to state.log_history and calls
+            # every callback's on_log (the report_to integrations among them).
+            self._trainer.log(dict(logs))
+        else:
+            state.log_history.append({**logs, "epoch": state.epoch, "step": state.global_step})
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -295,6 +344,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
         process.
         """
         self._finish(state.is_world_process_zero)
+        self._trainer = None
 
     # ------------------------------------------------------------------ state
     def _checkpointed_state(

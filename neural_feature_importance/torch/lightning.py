@@ -75,8 +75,12 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
     **tracker_options
         `dtype`, `include_initial`, `record_history`, `finite_check`,
         `scoring` (e.g. `"taylor"`, see [`neural_feature_importance.core.modes`][]),
-        `gradient_every`, `feature_names` and `groups`: passed to the
-        tracker, and checked here.
+        `gradient_every`, `feature_names`, `groups` and `log_importances`: passed
+        to the tracker, and checked here. With `log_importances=True` (or an int `k`:
+        the `k` columns that rank highest at the first epoch with importances), every
+        epoch's importances go to the `Trainer`'s loggers under `importance/<column>`
+        ([`neural_feature_importance.core.logs`][]); off by default (one host read
+        per epoch, and a key per column in every logger).
 
     Attributes
     ----------
@@ -85,6 +89,17 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         training, in the process that trains). After a `ddp_spawn` fit, the
         main process's callback has no torch tracker; its results come from
         the state the first worker handed back (a core tracker).
+
+    Notes
+    -----
+    Lightning's `EarlyStopping` stops training but restores no weights, so the
+    importances describe the model training ended with. A run that goes back to
+    the best checkpoint (`ModelCheckpoint(monitor=...)` and its `best_model_path`)
+    finds this callback's state in that checkpoint, under `state_key`: the
+    importances at that checkpoint's epoch are those of
+    `VarianceImportanceBase.from_state(checkpoint["callbacks"][callback.state_key])`, with
+    `checkpoint = torch.load(path, weights_only=True)` (or `importances_at(epoch)` with
+    `log_importances` or `record_history=True`).
     """
 
     fit_call = "trainer.fit()"
@@ -139,9 +154,20 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         self.tracker.on_step_end()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Snapshot (per-epoch mode) and check for NaN/Inf."""
-        if self.tracker is not None:
-            self.tracker.on_epoch_end()
+        """Snapshot (per-epoch mode), check for NaN/Inf, and log the importances if asked.
+
+        With `log_importances`, the epoch's importances go to `pl_module.log_dict`
+        (epoch-level, not on the progress bar), so every logger of the `Trainer`
+        records them and a monitoring callback may watch them. Every process logs the
+        same values (the replicas' statistics agree; under FSDP2 the slices' scores
+        were reduced across processes), so nothing is synced again; the loggers write
+        on the first process only.
+        """
+        if self.tracker is None:
+            return
+        logs = self.tracker.on_epoch_end()
+        if logs:
+            pl_module.log_dict(logs, on_step=False, on_epoch=True, sync_dist=False)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Compute the importances on every rank; the first rank logs them.

@@ -10,7 +10,7 @@ for epoch in range(n_epochs):
         ...
         optimizer.step()
         tracker.on_step_end()      # reads the gradient (gradient modes)
-    tracker.on_epoch_end()         # snapshot (default: one per epoch) and checks
+    logs = tracker.on_epoch_end()  # snapshot (default: one per epoch) and checks
 tracker.on_train_end()
 tracker.feature_importances_       # one score per *input* feature
 ```
@@ -33,6 +33,7 @@ from torch import nn
 
 from neural_feature_importance.core.columns import Member
 from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.logs import LogImportances
 from neural_feature_importance.core.modes import get_mode
 from neural_feature_importance.core.options import (
     FiniteCheck,
@@ -106,7 +107,8 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         Count the weights at [`on_train_begin()`][on_train_begin] as a snapshot.
     record_history : bool, default=False
         Keep the scores after each snapshot in
-        [`history_`][neural_feature_importance.core.VarianceImportanceBase.history_].
+        [`history_`][neural_feature_importance.core.VarianceImportanceBase.history_], and every
+        column's importances at every epoch's end (as `log_importances` does, without logging).
     finite_check : {"update", "deferred"}, optional
         When NaN/Inf weights are detected: at each snapshot (one device sync),
         or once per epoch. Default: `"update"` for per-epoch snapshots and
@@ -129,6 +131,15 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         embedding's dimensions inside a concatenation), by index or by name;
         the result has one score per group plus one per ungrouped input (see
         [`neural_feature_importance.core.columns`][]).
+    log_importances : bool or int, default=False
+        What [`on_epoch_end()`][on_epoch_end] returns for your logger (TensorBoard's
+        `SummaryWriter`, W&B...), a plain loop having none: `True` every column's
+        normalised importance under `importance/<column>`, an int `k` the `k` columns
+        that rank highest at the first epoch with importances (kept for the run),
+        `False` an empty dict. Off by default: the scores cost one host read per epoch.
+        Either setting also records every column's importances at every epoch's end
+        (`epoch_importances_`, `importances_at()`); see
+        [`neural_feature_importance.core.logs`][].
 
     Attributes
     ----------
@@ -186,6 +197,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         gradient_every: int | None = None,
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
+        log_importances: LogImportances = False,
     ) -> None:
         options = {
             "update_every": update_every,
@@ -198,6 +210,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             "gradient_every": gradient_every,
             "feature_names": feature_names,
             "groups": groups,
+            "log_importances": log_importances,
         }
         # Every option is checked here, once, by the core's table of checks.
         self.core: VarianceImportanceBase = new_core(self.kind, options)
@@ -398,8 +411,16 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             "and make sure the layer is trainable and used in the forward pass."
         )
 
-    def on_epoch_end(self) -> None:
-        """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf."""
+    def on_epoch_end(self) -> dict[str, float]:
+        """Call after each epoch: snapshots (per-epoch mode) and checks for NaN/Inf.
+
+        Returns
+        -------
+        dict of str to float
+            The epoch's importances for your logger, under `importance/<column>`
+            (the columns `log_importances` selects; empty when it is `False`):
+            `writer.add_scalars(...)`, `wandb.log(logs)`...
+        """
         self._act_on_found_inputs()
         if self._probe is not None:
             # The model itself was never called (a loop that calls a submodule):
@@ -409,7 +430,9 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         if self._members is not None:
             for member in self._members.values():
                 member.on_epoch_end()
-            return
+            # Each member checked its own layer; the combined columns are recorded here.
+            self.core.record_epoch()
+            return self.core.epoch_logs()
         if self._repeated_reads:
             logger.info(
                 "%s: %d call(s) of on_step_end() this epoch came with no optimizer update of "
@@ -423,6 +446,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         if self.update_every is None:
             self._snapshot()
         self.core.end_epoch()
+        return self.core.epoch_logs()
 
     def on_train_end(self) -> Any:
         """Remove the hooks, compute and log the importances; returns them.

@@ -244,6 +244,8 @@ def test_get_config_returns_the_constructor_parameters():
         "feature_names": None,
         "groups": None,
         "gradient_every": None,
+        "log_importances": False,
+        "follow_early_stopping": True,
     }
     assert VarianceImportanceKeras(**viann.get_config()).get_config() == viann.get_config()
     assert MetricThreshold(monitor="loss", threshold=0.2).get_config() == {
