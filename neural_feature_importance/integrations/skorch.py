@@ -71,6 +71,7 @@ from skorch.callbacks import Callback
 
 from neural_feature_importance.core.columns import Member
 from neural_feature_importance.core.errors import never_trained
+from neural_feature_importance.core.logs import LogImportances
 from neural_feature_importance.core.options import FiniteCheck
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.surface import HeldTrackerResults, finish_training
@@ -132,6 +133,13 @@ class VarianceImportanceSkorch(HeldTrackerResults, Callback):
         Column name -> the layer's inputs that encode it. The result then has one
         score per group, not per column of `X`, so the net gets no
         `feature_importances_`.
+    log_importances : bool or int, default=False
+        Record each epoch's importances in the net's `history` under
+        `importance/<column>` (`True`: every column; an int `k`: the `k` that
+        rank highest at the first epoch with importances), as skorch records its
+        losses: `net.history[:, "importance/x0"]`. Off by default (one host read
+        of the scores per epoch); see
+        [`neural_feature_importance.core.logs`][].
 
     Attributes
     ----------
@@ -173,6 +181,7 @@ class VarianceImportanceSkorch(HeldTrackerResults, Callback):
         finite_check: FiniteCheck | None = None,
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
+        log_importances: LogImportances = False,
     ) -> None:
         self.layer = layer
         self.kind = kind
@@ -186,6 +195,7 @@ class VarianceImportanceSkorch(HeldTrackerResults, Callback):
         self.finite_check = finite_check
         self.feature_names = feature_names
         self.groups = groups
+        self.log_importances = log_importances
         # Checked now, although the tracker is made when training begins.
         self._tracker_class().check_options(**self._tracker_options())
 
@@ -209,6 +219,7 @@ class VarianceImportanceSkorch(HeldTrackerResults, Callback):
             "finite_check": self.finite_check,
             "feature_names": self.feature_names,
             "groups": self.groups,
+            "log_importances": self.log_importances,
         }
 
     # ------------------------------------------------------------------ hooks
@@ -254,10 +265,11 @@ class VarianceImportanceSkorch(HeldTrackerResults, Callback):
             tracker.on_step_end()
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        """Snapshot (per-epoch mode) and check for NaN/Inf."""
+        """Snapshot (per-epoch mode), check for NaN/Inf, record the epoch's importances."""
         tracker = getattr(self, "tracker_", None)
         if tracker is not None:
-            tracker.on_epoch_end()
+            for key, value in tracker.on_epoch_end().items():
+                net.history.record(key, value)
 
     def on_train_end(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
         """Detach the tracker's hooks, compute and log the importances, put them on the net."""

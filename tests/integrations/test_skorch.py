@@ -416,3 +416,19 @@ def test_parameters_are_the_torch_trackers_options():
     tracker = set(inspect.signature(VarianceImportanceTorch).parameters) - {"model"}
     assert own == tracker | {"kind"}
     assert set(VarianceImportanceSkorch().get_params()) == own
+
+
+def test_logged_importances_are_recorded_in_the_net_history():
+    X, y = planted(n=256)  # 8 steps, 2 gradient reads per epoch
+    net = make_net(
+        VarianceImportanceSkorch(scoring="steady_taylor", log_importances=True), max_epochs=3
+    )
+    net.fit(X, y)
+    callback = dict(net.callbacks_)[CALLBACK]
+    n_columns = X.shape[1]
+    keys = [f"importance/x{i}" for i in range(n_columns)]
+    logged = np.array([[row[key] for key in keys] for row in net.history])
+    # Each epoch's row holds the importances at that epoch's end, as the tracker recorded them.
+    expected = np.stack([callback.tracker_.importances_at(e).importances for e in range(3)])
+    np.testing.assert_allclose(logged, expected)
+    np.testing.assert_allclose(logged[-1], callback.feature_importances_)
