@@ -14,10 +14,12 @@ the time spent in our code, not a difference of two noisy training runs.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,51 @@ def limit_threads(n: int = 1) -> None:
     except ImportError:  # pragma: no cover - torch is a benchmark dependency
         return
     torch.set_num_threads(n)
+
+
+def keras_backend_env(backend: str, threads: int, repo: Path) -> dict[str, str]:
+    """The environment of a subprocess that runs Keras on ``backend``.
+
+    Keras fixes its backend at import (``KERAS_BACKEND``), so each backend runs
+    in a fresh interpreter: its backend, ``threads`` for BLAS/OpenMP (and XLA's
+    CPU pool on JAX), and ``repo`` on the import path.
+    """
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    if backend == "jax" and threads == 1:
+        env["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "")
+            + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
+    return env
+
+
+def start_keras_child(threads: int) -> None:
+    """Set up a Keras subprocess (see :func:`keras_backend_env`) before it imports Keras.
+
+    Pins torch and BLAS to ``threads``, TensorFlow's intra- and inter-op pools
+    too on the TensorFlow backend (only possible before its runtime starts,
+    i.e. before keras is imported), and logs the library's warnings.
+    """
+    limit_threads(threads)
+    if os.environ.get("KERAS_BACKEND") == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # pragma: no cover - runtime already started
+            pass
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,9 @@ from benchmarks.cost.tables import rotated
 from benchmarks.training import (
     KERAS_HOOKS,
     count_keras_traces,
+    keras_backend_env,
     keras_epoch_clock,
-    limit_threads,
+    start_keras_child,
     time_hooks,
     train_keras,
 )
@@ -235,17 +235,7 @@ def keras_gradient_fits(
 def _keras_gradients_child(config_path: str, out_path: str) -> None:
     """Entry point of one backend's subprocess (``KERAS_BACKEND`` is set by the parent)."""
     config = json.loads(Path(config_path).read_text(encoding="utf-8"))
-    threads = int(config["threads"])
-    limit_threads(threads)
-    if os.environ.get("KERAS_BACKEND") == "tensorflow":
-        import tensorflow as tf
-
-        try:  # before TensorFlow's runtime starts, i.e. before keras is imported
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # pragma: no cover - runtime already started
-            pass
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    start_keras_child(int(config["threads"]))
     table = keras_gradient_fits(
         config["models"],
         rows=config["rows"],
@@ -255,27 +245,6 @@ def _keras_gradients_child(config_path: str, out_path: str) -> None:
         progress=lambda line: print(line, flush=True),
     )
     table.to_csv(out_path, index=False)
-
-
-def _backend_env(backend: str, threads: int, repo: Path) -> dict[str, str]:
-    """The environment of one backend's subprocess: its backend, threads and import path."""
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "OPENBLAS_NUM_THREADS": str(threads),
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p
-        ),
-    }
-    if backend == "jax" and threads == 1:
-        env["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "")
-            + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        ).strip()
-    return env
 
 
 def run_keras_gradients(
@@ -309,7 +278,7 @@ def run_keras_gradients(
             if progress is not None:
                 progress(f"keras_gradients {backend}: {module} is not installed, skipped")
             continue
-        env = _backend_env(backend, threads, repo)
+        env = keras_backend_env(backend, threads, repo)
         with tempfile.TemporaryDirectory(prefix="viann-keras-gradients-") as tmp:
             config_path, out_path = Path(tmp) / "config.json", Path(tmp) / "fits.csv"
             config = {

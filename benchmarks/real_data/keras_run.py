@@ -21,8 +21,6 @@ keras_gradients``.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -38,10 +36,11 @@ from benchmarks.real_data.data import make_real_problem, split_standardise
 from benchmarks.training import (
     KERAS_HOOKS,
     holdout_score,
+    keras_backend_env,
     keras_mlp,
     keras_predict,
-    limit_threads,
     n_outputs,
+    start_keras_child,
     time_hooks,
     timed_read,
     train_keras,
@@ -133,16 +132,7 @@ def keras_networks(
 def _child(config_path: str, out_path: str) -> None:
     """Entry point of the subprocess (``KERAS_BACKEND`` is set by the parent)."""
     config = json.loads(Path(config_path).read_text(encoding="utf-8"))
-    threads = int(config["threads"])
-    limit_threads(threads)
-    import tensorflow as tf
-
-    try:  # before TensorFlow's runtime starts, i.e. before keras is imported
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # pragma: no cover - runtime already started
-        pass
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    start_keras_child(int(config["threads"]))
     records = keras_networks(
         config["datasets"],
         config["seeds"],
@@ -192,17 +182,7 @@ def run_keras(
             "or leave the *_keras methods out of --methods."
         )
     repo = report.BENCHMARKS_DIR.parent
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": KERAS_BACKEND,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "OPENBLAS_NUM_THREADS": str(threads),
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p
-        ),
-    }
+    env = keras_backend_env(KERAS_BACKEND, threads, repo)
     config = {
         "datasets": list(datasets),
         "seeds": [int(s) for s in seeds],
