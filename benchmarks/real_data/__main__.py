@@ -1,7 +1,8 @@
 """Command line: ``python -m benchmarks.real_data [--quick] [--datasets ...] [--seeds 3] ...``.
 
-Runs the Keras trackers first (one subprocess with ``KERAS_BACKEND=tensorflow``,
-:mod:`benchmarks.real_data.keras_run`), then every PyTorch network and method
+Runs the Keras trackers and the Keras peers first (one subprocess with
+``KERAS_BACKEND=tensorflow``, :mod:`benchmarks.real_data.keras_run`), then every
+PyTorch network and method
 (:func:`benchmarks.real_data.run.run_real`); writes ``real_data.csv``,
 ``real_data_summary.csv`` and ``real_data.md`` to ``benchmarks/results/`` and
 refreshes the ``real_data`` section of ``benchmarks/RESULTS.md``. ``--quick``

@@ -1,4 +1,4 @@
-"""The Keras trackers on the real data sets, in a subprocess with ``KERAS_BACKEND=tensorflow``.
+"""Keras trackers and peers on the real data sets, in a subprocess (``KERAS_BACKEND=tensorflow``).
 
 TensorFlow and PyTorch are kept apart (importing TensorFlow before torch can
 break torch's import), as in :mod:`benchmarks.cost.keras_gradients`: the
@@ -9,7 +9,12 @@ the Keras trackers attached, on the same appended columns, split and
 standardisation as the PyTorch runs (they are rebuilt from the seed). The
 child returns each tracker's scores; the parent scores them with the same
 metrics, and their selection is retrained in PyTorch like every other
-method's.
+method's. After training, the post-hoc peers of
+:mod:`benchmarks.real_data.keras_peers` explain the same Keras network,
+cross-fitted on the two held-out halves; their records carry both halves'
+importances (``scores_a``, ``scores_b``), which the parent scores as it
+scores the PyTorch peers', and their ``method_seconds`` is both halves'
+compute time.
 
 A tracker's ``method_seconds`` is the time inside its callback hooks plus
 reading the importances. For ``taylor`` and ``steady_taylor`` the per-step work
@@ -58,17 +63,20 @@ def keras_networks(
     test_size: float,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train the Keras networks with ``methods``' trackers; one record per tracker and network.
+    """Train the Keras networks with ``methods``' trackers, then run its post-hoc ones on them.
 
-    Runs in the process that has Keras loaded. The first network is trained
-    once for 4 epochs on 260 rows and thrown away (Keras' first trace and the
-    trackers' first calls are not timed).
+    One record per method and network. Runs in the process that has Keras
+    loaded. The first network is trained once for 4 epochs on 260 rows and
+    thrown away, its peers run too (Keras' first trace, the trackers' and the
+    peers' first calls are not timed).
     """
     import keras
 
+    from benchmarks.real_data.keras_peers import explain_halves
     from benchmarks.real_data.run import REAL_METHODS
 
-    trackers = [REAL_METHODS[name] for name in methods]
+    trackers = [REAL_METHODS[name] for name in methods if REAL_METHODS[name].family == "viann"]
+    peers = [REAL_METHODS[name] for name in methods if REAL_METHODS[name].family != "viann"]
     seed_list, epoch_list = list(seeds), [int(e) for e in epochs]
     out: list[dict[str, Any]] = []
 
@@ -114,6 +122,18 @@ def keras_networks(
             except Exception as exc:  # a benchmark records failures and goes on
                 record["error"] = f"{type(exc).__name__}: {exc}"
             record["method_seconds"] = timer.seconds
+            records.append(record)
+        for method in peers:
+            record = {
+                "dataset": name,
+                "seed": seed,
+                "epochs": n_epochs,
+                "method": method.name,
+                "test_score": float(np.mean(halves)),
+                "train_seconds": train_s - sum(t.seconds for t in timers),
+            }
+            peer_settings = {**settings, "epochs": n_epochs}
+            record.update(explain_halves(method, model, data.task, split, seed, peer_settings))
             records.append(record)
         return records
 
@@ -163,9 +183,11 @@ def run_keras(
     -------
     dict
         ``(dataset, seed, epochs, method) -> record`` with ``scores`` (an array,
-        one per column, or ``None`` when the tracker failed), ``test_score``,
-        ``method_seconds``, ``train_seconds`` and ``error``: the
-        ``keras_scores`` argument of :func:`benchmarks.real_data.run.run_real`.
+        one per column, or ``None`` when the method failed), ``test_score``,
+        ``method_seconds``, ``train_seconds`` and ``error``; a peer's record
+        also has ``scores_a`` and ``scores_b``, its importances on each
+        held-out half. The ``keras_scores`` argument of
+        :func:`benchmarks.real_data.run.run_real`.
 
     Raises
     ------
@@ -205,8 +227,9 @@ def run_keras(
         records = json.loads(out_path.read_text(encoding="utf-8"))
     out = {}
     for record in records:
-        if record["scores"] is not None:
-            record["scores"] = np.asarray(record["scores"], dtype=np.float64)
+        for field in ("scores", "scores_a", "scores_b"):
+            if record.get(field) is not None:
+                record[field] = np.asarray(record[field], dtype=np.float64)
         key = (record["dataset"], int(record["seed"]), int(record["epochs"]), record["method"])
         out[key] = record
     return out

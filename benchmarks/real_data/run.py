@@ -8,7 +8,8 @@ post-hoc methods explain that trained network. The random forest and LassoNet
 do not depend on the training length: they run once per (data set, seed) and
 their scores serve every length. The Keras trackers watch a Keras network of
 the same architecture, trained in a subprocess
-(:mod:`benchmarks.real_data.keras_run`).
+(:mod:`benchmarks.real_data.keras_run`), and the Keras peers
+(:mod:`benchmarks.real_data.keras_peers`) explain that Keras network.
 
 Metrics per method (:func:`~benchmarks.real_data.data.appended_metrics`):
 ROC-AUC of the real columns against the appended irrelevant ones, and the
@@ -52,6 +53,7 @@ from benchmarks.real_data.data import (
     split_standardise,
     top_columns,
 )
+from benchmarks.real_data.keras_peers import KERAS_PEERS
 from benchmarks.selectors import Selection
 from benchmarks.training import (
     TORCH_HOOKS,
@@ -112,6 +114,7 @@ for _suffix, _framework in (("", "torch"), ("_keras", "keras")):
         ),
     ):
         REAL_METHODS[_method.name] = _method
+REAL_METHODS.update(KERAS_PEERS)
 for _name in ("permutation", "integrated_gradients", "shap_deep", "random_forest", "lassonet"):
     REAL_METHODS[_name] = METHODS[_name]
 
@@ -326,7 +329,7 @@ def _one_length(
     for method in methods:
         if method.framework != "keras":
             continue
-        row = _row(data, split, seed, epochs, method.name, "viann", "keras")
+        row = _row(data, split, seed, epochs, method.name, method.family, "keras")
         found = keras_rows.get(method.name)
         if found is None:
             row["error"] = "no Keras result (the Keras subprocess did not run this network)"
@@ -337,9 +340,10 @@ def _one_length(
             row["error"] = found["error"]
             rows.append(row)
             continue
-        finish(row, found["scores"], found["scores"])
+        # A Keras peer's importances come per held-out half (cross-fitted).
+        finish(row, found.get("scores_a", found["scores"]), found.get("scores_b", found["scores"]))
     for method in methods:
-        if method.family == "viann":
+        if method.family == "viann" or method.framework == "keras":
             continue
         row = _row(data, split, seed, epochs, method.name, method.family, method.framework)
         if method.family in ONCE_PER_SEED:
@@ -441,7 +445,8 @@ def run_real(
         ``(dataset, seed, epochs, method) -> {"scores", "test_score",
         "method_seconds", "train_seconds", "error"}`` from
         :func:`benchmarks.real_data.keras_run.run_keras`; needed for the
-        ``*_keras`` methods (missing ones are recorded as failures).
+        ``*_keras`` methods (missing ones are recorded as failures). A Keras
+        peer's record also has ``scores_a`` and ``scores_b`` (one per half).
     progress : callable, optional
         Called with one line per finished (data set, seed).
     warm_up : bool, default=True
