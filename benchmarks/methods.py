@@ -356,13 +356,14 @@ def viann_variant(
         ``VarianceImportanceKeras`` (constructed like them).
     description : str, optional
     **tracker_kwargs
-        Passed to the tracker's constructor (e.g. ``scoring="..."``).
+        Passed to the tracker's constructor. ``scoring`` is ``"viann"`` unless
+        given (a tracker's own default is the recommended gradient mode).
 
     Examples
     --------
     >>> m = viann_variant("viann_sum", normalize="sum")
     >>> m.family, m.framework, dict(m.tracker_kwargs)
-    ('viann', 'torch', {'normalize': 'sum'})
+    ('viann', 'torch', {'scoring': 'viann', 'normalize': 'sum'})
     """
     if framework not in ("torch", "keras"):
         raise ValueError(f"framework={framework!r}; use 'torch' or 'keras'.")
@@ -378,7 +379,7 @@ def viann_variant(
         framework=framework,
         description=description,
         update_every=update_every,
-        tracker_kwargs=dict(tracker_kwargs),
+        tracker_kwargs={"scoring": "viann", **tracker_kwargs},
         tracker_cls=tracker_cls,
     )
 
@@ -393,10 +394,30 @@ def _register(method: Method) -> None:
 for _framework in ("torch", "keras"):
     _register(
         Method(
+            f"taylor_{_framework}",
+            "viann",
+            _framework,  # type: ignore[arg-type]
+            f"taylor, the recommended mode and the default: gradient x input, every 4th "
+            f"step ({_framework})",
+            tracker_kwargs={"scoring": "taylor"},
+        )
+    )
+    _register(
+        Method(
+            f"steady_taylor_{_framework}",
+            "viann",
+            _framework,  # type: ignore[arg-type]
+            f"steady_taylor: taylor times its signal-to-noise ratio over the steps ({_framework})",
+            tracker_kwargs={"scoring": "steady_taylor"},
+        )
+    )
+    _register(
+        Method(
             f"viann_epoch_{_framework}",
             "viann",
             _framework,  # type: ignore[arg-type]
-            f"VIANN, one snapshot per epoch ({_framework})",
+            f"VIANN (the paper), one snapshot per epoch ({_framework})",
+            tracker_kwargs={"scoring": "viann"},
         )
     )
     _register(
@@ -404,8 +425,9 @@ for _framework in ("torch", "keras"):
             f"viann_step_{_framework}",
             "viann",
             _framework,  # type: ignore[arg-type]
-            f"VIANN, one snapshot per optimizer step ({_framework})",
+            f"VIANN (the paper), one snapshot per optimizer step ({_framework})",
             update_every=1,
+            tracker_kwargs={"scoring": "viann"},
         )
     )
 for _method in (

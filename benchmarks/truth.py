@@ -9,7 +9,7 @@ Stochastic Gates, :mod:`benchmarks.selectors`) train their own network with a
 selection penalty on the same training rows. Each method's scores are compared
 with the truth (ROC-AUC of informative vs other features, precision@k with k =
 number of informative features) and its cost is recorded (seconds beyond
-training; for VIANN the time spent inside the tracker, measured directly, as a
+training; for a tracker the time spent inside its hooks, measured directly, as a
 percentage of training; for a selector its whole run, as a multiple of one
 training run of the benchmark's PyTorch MLP on the same data and seed).
 
@@ -540,10 +540,12 @@ def _cost_markdown(ok: pd.DataFrame, methods: list[str], datasets: list[str]) ->
         if any_selector
         else ""
     )
-    last = "VIANN overhead / selector cost" if any_selector else "VIANN overhead"
+    last = "tracker overhead / selector cost" if any_selector else "tracker overhead"
     return [
-        "**Cost: seconds beyond training** (median over seeds; for VIANN the time inside the "
-        "tracker's hooks plus reading the importances, measured with `perf_counter`; "
+        "**Cost: seconds beyond training** (median over seeds; for a tracker the time inside "
+        "its hooks plus reading the importances, measured with `perf_counter` (the Keras "
+        "gradient modes' per-step work runs inside the compiled train step, which hook timing "
+        "does not see: their cost is in the `cost_keras_gradients` section); "
         "overhead = that time / training time without it, median over data sets and seeds"
         f"{selector_note}; the last line is the PyTorch network's own training time)",
         "",

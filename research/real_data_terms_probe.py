@@ -68,7 +68,18 @@ def candidates(tw: np.ndarray, td: np.ndarray, t0: np.ndarray) -> dict[str, np.n
     half = len(tw) // 2
     th = tw - 0.5 * t0
     tq = tw - 0.75 * t0
+    def windowed(terms: np.ndarray, k: int) -> np.ndarray:
+        # |sum of k consecutive reads| averaged over the windows: batch noise cancels
+        # inside a window, a steady contribution adds up.
+        n = len(terms) // k * k
+        if n == 0:
+            return np.abs(terms.sum(0))
+        return np.abs(terms[:n].reshape(-1, k, terms.shape[1]).sum(1)).mean(0)
+
     return {
+        "window_4": windowed(tw, 4),
+        "window_16": windowed(tw, 16),
+        "window_64": windowed(tw, 64),
         "half_disp": np.abs(th).mean(0),
         "q_disp": np.abs(tq).mean(0),
         "geo": np.sqrt(np.abs(tw).mean(0) * np.abs(td).mean(0)),

@@ -15,15 +15,18 @@ from benchmarks.real_data.data import (
     selection_size,
 )
 from benchmarks.real_data.run import FRACTIONS, REFERENCES, TEST_SIZE
+from neural_feature_importance.core.modes import RECOMMENDED_MODE
 
-VIANN_FLOOR = 0.75
+DEFAULT_FLOOR = 0.75
 """The default tracker's AUC below which :func:`flags` names a data set."""
+DEFAULT_TRACKERS = (RECOMMENDED_MODE, f"{RECOMMENDED_MODE}_keras")
+"""The rows of the tracker built without ``scoring=`` (the recommended mode), per framework."""
 POSTHOC = ("permutation", "integrated_gradients", "shap_deep")
-"""The post-hoc peers on the PyTorch network: :func:`flags` compares ``steady_taylor`` with them."""
+"""The post-hoc peers on the PyTorch network, which :func:`flags` compares the default with."""
 POSTHOC_KERAS = ("permutation_keras", "integrated_gradients_keras", "shap_deep_keras")
 """The post-hoc peers on the Keras network (:mod:`benchmarks.real_data.keras_peers`), which
-:func:`flags` compares ``steady_taylor_keras`` with."""
-RECOMMENDED_VS_PEERS = (("steady_taylor", POSTHOC), ("steady_taylor_keras", POSTHOC_KERAS))
+:func:`flags` compares the recommended mode's Keras row with."""
+RECOMMENDED_VS_PEERS = ((DEFAULT_TRACKERS[0], POSTHOC), (DEFAULT_TRACKERS[1], POSTHOC_KERAS))
 """The recommended tracker on each network, and the peers explaining that same network."""
 
 
@@ -80,19 +83,21 @@ def _pivot(
 
 
 def flags(table: pd.DataFrame) -> list[str]:
-    """Where the default tracker (``viann``) scores an AUC below 0.75, and where
-    the recommended tracker is below the best post-hoc peer on its own network
-    (``steady_taylor`` against :data:`POSTHOC`, ``steady_taylor_keras`` against
-    :data:`POSTHOC_KERAS`; mean AUC over seeds)."""
+    """Where the default tracker (the recommended mode) scores an AUC below 0.75, and
+    where it is below the best post-hoc peer on its own network (the PyTorch row
+    against :data:`POSTHOC`, the Keras row against :data:`POSTHOC_KERAS`; mean AUC
+    over seeds)."""
     ok = table[~failed(table)]
     means = ok.groupby(["dataset", "epochs", "method"])["auc"].mean()
     lines = []
     for (dataset, epochs), sub in means.groupby(level=[0, 1]):
         sub = sub.droplevel([0, 1])
         where = f"{dataset}, {epochs} epochs"
-        for name in ("viann", "viann_keras"):
-            if name in sub and sub[name] < VIANN_FLOOR:
-                lines.append(f"{where}: `{name}` (the default) AUC {sub[name]:.3f} < {VIANN_FLOOR}")
+        for name in DEFAULT_TRACKERS:
+            if name in sub and sub[name] < DEFAULT_FLOOR:
+                lines.append(
+                    f"{where}: `{name}` (the default) AUC {sub[name]:.3f} < {DEFAULT_FLOOR}"
+                )
         for tracker, posthoc in RECOMMENDED_VS_PEERS:
             peers = sub[[m for m in posthoc if m in sub]]
             if tracker in sub and not peers.empty and sub[tracker] < peers.max():

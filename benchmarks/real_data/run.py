@@ -91,26 +91,32 @@ WARM_UP_LASSONET = {"lambda_start": 1.0, "n_iters": (5, 2), "path_multiplier": 2
 """LassoNet's arguments in the throw-away warm-up run (a short path)."""
 
 
-def _tracker(name: str, framework: str, scoring: str | None, what: str) -> Method:
-    kwargs = {} if scoring is None else {"scoring": scoring}
-    return Method(name, "viann", framework, f"{what} ({framework})", tracker_kwargs=kwargs)  # type: ignore[arg-type]
+def _tracker(name: str, framework: str, scoring: str, what: str) -> Method:
+    return Method(  # type: ignore[arg-type]
+        name, "viann", framework, f"{what} ({framework})", tracker_kwargs={"scoring": scoring}
+    )
 
 
 REAL_METHODS: dict[str, Method] = {}
 for _suffix, _framework in (("", "torch"), ("_keras", "keras")):
     for _method in (
         _tracker(
+            f"taylor{_suffix}",
+            _framework,
+            "taylor",
+            "scoring='taylor', the recommended mode: what a tracker built without scoring= uses",
+        ),
+        _tracker(
             f"steady_taylor{_suffix}",
             _framework,
             "steady_taylor",
-            "scoring='steady_taylor', the recommended mode",
+            "scoring='steady_taylor', taylor times its signal-to-noise ratio over the steps",
         ),
-        _tracker(f"taylor{_suffix}", _framework, "taylor", "scoring='taylor'"),
         _tracker(
             f"viann{_suffix}",
             _framework,
-            None,
-            "built without scoring= (the quick starts' default: the paper's VIANN, per epoch)",
+            "viann",
+            "scoring='viann', the paper's VIANN, per epoch (the default before 1.1)",
         ),
     ):
         REAL_METHODS[_method.name] = _method
