@@ -346,24 +346,53 @@ def train_keras(
     batch_size: int = 32,
     lr: float = 1e-3,
     callbacks: Sequence[Any] = (),
+    seed: int = 0,
 ) -> float:
-    """Compile and fit a Keras model with Adam; returns the seconds ``fit`` took."""
+    """Compile and fit a Keras model with Adam; returns the seconds ``fit`` took.
+
+    The batches are drawn in a new order at every epoch from ``seed``
+    (:func:`reshuffled_batches`), as the PyTorch runs' are.
+    """
     import keras
 
     loss = "sparse_categorical_crossentropy" if task == "classification" else "mse"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss)
     target = np.asarray(y) if task == "classification" else np.asarray(y, dtype=np.float32)
+    batches = reshuffled_batches(np.asarray(X, dtype=np.float32), target, batch_size, seed)
     start = time.perf_counter()
-    model.fit(
-        np.asarray(X, dtype=np.float32),
-        target,
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=list(callbacks),
-    )
+    model.fit(batches, epochs=epochs, verbose=0, callbacks=list(callbacks))
     return time.perf_counter() - start
+
+
+def reshuffled_batches(X: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Any:
+    """``(X, y)`` in batches drawn in a new random order at every epoch, on every backend.
+
+    ``fit(x, y, shuffle=True)`` on Keras's TensorFlow backend repeats the first
+    epoch's order at every epoch once ``keras.utils.set_random_seed()`` was
+    called (Keras 3.15, TensorFlow 2.21; the JAX and PyTorch backends
+    reshuffle): the network then sees the same batches in the same order every
+    epoch, unlike the PyTorch runs. A ``PyDataset`` that draws its own order from
+    a seeded generator at each epoch's end trains every backend alike.
+    """
+    import keras
+
+    class _Reshuffled(keras.utils.PyDataset):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(X))
+
+        def __len__(self) -> int:
+            return -(-len(X) // batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            rows = self.order[index * batch_size : (index + 1) * batch_size]
+            return X[rows], y[rows]
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(X))
+
+    return _Reshuffled()
 
 
 def keras_predict(model: Any, X: np.ndarray) -> np.ndarray:

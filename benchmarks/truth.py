@@ -164,7 +164,7 @@ def _viann_run(
     built = [(m, m.make_tracker(model if framework == "torch" else None)) for m in trackers]
     hooks = TORCH_HOOKS if framework == "torch" else KERAS_HOOKS
     timers = [time_hooks(tracker, hooks) for _, tracker in built]
-    common = {"epochs": settings["epochs"], "batch_size": settings["batch_size"]}
+    common = {"epochs": settings["epochs"], "batch_size": settings["batch_size"], "seed": seed}
     if framework == "torch":
         train_s = train_torch(
             model,
@@ -172,7 +172,6 @@ def _viann_run(
             y_train,
             data.task,
             lr=settings["lr"],
-            seed=seed,
             hooks=[t for _, t in built],
             **common,
         )
@@ -707,7 +706,12 @@ def _grouped_network(
     )
     feature_names, groups = data.first_layer_columns(dim)
     columns = {"feature_names": feature_names, "groups": groups}
-    common = {"epochs": epochs, "batch_size": settings["batch_size"], "lr": settings["lr"]}
+    common = {
+        "epochs": epochs,
+        "batch_size": settings["batch_size"],
+        "lr": settings["lr"],
+        "seed": seed,
+    }
     if framework == "torch":
         import torch
 
@@ -716,7 +720,7 @@ def _grouped_network(
         built = [(m, m.make_tracker(model, layer="mlp.0", **columns)) for m in trackers]
         timers = [time_hooks(tracker, TORCH_HOOKS) for _, tracker in built]
         train_s = train_torch(
-            model, X_train, y_train, data.task, seed=seed, hooks=[t for _, t in built], **common
+            model, X_train, y_train, data.task, hooks=[t for _, t in built], **common
         )
         score = holdout_score(data.task, torch_predict(model, X_test), y_test)
     else:

@@ -100,6 +100,7 @@ def keras_networks(
             batch_size=settings["batch_size"],
             lr=settings["lr"],
             callbacks=[t for _, t in built],
+            seed=seed,
         )
         halves = [
             holdout_score(data.task, keras_predict(model, X), y)
