@@ -356,18 +356,21 @@ def viann_variant(
         ``VarianceImportanceKeras`` (constructed like them).
     description : str, optional
     **tracker_kwargs
-        Passed to the tracker's constructor (e.g. ``scoring="..."``).
+        Passed to the tracker's constructor (e.g. ``scoring="..."``; without
+        ``scoring``, ``scoring="viann"``: the trackers' own default is the
+        recommended gradient mode).
 
     Examples
     --------
     >>> m = viann_variant("viann_sum", normalize="sum")
     >>> m.family, m.framework, dict(m.tracker_kwargs)
-    ('viann', 'torch', {'normalize': 'sum'})
+    ('viann', 'torch', {'scoring': 'viann', 'normalize': 'sum'})
     """
     if framework not in ("torch", "keras"):
         raise ValueError(f"framework={framework!r}; use 'torch' or 'keras'.")
     if name in METHODS:
         raise ValueError(f"{name!r} is a built-in method; give the variant another name.")
+    tracker_kwargs = {"scoring": "viann", **tracker_kwargs}
     if description is None:
         settings = ", ".join(f"{k}={v!r}" for k, v in tracker_kwargs.items())
         when = "per epoch" if update_every is None else f"every {update_every} step(s)"
@@ -397,6 +400,7 @@ for _framework in ("torch", "keras"):
             "viann",
             _framework,  # type: ignore[arg-type]
             f"VIANN, one snapshot per epoch ({_framework})",
+            tracker_kwargs={"scoring": "viann"},
         )
     )
     _register(
@@ -406,6 +410,7 @@ for _framework in ("torch", "keras"):
             _framework,  # type: ignore[arg-type]
             f"VIANN, one snapshot per optimizer step ({_framework})",
             update_every=1,
+            tracker_kwargs={"scoring": "viann"},
         )
     )
 for _method in (

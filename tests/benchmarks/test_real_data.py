@@ -232,7 +232,7 @@ def test_steady_taylor_tells_real_from_appended_on_breast_cancer():
 
     Measured with this set-up (MLP 64-64, Adam 1e-3, batch 32, 20 epochs, 30 real
     against 60 appended columns), seeds 0-19: AUC mean 0.879, worst 0.808, best 0.934
-    (seed 0, the one tested); taylor mean 0.891 (worst 0.836), the default viann 0.782
+    (seed 0, the one tested); taylor mean 0.891 (worst 0.836), scoring="viann" 0.782
     (worst 0.739). Scores unrelated to the columns give 0.50 +- 0.07, so 0.75 fails them.
     """
     import torch
