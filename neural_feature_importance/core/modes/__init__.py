@@ -1,10 +1,12 @@
 """Scoring modes: which statistic of the training run ranks the input features.
 
-VIANN (the default, `scoring="viann"`) scores a feature by how much the
-weights leaving it varied over the weight snapshots, times their final size.
-Our planted-truth study showed that this depends on *when* training stops: late in training
-the weights of noise features keep drifting and their variance swamps the
-signal. The modes below are the alternatives we measured and ship (see
+Every tracker built without `scoring=` uses [`RECOMMENDED_MODE`][RECOMMENDED_MODE], a
+gradient mode. VIANN, the paper's method (`scoring="viann"`, bit for bit), scores a
+feature by how much the weights leaving it varied over the weight snapshots, times their
+final size. Our planted-truth study showed that this depends on *when* training stops:
+late in training the weights of noise features keep drifting and their variance swamps
+the signal; on real data with appended irrelevant columns it can rank them above the real
+ones (`benchmarks/RESULTS.md`, "Real data"). The modes below are the ones we measured and ship (see
 `research/scoring_modes/RESULTS.md`; the research variants that no guide
 recommends live in `research/research_modes.py`); each is one small class that every tracker
 (Keras, PyTorch, Lightning, the bare core) drives through the same calls:
@@ -36,8 +38,8 @@ tracked layer's `(features, units)` view ([`views`][]):
 | `taylor` | gradients | `mean_steps |sum_j g_ij * w_ij|` | Molchanov 2017/2019 |
 | `steady_taylor` | gradients | `taylor * taylor / sd_steps(|sum_j g * w|)` | this study; SNR weighting |
 
-`steady_taylor` is the recommended mode where gradients are available.
-Its base is `taylor`: for a dense layer `sum_j g_ij * w_ij` equals the
+`steady_taylor` is the recommended mode where gradients are available, and so the
+default of every tracker. Its base is `taylor`: for a dense layer `sum_j g_ij * w_ij` equals the
 batch's summed *gradient x input* of feature `i` (the first-order change of
 the loss if the feature were zeroed), so it measures what the network does
 with the feature rather than how much its weights wander, and late in
@@ -67,7 +69,7 @@ SCORING_MODES: dict[str, type[ScoringMode]] = {
 """Every scoring mode by name (`scoring=` of the trackers)."""
 
 RECOMMENDED_MODE = "steady_taylor"
-"""The mode to use where gradients are available.
+"""The mode to use where gradients are available: every tracker's default `scoring`.
 
 Chosen on the planted-truth measurements in `research/scoring_modes/RESULTS.md`
 (every mode at 15, 60 and 200 epochs) and `research/selector_gap/RESULTS.md`
@@ -102,11 +104,11 @@ def get_mode(scoring: str) -> type[ScoringMode]:
         snapshot = [n for n, m in SCORING_MODES.items() if not m.needs_gradients]
         gradient = [n for n, m in SCORING_MODES.items() if m.needs_gradients]
         raise ValueError(
-            f"scoring={scoring!r} is not a scoring mode. Use 'viann' (the paper's method, "
-            f"default), a snapshot mode ({', '.join(repr(n) for n in snapshot[1:])}) or a "
-            f"gradient mode ({', '.join(repr(n) for n in gradient)}); "
-            f"'{RECOMMENDED_MODE}' is recommended, '{RECOMMENDED_SNAPSHOT_MODE}' is the "
-            "best of the snapshot modes."
+            f"scoring={scoring!r} is not a scoring mode. Use a gradient mode "
+            f"({', '.join(repr(n) for n in gradient)}; '{RECOMMENDED_MODE}' is recommended "
+            "and the default) or a snapshot mode "
+            f"({', '.join(repr(n) for n in snapshot)}; 'viann' is the paper's method, "
+            f"'{RECOMMENDED_SNAPSHOT_MODE}' the best of them)."
         )
     return SCORING_MODES[scoring]
 
