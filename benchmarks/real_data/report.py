@@ -74,7 +74,7 @@ def _pivot(
 
 
 def flags(table: pd.DataFrame) -> list[str]:
-    """Where the default tracker (``viann``) scores an AUC below 0.75, and where
+    """Where the paper's method (``viann``) scores an AUC below 0.75, and where
     ``steady_taylor`` is below the best post-hoc peer (mean AUC over seeds)."""
     ok = table[~failed(table)]
     means = ok.groupby(["dataset", "epochs", "method"])["auc"].mean()
@@ -84,7 +84,7 @@ def flags(table: pd.DataFrame) -> list[str]:
         where = f"{dataset}, {epochs} epochs"
         for name in ("viann", "viann_keras"):
             if name in sub and sub[name] < VIANN_FLOOR:
-                lines.append(f"{where}: `{name}` (the default) AUC {sub[name]:.3f} < {VIANN_FLOOR}")
+                lines.append(f"{where}: `{name}` (the paper's) AUC {sub[name]:.3f} < {VIANN_FLOOR}")
         peers = sub[[m for m in POSTHOC if m in sub]]
         if "steady_taylor" in sub and not peers.empty and sub["steady_taylor"] < peers.max():
             lines.append(
