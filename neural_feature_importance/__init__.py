@@ -1,9 +1,12 @@
-"""Training-time feature importance for neural networks (VIANN).
+"""Training-time feature importance for neural networks (VIANN and gradient modes).
 
-While a network trains, the trackers keep the running variance of every weight
-of its first trainable layer; an input whose weights moved a lot and ended large
-is important (de Sá, *Variance-based Feature Importance in Neural Networks*,
-Discovery Science 2019). The cost is a few elementwise operations per epoch.
+While a network trains, the trackers watch the layer that reads its inputs. By
+default (the recommended mode, `core.modes.RECOMMENDED_MODE`) they read that layer's
+gradient after optimizer steps and score each input by its gradient x input, weighed
+by how steadily the network relies on it. `scoring="viann"` is the paper's method,
+bit for bit: the running variance of every weight of that layer times its final
+size, so an input whose weights moved a lot and ended large is important (de Sá,
+*Variance-based Feature Importance in Neural Networks*, Discovery Science 2019).
 
 Importing this package imports no deep-learning framework: the Keras names load
 Keras, and the PyTorch names load torch (`VarianceImportanceSkorch` also skorch),

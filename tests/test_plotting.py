@@ -231,7 +231,9 @@ def _tracker_with_epochs():
     from neural_feature_importance.core import VarianceImportanceBase
 
     rng = np.random.default_rng(0)
-    tracker = VarianceImportanceBase(record_history=True, feature_names=["a", "b", "c", "d"])
+    tracker = VarianceImportanceBase(
+        scoring="viann", record_history=True, feature_names=["a", "b", "c", "d"]
+    )
     weights = rng.normal(size=(4, 3))
     tracker.start(weights)
     for epoch in range(5):

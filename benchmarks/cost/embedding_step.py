@@ -24,8 +24,8 @@ from benchmarks.cost.step_blocks import (
 
 EMBEDDING_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
     "plain": None,
-    "viann_epoch": {},
-    "viann_step": {"update_every": 1},
+    "viann_epoch": {"scoring": "viann"},
+    "viann_step": {"scoring": "viann", "update_every": 1},
     "taylor": {"scoring": "taylor"},
     "taylor_every_step": {"scoring": "taylor", "gradient_every": 1},
     "steady_taylor": {"scoring": "steady_taylor"},

@@ -25,7 +25,7 @@ from benchmarks.training import torch_mlp
 
 MLP_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
     "plain": None,
-    "viann_epoch": {},
+    "viann_epoch": {"scoring": "viann"},
     "taylor": {"scoring": "taylor"},
     "steady_taylor": {"scoring": "steady_taylor"},
     "taylor_every_step": {"scoring": "taylor", "gradient_every": 1},

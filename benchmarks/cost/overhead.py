@@ -49,7 +49,7 @@ def _train(
         if with_trackers:
             sync = torch.cuda.synchronize if device.startswith("cuda") else None
             for mode, every in (("epoch", None), ("step", 1)):
-                tracker = classes(model, update_every=every)
+                tracker = classes(model, update_every=every, scoring="viann")
                 trackers.append((mode, tracker, time_hooks(tracker, TORCH_HOOKS, sync)))
         seconds = train_torch(
             model,
@@ -71,7 +71,7 @@ def _train(
     trackers = []
     if with_trackers:
         for mode, every in (("epoch", None), ("step", 1)):
-            tracker = classes(update_every=every)
+            tracker = classes(update_every=every, scoring="viann")
             trackers.append((mode, tracker, time_hooks(tracker, KERAS_HOOKS)))
     seconds = train_keras(
         model,

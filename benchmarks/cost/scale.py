@@ -76,7 +76,7 @@ def _scale_point(
     trackers = {}
     for name, every in (("viann_epoch", None), ("viann_step", 1)):
         if name in methods:
-            tracker = VarianceImportanceTorch(model, update_every=every)
+            tracker = VarianceImportanceTorch(model, update_every=every, scoring="viann")
             trackers[name] = (tracker, time_hooks(tracker, TORCH_HOOKS))
     train_s = train_torch(
         model,

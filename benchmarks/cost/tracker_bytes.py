@@ -81,7 +81,7 @@ def tracker_bytes(tracker: Any, exclude: Iterable[Any] = ()) -> tuple[int, dict[
     --------
     >>> import numpy as np
     >>> from neural_feature_importance import VarianceImportanceBase
-    >>> core = VarianceImportanceBase()
+    >>> core = VarianceImportanceBase(scoring="viann")
     >>> core.start(np.zeros((10, 8), dtype=np.float32))
     >>> core.update(np.ones((10, 8), dtype=np.float32))
     >>> state, extra = tracker_bytes(core)

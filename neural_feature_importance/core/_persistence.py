@@ -216,7 +216,7 @@ class TrackerState:
         Examples
         --------
         >>> import numpy as np
-        >>> tracker = VarianceImportanceBase()
+        >>> tracker = VarianceImportanceBase(scoring="viann")
         >>> for step in range(3):
         ...     tracker.update(np.array([[0.0, 1.0], [float(step), 2.0]]))
         >>> restored = VarianceImportanceBase.from_state(tracker.state_dict())
@@ -235,6 +235,7 @@ class TrackerState:
         if "layers" in state and scoring is None:
             first = str(state["layer_names"]).split("\n")[0]
             scoring = state["layers"][first].get("scoring")
+        # A state without "scoring" is VIANN's (core/state.py), not the default mode's.
         options = {"scoring": str(scoring or "viann"), **options}
         layout = str(state.get("layout"))
         if layout not in ("keras", "torch"):

@@ -36,6 +36,26 @@ def never_trained(message: str) -> NotFittedError:
     return NotFittedError(f"{message} {CLONED_CALLBACK_HINT}")
 
 
+SNAPSHOT_ADVICE = (
+    "To score from weight snapshots alone, with no gradient, construct the tracker with "
+    "scoring='viann' (the paper's method) or scoring='growth'."
+)
+"""The way out for a run that gives a gradient mode no gradient: a snapshot mode.
+
+Every tracker built without `scoring=` uses the recommended mode, a gradient mode, so
+this is what a loop written for the snapshot-only VIANN needs."""
+
+
+def no_gradient(message: str) -> ValueError:
+    """A `ValueError` for a gradient mode that no gradient reaches: `message`, then the way out.
+
+    Raised where the misuse shows first (a snapshot before any gradient on the
+    bare core, an epoch without a read in an adapter), not when the importances
+    are read after the whole run.
+    """
+    return ValueError(f"{message} {SNAPSHOT_ADVICE}")
+
+
 class NonFiniteWeightsError(FloatingPointError, ValueError):
     """A weight snapshot contained NaN or Inf (the training run diverged)."""
 

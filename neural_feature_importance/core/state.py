@@ -14,7 +14,9 @@ that read it, else `None`) and `checked_updates` (int). The other modes
 add `scoring`, `mode` (the mode's own counts and arrays),
 `n_snapshots` and, with `finite_check="deferred"`, `unchecked_sum`; a
 sharded weight adds `shard`; `record_history=True` adds `history`.
-VIANN's layout is the one version 1.0 wrote, so its checkpoints still load.
+VIANN's layout is the one version 1.0 wrote, so its checkpoints still load;
+a state without `scoring` is therefore VIANN's, whatever the trackers' default
+`scoring` (restoring one never takes the default).
 
 Several input layers ([`combined`][]) nest one such state per layer under
 `layers`, with `layer_names` and `layer_kinds` (newline-separated).
@@ -151,11 +153,18 @@ def read_layer_state(
                 f"{stats.owner} has {key}={expected!r}; load it into a tracker "
                 f"of the same {key}."
             )
+    # No "scoring" key: VIANN's state (see layer_state), never the trackers' default mode.
     scoring = str(state.get("scoring", "viann"))
     if scoring != stats.scoring:
+        default = (
+            " (a tracker built without scoring= saved VIANN's state before the default "
+            "became the recommended gradient mode)"
+            if scoring == "viann"
+            else ""
+        )
         raise StateDictError(
-            f"state was saved by a tracker with scoring={scoring!r}, but this one has "
-            f"scoring={stats.scoring!r}; construct the tracker with scoring={scoring!r}."
+            f"state was saved by a tracker with scoring={scoring!r}{default}, but this one "
+            f"has scoring={stats.scoring!r}; construct the tracker with scoring={scoring!r}."
         )
     shape = tuple(int(s) for s in state["weight_shape"])
     saved_name = str(state["layer_name"])

@@ -26,7 +26,9 @@ from neural_feature_importance.core._results import ConvResults, TrackerResults
 from neural_feature_importance.core.arrays import NUMPY_OPS, Array, ArrayOps
 from neural_feature_importance.core.columns import FeatureColumns, Member, ResolvedColumns
 from neural_feature_importance.core.combined import CombinedStatistics
+from neural_feature_importance.core.errors import no_gradient
 from neural_feature_importance.core.logs import EpochImportances, LogImportances
+from neural_feature_importance.core.modes import RECOMMENDED_MODE, get_mode
 from neural_feature_importance.core.options import FiniteCheck, check_core_options
 from neural_feature_importance.core.scoring import Normalize, top_features
 from neural_feature_importance.core.sharding import WeightShard
@@ -39,11 +41,11 @@ STATE_FORMAT_VERSION = state_schema.STATE_FORMAT_VERSION
 
 
 class VarianceImportanceBase(TrackerState, TrackerResults):
-    """Variance-based importance (VIANN) of one layer's input features.
+    """Training-time importance of one layer's input features (VIANN and the other modes).
 
-    Feed it the weight array after every epoch (or step) with [`update()`][update] (and, for the
-    gradient modes, every optimizer step's gradient with [`update_gradients()`][update_gradients]);
-    read
+    Feed it every optimizer step's gradient with [`update_gradients()`][update_gradients] (the
+    gradient modes, the default among them) and the weight array after every epoch (or step)
+    with [`update()`][update] (the snapshot modes, VIANN among them); read
     [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_]
     once enough was recorded. It holds the statistics of the tracked weight ([`LayerStatistics`][]),
     or of several input layers ([`CombinedStatistics`][]), and turns their raw scores into named,
@@ -77,11 +79,13 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         propagate into the statistics and detects it in [`check_finite()`][check_finite],
         which adapters call once per epoch. Either way a diverged run raises
         [`NonFiniteWeightsError`][], never silent NaN scores.
-    scoring : str, default="viann"
-        Which statistic of the run scores the features ([`modes`][]):
-        `"viann"` is the paper's method, bit for bit; `"taylor"` (needs
-        gradients: every adapter feeds them) and `"growth"` (snapshots only) do not depend on
-        when training stops. See [`SCORING_MODES`][].
+    scoring : str, optional
+        Which statistic of the run scores the features ([`SCORING_MODES`][]). By default
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE] (today
+        `"steady_taylor"`), as in every adapter: a gradient mode, fed by
+        [`update_gradients()`][update_gradients]; left to it, a snapshot before any gradient
+        raises `ValueError`. `"viann"` (the paper's method, bit for bit) and `"growth"` need
+        weight snapshots ([`update()`][update]) only.
     feature_names : sequence of str, optional
         One name per tracked input (default `x0, x1, ...`), e.g. the
         columns of the DataFrame the model reads.
@@ -130,14 +134,14 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
     Raises
     ------
     ValueError
-        From the constructor, for an option it does not accept.
+        From the constructor, for an option it does not accept (and see `scoring`).
     NoSignalError
         When importances are read and every raw score is exactly 0.
 
     Examples
     --------
     >>> import numpy as np
-    >>> tracker = VarianceImportanceBase()
+    >>> tracker = VarianceImportanceBase(scoring="viann")   # snapshots only: the paper's method
     >>> rng = np.random.default_rng(0)
     >>> w = rng.normal(size=(3, 2))             # Keras layout: (in=3, out=2)
     >>> tracker.start(w)
@@ -162,11 +166,14 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         layout: Layout = "keras",
         ops: ArrayOps = NUMPY_OPS,
         finite_check: FiniteCheck = "update",
-        scoring: str = "viann",
+        scoring: str | None = None,
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
         log_importances: LogImportances = False,
     ) -> None:
+        # None: the recommended mode, and a snapshot before any gradient raises (update()).
+        self._default_scoring = scoring is None
+        scoring = RECOMMENDED_MODE if scoring is None else scoring
         # Checked here, once, not at the first snapshot: a typo fails on the line that made it.
         checked = check_core_options(
             normalize=normalize,
@@ -206,6 +213,8 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         """With several input layers: their statistics (else `None`)."""
         self._layer_views: dict[str, VarianceImportanceBase] | None = None
         self._columns: ResolvedColumns | None = None
+        # Whether update_gradients() / update_gradient_sums() fed this tracker since it started.
+        self._gradients_fed = False
 
     def _new_statistics(self, kind: Kind) -> LayerStatistics:
         return LayerStatistics(
@@ -308,7 +317,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         self.statistics.start(weights, layer_name, shard)
         self._columns = columns
         if self.include_initial:
-            self.update(weights)
+            self.statistics.update(weights)
 
     def start_layers(
         self, weights: Mapping[str, tuple[Kind, Array]], check_columns: bool = True
@@ -354,14 +363,39 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
 
         Raises
         ------
+        ValueError
+            Built without `scoring=` (a gradient mode), if no gradient came before: a
+            loop that feeds snapshots only needs `scoring="viann"` or `"growth"`.
         NonFiniteWeightsError
             If the snapshot holds NaN or Inf (with `finite_check="update"`).
         """
+        self._check_snapshot_only()
         if not self.statistics.started:
             self.start(weights, self.layer_name)
             if self.include_initial:
                 return
         self.statistics.update(weights)
+
+    def _check_snapshot_only(self) -> None:
+        """Raise if a tracker left to the default (a gradient mode) gets a snapshot first.
+
+        Adapters pass `scoring` and feed gradients and snapshots in their own
+        order; this guards a bare core driven by snapshots only, as for VIANN.
+        """
+        mode = self.statistics.mode
+        if (
+            not self._default_scoring
+            or self._gradients_fed
+            or not get_mode(self.scoring).needs_gradients
+            or (mode is not None and (mode.n_steps or mode.n_skipped))  # a loaded state's
+        ):
+            return
+        raise no_gradient(
+            f"{type(self).__name__} was built without scoring=, so it uses the recommended "
+            f"mode, scoring={self.scoring!r}, which scores from update_gradients(grad, "
+            "weights) after every optimizer step; this snapshot (update()) came before any "
+            "gradient. Pass scoring= explicitly to take snapshots before the first gradient."
+        )
 
     def update_gradients(self, gradient: Array, weights: Array) -> None:
         """Add one optimizer step's gradient of the tracked weight (gradient modes).
@@ -378,6 +412,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         """
         if not self.statistics.started:
             self.start(weights, self.layer_name)
+        self._gradients_fed = True
         self.statistics.update_gradients(gradient, weights)
 
     def update_gradient_sums(
@@ -393,6 +428,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         once per epoch.
         """
         self.statistics.update_gradient_sums(sums, n_steps, n_skipped)
+        self._gradients_fed = True
 
     def end_epoch(self) -> None:
         """Once per epoch: report skipped gradient reads, check for NaN/Inf, record the epoch.

@@ -327,7 +327,8 @@ def train_conv(
     learning_rate : float, default=3e-3
         Adam's learning rate.
     update_every, include_initial, record_history
-        The tracker's options (default: one snapshot per epoch, history kept).
+        The tracker's options (default: one snapshot per epoch, history kept); the
+        tracker scores with `scoring="viann"`, the paper's method.
     seed : int, default=0
         Seed of the initial weights and of the batch order.
 
@@ -348,6 +349,9 @@ def train_conv(
         {"n_filters": n_filters, "kernel_size": kernel_size},
         FitOptions(epochs, batch_size, learning_rate, seed),
         {
+            # VIANN, the paper's method, whatever the trackers' default (filter_heatmaps reads
+            # its variance).
+            "scoring": "viann",
             "update_every": update_every,
             "include_initial": include_initial,
             "record_history": record_history,

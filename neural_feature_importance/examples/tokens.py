@@ -220,7 +220,8 @@ def train_tokens(
     learning_rate : float, default=1e-3
         Adam's learning rate.
     update_every, record_history
-        The tracker's options (default: one snapshot per epoch, history kept).
+        The tracker's options (default: one snapshot per epoch, history kept); the
+        tracker scores with `scoring="viann"`, the paper's method.
     seed : int, default=0
         Seed of the initial weights and of the batch order.
 
@@ -240,7 +241,8 @@ def train_tokens(
         data,
         {"embedding_dim": embedding_dim, "n_filters": n_filters, "kernel_size": kernel_size},
         FitOptions(epochs, batch_size, learning_rate, seed),
-        {"update_every": update_every, "record_history": record_history},
+        # VIANN, the paper's method, whatever the trackers' default scoring.
+        {"scoring": "viann", "update_every": update_every, "record_history": record_history},
     )
 
 

@@ -1,4 +1,4 @@
-"""skorch callback: VIANN importances of a skorch net, on the net for scikit-learn's selectors.
+"""skorch callback: feature importances of a skorch net, on the net for scikit-learn's selectors.
 
 ```pycon
 >>> from skorch import NeuralNetClassifier
@@ -72,6 +72,7 @@ from skorch.callbacks import Callback
 from neural_feature_importance.core.columns import Member
 from neural_feature_importance.core.errors import never_trained
 from neural_feature_importance.core.logs import LogImportances
+from neural_feature_importance.core.modes import RECOMMENDED_MODE
 from neural_feature_importance.core.options import FiniteCheck
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.surface import HeldTrackerResults, finish_training
@@ -87,7 +88,7 @@ NET_ATTRIBUTES = ("feature_importances_", "n_features_in_", "feature_names_in_")
 
 
 class VarianceImportanceSkorch(HeldTrackerResults, Callback):
-    """Track VIANN importances while a skorch net trains; put them on the net.
+    """Track feature importances while a skorch net trains; put them on the net.
 
     The parameters are `kind` and the options of
     [`VarianceImportanceTorch`][neural_feature_importance.torch.VarianceImportanceTorch],
@@ -105,10 +106,12 @@ class VarianceImportanceSkorch(HeldTrackerResults, Callback):
         when the net is initialised.)
     kind : {"dense", "conv", "embedding"}, default="dense"
         Which torch tracker to use.
-    scoring : str, default="viann"
+    scoring : str, default=RECOMMENDED_MODE
         The statistic that scores the features (see
-        [`neural_feature_importance.core.modes`][]); `"steady_taylor"` is
-        recommended, `"viann"` is the paper's method.
+        [`neural_feature_importance.core.modes`][]); by default the recommended mode,
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE]
+        (today `"steady_taylor"`), which reads the gradient after skorch's optimizer
+        step; `"viann"` is the paper's method, bit for bit.
     update_every : int, optional
         Snapshot every `update_every` optimizer steps (training batches) instead
         of per epoch.
@@ -171,7 +174,7 @@ class VarianceImportanceSkorch(HeldTrackerResults, Callback):
         layer: Layer = None,
         *,
         kind: str = "dense",
-        scoring: str = "viann",
+        scoring: str = RECOMMENDED_MODE,
         update_every: int | None = None,
         gradient_every: int | None = None,
         normalize: Normalize = "minmax",

@@ -1,8 +1,9 @@
-"""Keras 3 callbacks for VIANN feature importance, on any Keras backend.
+"""Keras 3 callbacks for training-time feature importance, on any Keras backend.
 
 Importing this package imports Keras (and the backend selected with
 `KERAS_BACKEND`), but never TensorFlow directly: the callbacks read weights
-with `keras.ops.convert_to_numpy`, so they run on TensorFlow, JAX and
+with `keras.ops.convert_to_numpy`, and gradients (the default, recommended mode)
+with `keras.ops` inside the train step, so they run on TensorFlow, JAX and
 PyTorch alike.
 
 ```pycon

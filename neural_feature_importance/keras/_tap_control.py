@@ -25,6 +25,7 @@ from typing import Any
 
 import keras
 
+from neural_feature_importance.core.errors import no_gradient
 from neural_feature_importance.core.modes import get_mode
 from neural_feature_importance.keras._layer_choice import KerasLayerChoice
 from neural_feature_importance.keras._saving import hide_taps_from_saving, restore_saving
@@ -192,6 +193,40 @@ class GradientTapControl(KerasLayerChoice):
             # Another tracker's tap goes in at this batch too: it calls the new function.
             return inner(iterator)
         return model.train_function(iterator)
+
+    def _check_gradients_reached(self) -> None:
+        """Raise at an epoch's end if a gradient mode has read nothing, and no step can reach it.
+
+        Two cases, where the old default, VIANN (snapshots only), worked and the
+        tap cannot: no tap at all (a custom loop that neither compiled the model
+        nor called [`wrap_optimizer()`][wrap_optimizer]), or a tap no update went
+        through (a train step or loop that updates the weights with an optimizer
+        of its own). Gradient accumulation that has not applied an update yet
+        counts as an update (the wrapped optimizer's iterations moved); under a
+        `LossScaleOptimizer`, whose skipped steps move nothing, the second case is
+        left to the error that reading the importances raises.
+        """
+        if not self._needs_gradients() or self._gradient_steps or self.core.n_gradient_steps_:
+            return
+        owner = f"{type(self).__name__}(scoring={self.core.scoring!r})"
+        if self._tap is None:
+            raise no_gradient(
+                f"{owner} reads the gradient in the optimizer, but an epoch ended and no "
+                "optimizer carries its tap: the model was not compiled when training began "
+                "(a custom training loop). Update the model with the optimizer "
+                f"{type(self).__name__}.wrap_optimizer(optimizer) returns, after "
+                "set_model(model) and on_train_begin()."
+            )
+        if isinstance(self.model.optimizer, keras.optimizers.LossScaleOptimizer):
+            return
+        if int(keras.ops.convert_to_numpy(self._tap.iterations)) == 0:
+            raise no_gradient(
+                f"{owner} reads the gradient in the optimizer it wraps (model.optimizer "
+                "during fit()), but an epoch ended and no update went through it: the train "
+                "step or loop updates the weights by other means. Update them through "
+                "self.optimizer (apply(), apply_gradients(), or stateless_apply() on JAX), or "
+                "wrap the optimizer that does with wrap_optimizer()."
+            )
 
     def _remove_tap(self) -> None:
         """Give the user's optimizer back (after `fit`), keeping other wrappers."""

@@ -1,9 +1,11 @@
-"""Keras 3 callbacks that track VIANN importances during `model.fit`.
+"""Keras 3 callbacks that track feature importances during `model.fit`.
 
 The callbacks are thin adapters over the framework-free core
 ([`neural_feature_importance.core.tracker`][]): they choose a layer
 (`layers`), read its weight with `keras.ops.convert_to_numpy` and pass
-it to the core's `start` / `update`. Nothing here imports TensorFlow, so
+it to the core's `start` / `update`, and, for the gradient modes (the default),
+hand it the sums their optimizer tap read in the train step
+([`neural_feature_importance.keras.gradients`][]). Nothing here imports TensorFlow, so
 the same callbacks run on the TensorFlow, JAX and PyTorch backends.
 
 Snapshots are taken at the end of every epoch (the paper's choice), or every
@@ -24,6 +26,7 @@ import keras
 from neural_feature_importance.core.arrays import NUMPY_OPS
 from neural_feature_importance.core.columns import Member
 from neural_feature_importance.core.logs import LogImportances
+from neural_feature_importance.core.modes import RECOMMENDED_MODE
 from neural_feature_importance.core.options import (
     FiniteCheck,
     check_core_options,
@@ -78,7 +81,7 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
         dtype: str = "float64",
         finite_check: FiniteCheck | None = None,
         reset_on_train_begin: bool = True,
-        scoring: str = "viann",
+        scoring: str = RECOMMENDED_MODE,
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
         gradient_every: int | None = None,
@@ -239,6 +242,7 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
         listed after this one (`CSVLogger`, `TensorBoard`) find them.
         """
         self._drain_tap()
+        self._check_gradients_reached()
         if self.update_every is None:
             self._snapshot(sync=False)
         self.core.end_epoch()
@@ -313,7 +317,7 @@ class _KerasTracker(GradientTapControl, keras.callbacks.Callback, HeldCore):
 
 
 class VarianceImportanceKeras(_KerasTracker):
-    """VIANN importances of a Dense layer's inputs, as a Keras 3 callback.
+    """Importances of a Dense layer's inputs, as a Keras 3 callback.
 
     Works on every Keras backend (TensorFlow, JAX, PyTorch) and with
     Sequential, functional and subclassed models.
@@ -379,15 +383,21 @@ class VarianceImportanceKeras(_KerasTracker):
         [`load_state()`][neural_feature_importance.keras.VarianceImportanceKeras.load_state] /
         [`load_state_dict`][neural_feature_importance.keras.VarianceImportanceKeras.load_state_dict]
         continues the loaded state.
-    scoring : str, default="viann"
-        The statistic that scores the features (see [`neural_feature_importance.core.modes`][]):
-        `"viann"` is the paper's method. `"steady_taylor"` (recommended), `"taylor"` and the other
-        gradient modes read the tracked kernel's gradient at every applied optimizer update: the
-        callback wraps `model.optimizer` in a [`GradientTapOptimizer`][] for the duration of `fit()`
-        (inside a `LossScaleOptimizer` under `mixed_float16`), so the work runs inside the compiled
-        train step on every backend; custom training loops use
+    scoring : str, default=RECOMMENDED_MODE
+        The statistic that scores the features (see [`neural_feature_importance.core.modes`][]).
+        The default, the recommended mode
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE] (today
+        `"steady_taylor"`), `"taylor"` and the other gradient modes read the tracked kernel's
+        gradient at every applied optimizer update: the callback wraps `model.optimizer` in a
+        [`GradientTapOptimizer`][] for the duration of `fit()` (inside a `LossScaleOptimizer`
+        under `mixed_float16`), so the work runs inside the compiled train step on every
+        backend, `jit_compile`, a custom `train_step` that updates through `self.optimizer` and
+        scikeras included; custom training loops use
         [`wrap_optimizer()`][neural_feature_importance.keras.VarianceImportanceKeras.wrap_optimizer].
-        `"growth"` is the best mode that needs weight snapshots only.
+        An epoch that ends with no update through the tap (a train step or loop that updates
+        the weights with another optimizer) raises `ValueError`. `"viann"` is the paper's
+        method, bit for bit, and `"growth"` the best mode that needs weight snapshots only:
+        neither touches the optimizer.
     feature_names : sequence of str, optional
         One name per input of the tracked layer (default `x0, x1, ...`).
     groups : mapping of str to sequence of (int or str), optional
@@ -469,15 +479,15 @@ class VarianceImportanceKeras(_KerasTracker):
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
     ...                           keras.layers.Dense(3, activation="softmax")])
     >>> model.compile("adam", "sparse_categorical_crossentropy")
-    >>> viann = VarianceImportanceKeras()
-    >>> _ = model.fit(X, y, epochs=5, verbose=0, callbacks=[viann])
-    >>> viann.feature_importances_.shape
+    >>> tracker = VarianceImportanceKeras()   # the recommended mode; scoring="viann": the paper
+    >>> _ = model.fit(X, y, epochs=5, verbose=0, callbacks=[tracker])
+    >>> tracker.feature_importances_.shape
     (4,)
     """
 
 
 class ConvVarianceImportanceKeras(VarianceImportanceKeras):
-    """VIANN importances of a convolution's inputs, as a Keras 3 callback.
+    """Importances of a convolution's inputs, as a Keras 3 callback.
 
     Tracks a `Conv1D`, `Conv2D` or `Conv3D` kernel `(*kernel, in, out)`. A feature is a (kernel
     position, input channel) pair, so besides
@@ -495,10 +505,10 @@ class ConvVarianceImportanceKeras(VarianceImportanceKeras):
 
 
 class EmbeddingVarianceImportanceKeras(VarianceImportanceKeras):
-    """VIANN importances of the tokens of an Embedding layer, as a Keras 3 callback.
+    """Importances of the tokens of an Embedding layer, as a Keras 3 callback.
 
-    One score per token: `sum_j var[token, j]` over the table's rows. Tokens
-    that no batch contained keep a variance of zero. Parameters are those of
+    One score per token (under `scoring="viann"`: `sum_j var[token, j]` over the
+    table's rows). Tokens that no batch contained score zero. Parameters are those of
     [`VarianceImportanceKeras`][]; `layer=None` picks the first trainable
     Embedding layer.
     """

@@ -1,15 +1,13 @@
-"""Hugging Face `Trainer` callback: VIANN importances of a `transformers` model.
+"""Hugging Face `Trainer` callback: feature importances of a `transformers` model.
 
 ```pycon
 >>> from neural_feature_importance.torch.huggingface import (
 ...     VarianceImportanceTransformers,
 ... )
->>> viann = VarianceImportanceTransformers(
-...     "bert.embeddings.word_embeddings", kind="embedding", scoring="taylor"
-... )
->>> trainer = Trainer(model, args, train_dataset=data, callbacks=[viann])
+>>> tokens = VarianceImportanceTransformers("bert.embeddings.word_embeddings", kind="embedding")
+>>> trainer = Trainer(model, args, train_dataset=data, callbacks=[tokens])
 >>> trainer.train()
->>> viann.feature_importances_
+>>> tokens.feature_importances_
 ```
 
 The callback wraps one of the torch trackers (composition, not another
@@ -76,6 +74,7 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from neural_feature_importance._callers import calling_instance
+from neural_feature_importance.core.modes import RECOMMENDED_MODE
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.torch._wrapped import WrappedTracker
 from neural_feature_importance.torch.input_weights import FeatureAxis
@@ -111,7 +110,7 @@ def _layer_label(layer: str | nn.Module | FeatureAxis | None) -> str:
 
 
 class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
-    """Track VIANN importances while a Hugging Face `Trainer` trains.
+    """Track feature importances while a Hugging Face `Trainer` trains.
 
     Parameters
     ----------
@@ -134,7 +133,9 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
         [`feature_importances_`][neural_feature_importance.core.VarianceImportanceBase.feature_importances_].
     **tracker_options
         `dtype`, `include_initial`, `record_history`, `finite_check`,
-        `scoring` (e.g. `"taylor"`, see [`neural_feature_importance.core.modes`][]),
+        `scoring` (default: the recommended mode,
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE];
+        `"viann"` is the paper's method; see [`neural_feature_importance.core.modes`][]),
         `gradient_every`, `feature_names`, `groups` and `log_importances`: passed
         to the tracker, and checked here. With `log_importances=True` (or an int `k`:
         the `k` columns that rank highest at the first epoch with importances), every
@@ -180,8 +181,8 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
     reads it on resume. Under FSDP2 each process tracks its slice of the
     layer and writes its own state file ([`state_file_name`][]), and
     resumes from it with the same number of processes. DeepSpeed keeps
-    gradients out of `param.grad`, so gradient scoring modes do not work
-    under it.
+    gradients out of `param.grad`, so the gradient modes, the default among
+    them, do not work under it: pass `scoring="viann"` or `"growth"`.
     """
 
     fit_call = "trainer.train()"
@@ -201,11 +202,14 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
 
         Only letters, digits and `. _ + -`, so it is a file name on any system.
         """
+        return self._state_key_for(self.tracker_options.get("scoring", RECOMMENDED_MODE))
+
+    def _state_key_for(self, scoring: str) -> str:
+        """The [`state_key`][state_key] of this callback with `scoring`."""
         if isinstance(self.layer, list | tuple):
             layer = "+".join(_layer_label(entry) for entry in self.layer)
         else:
             layer = _layer_label(self.layer)
-        scoring = self.tracker_options.get("scoring", "viann")
         return re.sub(r"[^A-Za-z0-9._+-]", "_", f"{self.kind}-{layer}-{scoring}")
 
     @property
@@ -388,13 +392,32 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
         logger.warning(
             "%s: the Trainer resumes at global step %d, but no tracker state %s was found in %s; "
             "the importances cover the steps from here on only. Pass the checkpoint folder as "
-            "TrainingArguments(resume_from_checkpoint=...) if it lies elsewhere.",
+            "TrainingArguments(resume_from_checkpoint=...) if it lies elsewhere.%s",
             type(self).__name__,
             state.global_step,
             self.state_file_name,
             " or ".join(folders) or "any checkpoint folder (no output_dir)",
+            self._viann_state_hint(folders),
         )
         return None
+
+    def _viann_state_hint(self, folders: list[str]) -> str:
+        """A hint when the folders hold VIANN's state of this layer instead of this mode's.
+
+        A callback built without `scoring=` saved VIANN's state before the
+        default became the recommended gradient mode.
+        """
+        if self.tracker_options.get("scoring", RECOMMENDED_MODE) == "viann":
+            return ""
+        name = self.state_file_name.replace(self.state_key, self._state_key_for("viann"), 1)
+        names = (name, name.removesuffix(".safetensors") + ".npz")  # and the file 1.0 wrote
+        if not any(os.path.isfile(os.path.join(f, n)) for f in folders for n in names):
+            return ""
+        return (
+            f" The checkpoint holds {name}, the state of scoring='viann' (what a callback "
+            "built without scoring= saved before the default became the recommended mode): "
+            "construct the callback with scoring='viann' to resume it."
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The tracker's state plus the `Trainer` step it was saved at.

@@ -1,11 +1,11 @@
-"""Lightning callback: VIANN importances of a `LightningModule`'s first layer.
+"""Lightning callback: feature importances of a `LightningModule`'s first layer.
 
 ```pycon
 >>> from neural_feature_importance import VarianceImportanceLightning
->>> viann = VarianceImportanceLightning()
->>> trainer = lightning.Trainer(max_epochs=20, callbacks=[viann])
+>>> tracker = VarianceImportanceLightning()       # the recommended mode; scoring="viann": the paper
+>>> trainer = lightning.Trainer(max_epochs=20, callbacks=[tracker])
 >>> trainer.fit(module, loader)
->>> viann.feature_importances_
+>>> tracker.feature_importances_
 ```
 
 The callback wraps one of the torch trackers (composition, not a third
@@ -45,6 +45,7 @@ else:
         from pytorch_lightning import Callback, LightningModule, Trainer
 
 from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.modes import RECOMMENDED_MODE
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.core.tracker import VarianceImportanceBase
 from neural_feature_importance.torch._wrapped import WrappedTracker
@@ -54,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 
 class VarianceImportanceLightning(WrappedTracker, Callback):
-    """Track VIANN importances while a Lightning `Trainer` fits.
+    """Track feature importances while a Lightning `Trainer` fits.
 
     Parameters
     ----------
@@ -74,7 +75,9 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         is respected.
     **tracker_options
         `dtype`, `include_initial`, `record_history`, `finite_check`,
-        `scoring` (e.g. `"taylor"`, see [`neural_feature_importance.core.modes`][]),
+        `scoring` (default: the recommended mode,
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE];
+        `"viann"` is the paper's method; see [`neural_feature_importance.core.modes`][]),
         `gradient_every`, `feature_names`, `groups` and `log_importances`: passed
         to the tracker, and checked here. With `log_importances=True` (or an int `k`:
         the `k` columns that rank highest at the first epoch with importances), every
@@ -120,9 +123,13 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         """Checkpoint key: kind, layer and scoring, so several such callbacks coexist.
 
         Two callbacks that differ in any of these (say `scoring="taylor"` and
-        the default `"viann"` on the same layer) each save and resume their
+        `scoring="viann"` on the same layer) each save and resume their
         own state in a checkpoint.
         """
+        return self._state_key_for(self.tracker_options.get("scoring", RECOMMENDED_MODE))
+
+    def _state_key_for(self, scoring: str) -> str:
+        """The checkpoint key of this callback with `scoring` (see [`state_key`][state_key])."""
         if isinstance(self.layer, FeatureAxis):
             layer: str | None = self.layer.weight
         else:
@@ -131,10 +138,34 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
                 if isinstance(self.layer, str | type(None))
                 else type(self.layer).__name__
             )
-        scoring = self.tracker_options.get("scoring", "viann")
         return self._generate_state_key(layer=layer, kind=self.kind, scoring=scoring)
 
     # ------------------------------------------------------------------ hooks
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Say so when the checkpoint holds VIANN's state of this layer, and not this mode's.
+
+        A callback built without `scoring=` saved VIANN's state before the
+        default became the recommended gradient mode; this callback does not
+        load it (its key names `viann`), and tracks from the resumed step on.
+        """
+        states = checkpoint.get("callbacks") or {}
+        scoring = self.tracker_options.get("scoring", RECOMMENDED_MODE)
+        if scoring == "viann" or self.state_key in states:
+            return
+        if self._state_key_for("viann") in states:
+            logger.warning(
+                "%s(scoring=%r): the checkpoint holds the state of scoring='viann' on this "
+                "layer (what a callback built without scoring= saved before the default "
+                "became the recommended mode) and none of %r, so the importances cover the "
+                "steps from here on only. Construct the callback with scoring='viann' to "
+                "resume that state.",
+                type(self).__name__,
+                scoring,
+                scoring,
+            )
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Create the tracker, restoring a checkpointed state if one was loaded."""
         self.tracker = self._make_tracker(pl_module)

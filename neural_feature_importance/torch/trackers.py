@@ -3,7 +3,7 @@
 Call the hooks from your training loop (the original package's names):
 
 ```python
-tracker = VarianceImportanceTorch(model, scoring="steady_taylor")
+tracker = VarianceImportanceTorch(model)   # scoring=RECOMMENDED_MODE, a gradient mode
 tracker.on_train_begin()
 for epoch in range(n_epochs):
     for x, y in loader:
@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from neural_feature_importance.core.columns import Member
-from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.errors import StateDictError, no_gradient
 from neural_feature_importance.core.logs import LogImportances
-from neural_feature_importance.core.modes import get_mode
+from neural_feature_importance.core.modes import RECOMMENDED_MODE, get_mode
 from neural_feature_importance.core.options import (
     FiniteCheck,
 )
@@ -113,12 +113,15 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         When NaN/Inf weights are detected: at each snapshot (one device sync),
         or once per epoch. Default: `"update"` for per-epoch snapshots and
         `"deferred"` with `update_every`.
-    scoring : str, default="viann"
+    scoring : str, default=RECOMMENDED_MODE
         The statistic that scores the features (see
-        [`neural_feature_importance.core.modes`][]). `"steady_taylor"` is
-        recommended: it and `"taylor"` read `param.grad` in
+        [`neural_feature_importance.core.modes`][]). The default is the recommended mode,
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE]
+        (today `"steady_taylor"`): it and `"taylor"` read `param.grad` in
         [`on_step_end()`][on_step_end], so call that after `optimizer.step()` and
-        before `optimizer.zero_grad()`. `"viann"` is the paper's method.
+        before `optimizer.zero_grad()`; an epoch that ends with no call of it raises
+        `ValueError`. `"viann"` is the paper's method, bit for bit, and needs only
+        [`on_epoch_end()`][on_epoch_end], as does `"growth"`.
     gradient_every : int, optional
         Gradient modes read the gradient on one optimizer step in
         `gradient_every` (steps 1, 1 + k, ...). Default: the mode's own
@@ -169,7 +172,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
     --------
     >>> import torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-    >>> tracker = VarianceImportanceTorch(model)
+    >>> tracker = VarianceImportanceTorch(model, scoring="viann")   # snapshots only
     >>> tracker.on_train_begin()
     >>> for epoch in range(3):
     ...     with torch.no_grad():
@@ -193,7 +196,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         include_initial: bool = False,
         record_history: bool = False,
         finite_check: FiniteCheck | None = None,
-        scoring: str = "viann",
+        scoring: str = RECOMMENDED_MODE,
         gradient_every: int | None = None,
         feature_names: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[Member]] | None = None,
@@ -404,11 +407,28 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         self.core.update_gradients(grad, reader.weight())
 
     def _missing_gradient(self) -> ValueError:
-        return ValueError(
+        return no_gradient(
             f"{type(self).__name__}(scoring={self.scoring!r}) reads the gradient of "
             f"{self.tracked_layer_name_!r} in on_step_end(), but it is None. Call "
             "on_step_end() after optimizer.step() and before optimizer.zero_grad(), "
-            "and make sure the layer is trainable and used in the forward pass."
+            "and make sure the layer is trainable and used in the forward pass (DeepSpeed "
+            "keeps gradients out of param.grad)."
+        )
+
+    def _check_steps_read(self) -> None:
+        """Raise at an epoch's end if a gradient mode never saw `on_step_end()`.
+
+        A loop written for VIANN calls only `on_epoch_end()`: under a gradient
+        mode (the default) it would have no importances after the whole run.
+        """
+        if self._read_every is None or self._steps or self._repeated_reads:
+            return
+        default = ", the default," if self.scoring == RECOMMENDED_MODE else ""
+        layer = repr(self.tracked_layer_name_) if self.tracked_layer_name_ else "the layer"
+        raise no_gradient(
+            f"{type(self).__name__}: scoring={self.scoring!r}{default} reads the gradient of "
+            f"{layer} in on_step_end(), but an epoch ended with no call of it: call "
+            "tracker.on_step_end() after every optimizer.step(), before optimizer.zero_grad()."
         )
 
     def on_epoch_end(self) -> dict[str, float]:
@@ -420,6 +440,11 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             The epoch's importances for your logger, under `importance/<column>`
             (the columns `log_importances` selects; empty when it is `False`):
             `writer.add_scalars(...)`, `wandb.log(logs)`...
+
+        Raises
+        ------
+        ValueError
+            Under a gradient mode (the default), if no [`on_step_end()`][on_step_end] came first.
         """
         self._act_on_found_inputs()
         if self._probe is not None:
@@ -433,6 +458,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             # Each member checked its own layer; the combined columns are recorded here.
             self.core.record_epoch()
             return self.core.epoch_logs()
+        self._check_steps_read()
         if self._repeated_reads:
             logger.info(
                 "%s: %d call(s) of on_step_end() this epoch came with no optimizer update of "

@@ -14,7 +14,7 @@ GROUPS = {"colour": ["colour_red", "colour_green", "colour_blue"], "city": [5, 6
 def _tracker(**options):
     rng = np.random.default_rng(0)
     w = rng.normal(size=(7, 3))  # Keras layout: 7 inputs x 3 units
-    tracker = VarianceImportanceBase(normalize=None, **options)
+    tracker = VarianceImportanceBase(scoring="viann", normalize=None, **options)
     tracker.start(w, layer_name="dense")
     for _ in range(5):
         w = w + rng.normal(scale=0.1, size=w.shape) * np.arange(1, 8)[:, None]
@@ -102,7 +102,7 @@ def test_plot_returns_a_figure_with_one_bar_per_column():
     ],
 )
 def test_bad_groups_name_the_bad_entry(feature_names, groups, message):
-    tracker = VarianceImportanceBase(feature_names=feature_names, groups=groups)
+    tracker = VarianceImportanceBase(scoring="viann", feature_names=feature_names, groups=groups)
     with pytest.raises(ValueError, match=message):
         tracker.start(np.zeros((7, 3)), layer_name="dense")
 
@@ -121,7 +121,7 @@ def test_bad_groups_name_the_bad_entry(feature_names, groups, message):
 )
 def test_malformed_names_and_groups_fail_at_construction(feature_names, groups, message):
     with pytest.raises(ValueError, match=message):
-        VarianceImportanceBase(feature_names=feature_names, groups=groups)
+        VarianceImportanceBase(scoring="viann", feature_names=feature_names, groups=groups)
     with pytest.raises(ValueError, match=message):
         FeatureColumns(feature_names, groups)
 
@@ -129,7 +129,9 @@ def test_malformed_names_and_groups_fail_at_construction(feature_names, groups, 
 def test_grouped_state_resumes_with_the_same_columns(tmp_path):
     tracker = _tracker(feature_names=NAMES, groups=GROUPS)
     tracker.save_state(tmp_path / "state.safetensors")
-    resumed = VarianceImportanceBase(normalize=None, feature_names=NAMES, groups=GROUPS)
+    resumed = VarianceImportanceBase(
+        scoring="viann", normalize=None, feature_names=NAMES, groups=GROUPS
+    )
     resumed.load_state(tmp_path / "state.safetensors")
     assert resumed.feature_names_in_.tolist() == tracker.feature_names_in_.tolist()
     np.testing.assert_array_equal(resumed.raw_importances_, tracker.raw_importances_)

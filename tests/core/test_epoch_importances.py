@@ -72,7 +72,9 @@ def test_each_epoch_equals_a_tracker_stopped_at_that_epoch(scoring):
 
 def test_logs_of_every_column_hold_nan_until_the_statistics_score():
     start, epochs = _epochs()
-    tracker = VarianceImportanceBase(log_importances=True, feature_names=["a", "b", "c", "d"])
+    tracker = VarianceImportanceBase(
+        scoring="viann", log_importances=True, feature_names=["a", "b", "c", "d"]
+    )
     logs = _train(tracker, start, epochs)
     keys = ["importance/a", "importance/b", "importance/c", "importance/d"]
     assert all(list(epoch_logs) == keys for epoch_logs in logs)  # the same keys every epoch
@@ -89,7 +91,7 @@ def test_top_k_columns_are_chosen_at_the_first_scored_epoch_and_kept(caplog):
         (weights + np.array([0, 0, 0, 5.0 * max(e - 2, 0)])[:, None], gradients)
         for e, (weights, gradients) in enumerate(epochs)
     ]
-    tracker = VarianceImportanceBase(log_importances=2)
+    tracker = VarianceImportanceBase(scoring="viann", log_importances=2)
     with caplog.at_level(logging.WARNING, logger="neural_feature_importance.core.logs"):
         logs = _train(tracker, start, late)
     assert logs[0] == {}  # VIANN's first epoch: no ranking to choose from
@@ -105,7 +107,7 @@ def test_top_k_columns_are_chosen_at_the_first_scored_epoch_and_kept(caplog):
 
 
 def test_an_epoch_without_signal_logs_nan_and_raises_no_signal():
-    tracker = VarianceImportanceBase(log_importances=True)
+    tracker = VarianceImportanceBase(scoring="viann", log_importances=True)
     frozen = np.ones(SHAPE)
     tracker.start(frozen)
     for _ in range(3):
@@ -119,11 +121,11 @@ def test_an_epoch_without_signal_logs_nan_and_raises_no_signal():
 
 def test_rows_are_kept_only_when_asked_for():
     start, epochs = _epochs()
-    plain = VarianceImportanceBase()
+    plain = VarianceImportanceBase(scoring="viann")
     assert _train(plain, start, epochs) == [{}] * N_EPOCHS
     with pytest.raises(NotFittedError, match=r"log_importances=True .* or record_history=True"):
         _ = plain.epoch_importances_
-    history = VarianceImportanceBase(record_history=True)
+    history = VarianceImportanceBase(scoring="viann", record_history=True)
     assert _train(history, start, epochs) == [{}] * N_EPOCHS  # recorded, not logged
     assert history.epoch_importances_.shape == (N_EPOCHS, 4)
 
@@ -162,7 +164,7 @@ def test_a_resumed_tracker_equals_an_uninterrupted_one(tmp_path, log_importances
 
 def test_a_state_from_before_keeps_recording_so_rows_stay_aligned():
     start, epochs = _epochs()
-    first = VarianceImportanceBase(log_importances=True)
+    first = VarianceImportanceBase(scoring="viann", log_importances=True)
     _train(first, start, epochs[:3])
     inspected = VarianceImportanceBase.from_state(first.state_dict())  # no option given
     np.testing.assert_array_equal(inspected.epoch_importances_, first.epoch_importances_)
@@ -174,10 +176,10 @@ def test_a_state_from_before_keeps_recording_so_rows_stay_aligned():
 
 def test_a_corrupted_per_epoch_entry_is_refused_and_changes_nothing():
     start, epochs = _epochs()
-    tracker = VarianceImportanceBase(log_importances=2)
+    tracker = VarianceImportanceBase(scoring="viann", log_importances=2)
     _train(tracker, start, epochs[:3])
     state = tracker.state_dict()
-    other = VarianceImportanceBase(log_importances=2)
+    other = VarianceImportanceBase(scoring="viann", log_importances=2)
     _train(other, start, epochs)
     before = other.epoch_importances_
     for broken in ({"raw": np.ones(3), "logged": None}, {"raw": np.ones((2, 4)), "logged": [7]}):
@@ -189,8 +191,8 @@ def test_a_corrupted_per_epoch_entry_is_refused_and_changes_nothing():
 
 def test_merge_drops_the_rows_of_one_stream():
     start, epochs = _epochs()
-    left = VarianceImportanceBase(log_importances=True)
-    right = VarianceImportanceBase(log_importances=True)
+    left = VarianceImportanceBase(scoring="viann", log_importances=True)
+    right = VarianceImportanceBase(scoring="viann", log_importances=True)
     _train(left, start, epochs[:3])
     _train(right, start, epochs[3:])
     left.merge(right)
@@ -200,7 +202,7 @@ def test_merge_drops_the_rows_of_one_stream():
 
 def test_several_input_layers_log_the_combined_columns():
     rng = np.random.default_rng(0)
-    tracker = VarianceImportanceBase(log_importances=True)
+    tracker = VarianceImportanceBase(scoring="viann", log_importances=True)
     dense, table = rng.normal(size=(2, 3)), rng.normal(size=(5, 4))
     tracker.start_layers({"numeric": ("dense", dense), "city": ("embedding", table)})
     for _ in range(3):
@@ -215,6 +217,6 @@ def test_several_input_layers_log_the_combined_columns():
         "importance/city",
     ]
     np.testing.assert_array_equal(list(tracker.epoch_logs().values()), tracker.feature_importances_)
-    restored = VarianceImportanceBase(log_importances=True)
+    restored = VarianceImportanceBase(scoring="viann", log_importances=True)
     restored.load_state_dict(tracker.state_dict())
     np.testing.assert_array_equal(restored.epoch_importances_, tracker.epoch_importances_)

@@ -206,13 +206,15 @@ def test_embedding_taylor_scores_tokens():
     np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-12)
 
 
-# ------------------------------------------------------------- the default is the paper
-def test_explicit_viann_is_the_default_bit_for_bit():
+# ------------------------------- the default is the recommended mode; VIANN one keyword away
+def test_the_default_is_the_recommended_mode_and_viann_keeps_its_1_0_state():
     start, snaps, steps = _trajectory((5, 3))
     default = _feed(VarianceImportanceBase(), start, snaps, steps)
-    explicit = _feed(GradientTracker(scoring="viann"), start, snaps, steps)
-    np.testing.assert_array_equal(explicit.feature_importances_, default.feature_importances_)
-    assert "scoring" not in default.state_dict() and "mode" not in default.state_dict()
+    recommended = _feed(GradientTracker(scoring=RECOMMENDED_MODE), start, snaps, steps)
+    assert default.scoring == RECOMMENDED_MODE
+    np.testing.assert_array_equal(default.feature_importances_, recommended.feature_importances_)
+    viann = _feed(GradientTracker(scoring="viann"), start, snaps, steps)
+    assert "scoring" not in viann.state_dict() and "mode" not in viann.state_dict()
 
 
 # -------------------------------------------------------------------- validation

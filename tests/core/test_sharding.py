@@ -161,18 +161,18 @@ def test_a_slice_state_names_its_slice_and_loads_only_into_it():
     view = WeightView("dense", "torch", (6, 4))
     first = WeightShard(view, 0, 0, 3, reducer)
     second = WeightShard(view, 0, 3, 3, reducer)
-    tracker = VarianceImportanceBase(layout="torch")
+    tracker = VarianceImportanceBase(scoring="viann", layout="torch")
     rng = np.random.default_rng(1)
     tracker.start(rng.normal(size=(3, 4)), shard=first)
     tracker.update(rng.normal(size=(3, 4)))
     state = tracker.state_dict()
     assert state["shard"] == {"weight_shape": [6, 4], "dim": 0, "offset": 0, "length": 3}
 
-    other = VarianceImportanceBase(layout="torch")
+    other = VarianceImportanceBase(scoring="viann", layout="torch")
     other.start(rng.normal(size=(3, 4)), shard=second)
     with pytest.raises(StateDictError, match="same number of processes"):
         other.load_state_dict(state)
-    whole = VarianceImportanceBase(layout="torch")
+    whole = VarianceImportanceBase(scoring="viann", layout="torch")
     with pytest.raises(StateDictError, match="one process's slice"):
         whole.load_state_dict(state)
 
@@ -181,6 +181,6 @@ def test_a_slice_that_does_not_fit_the_weight_is_refused():
     view = WeightView("dense", "torch", (6, 4))
     with pytest.raises(ValueError, match="does not fit"):
         WeightShard(view, 0, 4, 3, RankReducer(ThreadReducer(), 0))
-    tracker = VarianceImportanceBase(layout="torch")
+    tracker = VarianceImportanceBase(scoring="viann", layout="torch")
     with pytest.raises(ValueError, match="shard is"):
         tracker.start(np.zeros((2, 4)), shard=WeightShard(view, 0, 0, 3, None))

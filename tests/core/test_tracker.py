@@ -32,12 +32,12 @@ def _run(tracker, start, snapshots):
 
 def test_dense_importances_equal_hand_computation():
     start, snaps = _snapshots((5, 3))
-    tracker = _run(VarianceImportanceBase(normalize=None), start, snaps)
+    tracker = _run(VarianceImportanceBase(scoring="viann", normalize=None), start, snaps)
     variance = np.var(np.stack(snaps), axis=0, ddof=1)
     expected = (variance * np.abs(snaps[-1])).sum(axis=1)
     np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-12)
     np.testing.assert_allclose(tracker.feature_importances_, expected, rtol=1e-12)
-    minmax = VarianceImportanceBase()
+    minmax = VarianceImportanceBase(scoring="viann")
     _run(minmax, start, snaps)
     np.testing.assert_allclose(
         minmax.var_scores, (expected - expected.min()) / np.ptp(expected), rtol=1e-12
@@ -48,7 +48,9 @@ def test_dense_importances_equal_hand_computation():
 
 def test_include_initial_counts_the_start_weights():
     start, snaps = _snapshots((4, 2))
-    tracker = _run(VarianceImportanceBase(normalize=None, include_initial=True), start, snaps)
+    tracker = _run(
+        VarianceImportanceBase(scoring="viann", normalize=None, include_initial=True), start, snaps
+    )
     stacked = np.stack([start, *snaps])
     expected = (np.var(stacked, axis=0, ddof=1) * np.abs(snaps[-1])).sum(axis=1)
     np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-12)
@@ -57,9 +59,11 @@ def test_include_initial_counts_the_start_weights():
 
 def test_torch_layout_scores_input_features_not_units():
     start, snaps = _snapshots((4, 16))  # Keras (in=4, out=16)
-    keras = _run(VarianceImportanceBase(normalize=None), start, snaps)
+    keras = _run(VarianceImportanceBase(scoring="viann", normalize=None), start, snaps)
     torch_layout = _run(
-        VarianceImportanceBase(normalize=None, layout="torch"), start.T, [s.T for s in snaps]
+        VarianceImportanceBase(scoring="viann", normalize=None, layout="torch"),
+        start.T,
+        [s.T for s in snaps],
     )
     assert torch_layout.raw_importances_.shape == (4,)
     np.testing.assert_allclose(torch_layout.raw_importances_, keras.raw_importances_, rtol=1e-12)
@@ -67,7 +71,7 @@ def test_torch_layout_scores_input_features_not_units():
 
 def test_embedding_scores_sum_variance_per_token():
     start, snaps = _snapshots((7, 3))
-    tracker = _run(EmbeddingVarianceImportanceBase(normalize=None), start, snaps)
+    tracker = _run(EmbeddingVarianceImportanceBase(scoring="viann", normalize=None), start, snaps)
     np.testing.assert_allclose(
         tracker.raw_importances_, np.var(np.stack(snaps), axis=0, ddof=1).sum(axis=1)
     )
@@ -75,7 +79,7 @@ def test_embedding_scores_sum_variance_per_token():
 
 def test_conv_heatmap_and_filter_ranking_by_hand():
     start, snaps = _snapshots((3, 3, 2, 4))  # Keras Conv2D (kh, kw, in, filters)
-    tracker = _run(ConvVarianceImportanceBase(normalize=None), start, snaps)
+    tracker = _run(ConvVarianceImportanceBase(scoring="viann", normalize=None), start, snaps)
     weighted = np.var(np.stack(snaps), axis=0, ddof=1) * np.abs(snaps[-1])
     np.testing.assert_allclose(tracker.heatmap_, weighted.sum(axis=-1), rtol=1e-12)
     np.testing.assert_allclose(
@@ -85,7 +89,7 @@ def test_conv_heatmap_and_filter_ranking_by_hand():
     np.testing.assert_allclose(tracker.raw_filter_importances_, filters, rtol=1e-12)
     np.testing.assert_array_equal(tracker.filter_ranking_, np.argsort(filters)[::-1])
     torch_tracker = _run(
-        ConvVarianceImportanceBase(normalize=None, layout="torch"),
+        ConvVarianceImportanceBase(scoring="viann", normalize=None, layout="torch"),
         start.transpose(3, 2, 0, 1),
         [s.transpose(3, 2, 0, 1) for s in snaps],
     )
@@ -94,7 +98,7 @@ def test_conv_heatmap_and_filter_ranking_by_hand():
 
 def test_last_weights_are_a_copy_not_an_alias():
     live = np.zeros((3, 2))
-    tracker = VarianceImportanceBase(normalize=None)
+    tracker = VarianceImportanceBase(scoring="viann", normalize=None)
     tracker.start(live)
     live[0] += 1.0
     tracker.update(live)
@@ -106,7 +110,7 @@ def test_last_weights_are_a_copy_not_an_alias():
 
 
 def test_reading_before_two_updates_raises_clear_error():
-    tracker = VarianceImportanceBase()
+    tracker = VarianceImportanceBase(scoring="viann")
     with pytest.raises(NotFittedError, match="0 weight snapshot"):
         _ = tracker.feature_importances_
     assert not hasattr(tracker, "feature_importances_")
@@ -119,7 +123,7 @@ def test_reading_before_two_updates_raises_clear_error():
 
 
 def test_nan_update_names_layer_and_update_number():
-    tracker = VarianceImportanceBase()
+    tracker = VarianceImportanceBase(scoring="viann")
     tracker.start(np.zeros((2, 2)), layer_name="dense_7")
     tracker.update(np.ones((2, 2)))
     bad = np.ones((2, 2))
@@ -132,7 +136,7 @@ def test_nan_update_names_layer_and_update_number():
 
 
 def test_deferred_check_reports_the_span_of_updates():
-    tracker = VarianceImportanceBase(finite_check="deferred")
+    tracker = VarianceImportanceBase(scoring="viann", finite_check="deferred")
     tracker.start(np.zeros(3).reshape(3, 1), layer_name="fc")
     tracker.update(np.zeros((3, 1)))
     tracker.check_finite()
@@ -144,7 +148,7 @@ def test_deferred_check_reports_the_span_of_updates():
 
 
 def test_constant_weights_are_no_signal_not_equal_scores():
-    tracker = VarianceImportanceBase()
+    tracker = VarianceImportanceBase(scoring="viann")
     tracker.start(np.ones((3, 2)), layer_name="fc")
     tracker.update(np.ones((3, 2)))
     tracker.update(np.ones((3, 2)))
@@ -160,7 +164,7 @@ def test_constant_weights_are_no_signal_not_equal_scores():
 
 
 def test_equal_nonzero_scores_stay_equal(caplog):
-    tracker = VarianceImportanceBase()
+    tracker = VarianceImportanceBase(scoring="viann")
     tracker.start(np.ones((3, 2)))
     tracker.update(np.ones((3, 2)))
     tracker.update(np.full((3, 2), 2.0))  # every weight moved by the same amount
@@ -172,7 +176,7 @@ def test_equal_nonzero_scores_stay_equal(caplog):
 
 
 def test_conv_filters_without_signal_raise():
-    tracker = ConvVarianceImportanceBase()
+    tracker = ConvVarianceImportanceBase(scoring="viann")
     tracker.start(np.zeros((3, 3, 2, 4)))
     tracker.update(np.zeros((3, 3, 2, 4)))
     tracker.update(np.zeros((3, 3, 2, 4)))
@@ -182,22 +186,24 @@ def test_conv_filters_without_signal_raise():
 
 def test_history_records_scores_after_each_update():
     start, snaps = _snapshots((3, 2))
-    tracker = _run(VarianceImportanceBase(normalize=None, record_history=True), start, snaps)
+    tracker = _run(
+        VarianceImportanceBase(scoring="viann", normalize=None, record_history=True), start, snaps
+    )
     assert tracker.history_.shape == (5, 3)
     np.testing.assert_allclose(tracker.history_[-1], tracker.raw_importances_)
-    partial = _run(VarianceImportanceBase(normalize=None), start, snaps[:3])
+    partial = _run(VarianceImportanceBase(scoring="viann", normalize=None), start, snaps[:3])
     np.testing.assert_allclose(tracker.history_[1], partial.raw_importances_)
     with pytest.raises(NotFittedError, match="record_history=True"):
-        _ = VarianceImportanceBase().history_
+        _ = VarianceImportanceBase(scoring="viann").history_
 
 
 def test_npz_state_resume_equals_uninterrupted(tmp_path):
     start, snaps = _snapshots((4, 3), n=8)
-    whole = _run(VarianceImportanceBase(record_history=True), start, snaps)
-    first = _run(VarianceImportanceBase(record_history=True), start, snaps[:5])
+    whole = _run(VarianceImportanceBase(scoring="viann", record_history=True), start, snaps)
+    first = _run(VarianceImportanceBase(scoring="viann", record_history=True), start, snaps[:5])
     path = tmp_path / "viann_state.safetensors"
     first.save_state(path)
-    resumed = VarianceImportanceBase(record_history=True)
+    resumed = VarianceImportanceBase(scoring="viann", record_history=True)
     resumed.load_state(path)
     for snapshot in snaps[5:]:
         resumed.update(snapshot)
@@ -210,21 +216,21 @@ def test_npz_state_resume_equals_uninterrupted(tmp_path):
 
 def test_load_state_into_wrong_tracker_is_rejected():
     start, snaps = _snapshots((4, 3))
-    state = _run(VarianceImportanceBase(), start, snaps).state_dict()
+    state = _run(VarianceImportanceBase(scoring="viann"), start, snaps).state_dict()
     with pytest.raises(StateDictError, match="kind='dense'"):
-        EmbeddingVarianceImportanceBase().load_state_dict(state)
-    other = _run(VarianceImportanceBase(), np.zeros((5, 3)), [np.ones((5, 3))] * 2)
+        EmbeddingVarianceImportanceBase(scoring="viann").load_state_dict(state)
+    other = _run(VarianceImportanceBase(scoring="viann"), np.zeros((5, 3)), [np.ones((5, 3))] * 2)
     with pytest.raises(StateDictError, match=r"shape \(4, 3\)"):
         other.load_state_dict(state)
     with pytest.raises(StateDictError, match="format version"):
-        VarianceImportanceBase().load_state_dict({"format_version": 99})
+        VarianceImportanceBase(scoring="viann").load_state_dict({"format_version": 99})
 
 
 def test_merge_of_two_trackers_equals_one_stream():
     start, snaps = _snapshots((4, 3), n=9)
-    whole = _run(VarianceImportanceBase(normalize=None), start, snaps)
-    left = _run(VarianceImportanceBase(normalize=None), start, snaps[:4])
-    right = _run(VarianceImportanceBase(normalize=None), start, snaps[4:])
+    whole = _run(VarianceImportanceBase(scoring="viann", normalize=None), start, snaps)
+    left = _run(VarianceImportanceBase(scoring="viann", normalize=None), start, snaps[:4])
+    right = _run(VarianceImportanceBase(scoring="viann", normalize=None), start, snaps[4:])
     left.merge(right)
     np.testing.assert_allclose(left.raw_importances_, whole.raw_importances_, rtol=1e-12)
 
@@ -245,7 +251,7 @@ def test_options_are_checked_at_construction(options, message):
 
 def test_reset_forgets_statistics_so_another_layer_can_be_tracked():
     start, snaps = _snapshots((4, 3))
-    tracker = _run(VarianceImportanceBase(), start, snaps)
+    tracker = _run(VarianceImportanceBase(scoring="viann"), start, snaps)
     with pytest.raises(ValueError, match=r"shape \(5, 3\) was passed.*call reset\(\) first"):
         tracker.update(np.ones((5, 3)))
     assert tracker.n_updates_ == len(snaps)  # the rejected snapshot changed nothing
@@ -258,15 +264,19 @@ def test_reset_forgets_statistics_so_another_layer_can_be_tracked():
 
 def test_rejected_state_leaves_the_tracker_as_it_was():
     start, snaps = _snapshots((4, 3))
-    tracker = _run(VarianceImportanceBase(), start, snaps)
+    tracker = _run(VarianceImportanceBase(scoring="viann"), start, snaps)
     before = tracker.raw_importances_
-    other = _run(VarianceImportanceBase(), np.zeros((5, 3)), [np.ones((5, 3)), np.zeros((5, 3))])
+    other = _run(
+        VarianceImportanceBase(scoring="viann"),
+        np.zeros((5, 3)),
+        [np.ones((5, 3)), np.zeros((5, 3))],
+    )
     with pytest.raises(StateDictError, match=r"shape \(5, 3\).*shape \(4, 3\)"):
         tracker.load_state_dict(other.state_dict())
     corrupted = tracker.state_dict()
     corrupted["last"] = np.ones((2, 2))
     with pytest.raises(StateDictError, match="'last' array has shape"):
-        VarianceImportanceBase().load_state_dict(corrupted)
+        VarianceImportanceBase(scoring="viann").load_state_dict(corrupted)
     np.testing.assert_array_equal(tracker.raw_importances_, before)
 
 
@@ -281,4 +291,4 @@ def test_rejected_state_leaves_the_tracker_as_it_was():
 )
 def test_states_that_are_not_tracker_states_are_rejected(state, message):
     with pytest.raises(StateDictError, match=message):
-        VarianceImportanceBase().load_state_dict(state)
+        VarianceImportanceBase(scoring="viann").load_state_dict(state)

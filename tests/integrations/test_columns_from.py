@@ -321,7 +321,7 @@ def test_polynomial_interactions_and_bias_stay_columns_of_their_own(caplog):
     assert layout["groups"] == {"price": [1, 3], "age": [2, 5]}
     assert [layout["feature_names"][i] for i in (0, 4)] == ["poly__1", "poly__price age"]
     assert "2 of 6 outputs depend on several" in caplog.text
-    tracker = VarianceImportanceBase(**layout)
+    tracker = VarianceImportanceBase(scoring="viann", **layout)
     tracker.update(np.arange(12.0).reshape(6, 2))
     tracker.update(np.arange(12.0).reshape(6, 2) ** 2)
     assert tracker.feature_names_in_.tolist() == ["poly__1", "price", "age", "poly__price age"]
@@ -442,14 +442,16 @@ def test_malformed_embedding_sizes_are_named(options, message):
 def test_a_layer_of_another_width_is_named_beside_the_preprocessor():
     frame = _table()
     ct = ColumnTransformer([("cat", OneHotEncoder(), ["city", "shop"])]).fit(frame)  # 7 outputs
-    tracker = VarianceImportanceBase(**columns_from(ct))
+    tracker = VarianceImportanceBase(scoring="viann", **columns_from(ct))
     expected = r"columns_from\(ColumnTransformer\) describes 7 inputs; layer 'fc1' reads 6\."
     with pytest.raises(ValueError, match=expected):
         tracker.start(np.zeros((6, 4)), layer_name="fc1")
     # A hand-written list keeps its own message.
     names = [f"x{i}" for i in range(7)]
     with pytest.raises(ValueError, match="feature_names has 7 names, but layer 'fc1' has 6"):
-        VarianceImportanceBase(feature_names=names).start(np.zeros((6, 4)), layer_name="fc1")
+        VarianceImportanceBase(scoring="viann", feature_names=names).start(
+            np.zeros((6, 4)), layer_name="fc1"
+        )
 
 
 def test_from_state_takes_the_columns_after_training():
@@ -457,7 +459,7 @@ def test_from_state_takes_the_columns_after_training():
     ct = ColumnTransformer(
         [("cat", OneHotEncoder(drop="first"), ["city"])], remainder="passthrough"
     ).fit(frame[["city", "price"]])  # 3 + 1 inputs
-    trained = VarianceImportanceBase(normalize=None)
+    trained = VarianceImportanceBase(scoring="viann", normalize=None)
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(4, 2))
     for _ in range(4):
@@ -468,7 +470,7 @@ def test_from_state_takes_the_columns_after_training():
     assert restored.feature_names_in_.tolist() == ["city", "price"]
     np.testing.assert_allclose(restored.raw_importances_, [raw[:3].sum(), raw[3]])
     narrower = ColumnTransformer([("cat", OneHotEncoder(), ["city"])]).fit(frame)  # 4 inputs
-    wider = VarianceImportanceBase(normalize=None)
+    wider = VarianceImportanceBase(scoring="viann", normalize=None)
     wider.update(np.ones((5, 2)))
     with pytest.raises(ValueError, match="describes 4 inputs; layer 'weights' reads 5"):
         VarianceImportanceBase.from_state(wider.state_dict(), **columns_from(narrower))

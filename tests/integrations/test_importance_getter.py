@@ -29,7 +29,7 @@ class Held(HeldCore):
 
 def tracker(scales, feature_names=None, snapshots=4):
     """Input j's weights grow linearly with slope `scales[j]`: its score grows with it."""
-    core = VarianceImportanceBase(feature_names=feature_names)
+    core = VarianceImportanceBase(scoring="viann", feature_names=feature_names)
     for step in range(1, snapshots + 1):
         core.update(step * np.outer(scales, [1.0, 2.0, 3.0]))
     return Held(core)

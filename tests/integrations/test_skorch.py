@@ -390,7 +390,7 @@ def test_two_trackers_put_nothing_on_the_net(caplog):
 
 def test_a_refit_removes_the_last_fits_importances():
     X, y = planted()
-    net = make_net(max_epochs=3).fit(X, y)
+    net = make_net(VarianceImportanceSkorch(scoring="viann"), max_epochs=3).fit(X, y)
     assert hasattr(net, "feature_importances_")
     net.set_params(max_epochs=1).fit(X, y)  # VIANN needs 2 snapshots: no importances
     assert not hasattr(net, "feature_importances_")

@@ -81,7 +81,7 @@ def test_an_input_that_joins_later_is_named_as_not_tracked(caplog):
     model.compile("adam", "mse")
     rng = np.random.default_rng(0)
     x = [rng.normal(size=(32, 3)), rng.normal(size=(32, 2))]
-    tracker = VarianceImportanceKeras()
+    tracker = VarianceImportanceKeras(scoring="viann")
     with caplog.at_level(logging.INFO, logger=LOGGER):
         model.fit(x, rng.normal(size=(32, 1)), epochs=2, verbose=0, callbacks=[tracker])
     assert tracker.tracked_layer_.name == "branch_a"
@@ -144,7 +144,7 @@ def _single_input_with_a_branch():
 )
 def test_sequential_and_single_input_models_do_not_warn(build, caplog):
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        tracker = _begin(build(), VarianceImportanceKeras())
+        tracker = _begin(build(), VarianceImportanceKeras(scoring="viann"))
     assert tracker.tracked_layer_.name == "hidden"
     assert not _warnings(caplog)
     (info,) = _infos(caplog)

@@ -110,7 +110,7 @@ def test_subclassed_model_built_at_the_first_batch(iris):
     model = SubclassedMLP()
     assert not model.built
     model.compile("adam", "sparse_categorical_crossentropy")
-    viann = VarianceImportanceKeras()
+    viann = VarianceImportanceKeras(scoring="viann")
     recorder = KernelRecorder("hidden")
     model.fit(X, y, batch_size=32, epochs=3, verbose=0, callbacks=[viann, recorder])
     assert viann.tracked_layer_ is model.hidden
@@ -120,7 +120,7 @@ def test_subclassed_model_built_at_the_first_batch(iris):
 @pytest.mark.parametrize("include_initial", [False, True])
 def test_custom_loop_with_an_unbuilt_model_starts_at_the_first_snapshot(include_initial):
     model = SubclassedMLP()
-    viann = _begin(model, VarianceImportanceKeras(include_initial=include_initial))
+    viann = _begin(model, VarianceImportanceKeras(scoring="viann", include_initial=include_initial))
     assert viann.tracked_layer_ is None and viann.n_updates_ == 0
     model(np.zeros((2, 4), dtype="float32"))  # the first batch builds the layers
     rng = np.random.default_rng(0)
@@ -163,7 +163,7 @@ def test_explicit_frozen_layer_is_tracked_with_a_warning(caplog):
     model = iris_mlp()
     model.get_layer("out").trainable = False
     with caplog.at_level(logging.WARNING, logger="neural_feature_importance"):
-        viann = _begin(model, VarianceImportanceKeras(layer="out"))
+        viann = _begin(model, VarianceImportanceKeras(scoring="viann", layer="out"))
     assert viann.tracked_layer_.name == "out"
     assert "'out' is frozen" in caplog.text
 

@@ -134,7 +134,10 @@ def test_viann_on_an_lstm_and_a_bidirectional_layer_is_that_of_the_recorded_kern
     }
     for model, read in reads.values():
         model.compile(keras.optimizers.Adam(0.05), "mse")
-        tracker, recorder = VarianceImportanceKeras(normalize=None), _Recorder(read)
+        tracker, recorder = (
+            VarianceImportanceKeras(scoring="viann", normalize=None),
+            _Recorder(read),
+        )
         model.fit(x, y, epochs=4, batch_size=32, verbose=0, callbacks=[tracker, recorder])
         assert tracker.n_updates_ == 4
         assert tracker.core.view.weight_shape == recorder.values[0].shape

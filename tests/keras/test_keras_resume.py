@@ -38,11 +38,11 @@ def test_resume_equals_hand_computation_over_both_runs(tmp_path):
     x, y = regression_data(n=80)
     model = regression_model()
     recorder = KernelRecorder("hidden")
-    first = VarianceImportanceKeras()
+    first = VarianceImportanceKeras(scoring="viann")
     model.fit(x, y, epochs=3, verbose=0, callbacks=[first, recorder])
     first.save_state(tmp_path / "viann.safetensors")
 
-    resumed = VarianceImportanceKeras()
+    resumed = VarianceImportanceKeras(scoring="viann")
     resumed.load_state(tmp_path / "viann.safetensors")
     model.fit(x, y, epochs=5, initial_epoch=3, verbose=0, callbacks=[resumed, recorder])
     assert resumed.n_updates_ == 5

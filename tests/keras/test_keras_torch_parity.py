@@ -42,12 +42,14 @@ def test_dense_keras_and_torch_trackers_agree():
     x, y = regression_data()
     model = regression_model()
     initial = _kernel(model.get_layer("hidden"))
-    viann = VarianceImportanceKeras(include_initial=True, record_history=True)
+    viann = VarianceImportanceKeras(scoring="viann", include_initial=True, record_history=True)
     recorder = KernelRecorder("hidden")
     model.fit(x, y, batch_size=16, epochs=5, verbose=0, callbacks=[viann, recorder])
 
     linear = torch.nn.Linear(5, 6, dtype=torch.float64)  # weight (out, in) = Keras kernel.T
-    tracker = VarianceImportanceTorch(linear, include_initial=True, record_history=True)
+    tracker = VarianceImportanceTorch(
+        linear, scoring="viann", include_initial=True, record_history=True
+    )
     _replay(tracker, linear.weight, initial, recorder.weights, lambda k: k.T.copy())
 
     assert tracker.n_updates_ == viann.n_updates_ == 6
@@ -73,12 +75,12 @@ def test_conv2d_keras_and_torch_trackers_agree():
     )
     model.compile(keras.optimizers.SGD(0.1), "mse")
     initial = _kernel(model.get_layer("conv"))
-    viann = ConvVarianceImportanceKeras()
+    viann = ConvVarianceImportanceKeras(scoring="viann")
     recorder = KernelRecorder("conv")
     model.fit(images, target, batch_size=16, epochs=4, verbose=0, callbacks=[viann, recorder])
 
     conv = torch.nn.Conv2d(2, 3, (3, 2), dtype=torch.float64)  # (out, in, kh, kw)
-    tracker = ConvVarianceImportanceTorch(conv)
+    tracker = ConvVarianceImportanceTorch(conv, scoring="viann")
     to_torch = lambda k: np.ascontiguousarray(k.transpose(3, 2, 0, 1))  # noqa: E731
     _replay(tracker, conv.weight, initial, recorder.weights, to_torch)
 

@@ -34,7 +34,7 @@ from neural_feature_importance import (
 def test_importances_equal_hand_computation_from_recorded_kernels():
     x, y = regression_data()
     model = regression_model()
-    viann = VarianceImportanceKeras(record_history=True)
+    viann = VarianceImportanceKeras(scoring="viann", record_history=True)
     recorder = KernelRecorder("hidden")
     model.fit(x, y, batch_size=16, epochs=6, shuffle=False, verbose=0, callbacks=[viann, recorder])
 
@@ -72,7 +72,7 @@ def test_include_initial_counts_the_initial_weights():
     x, y = regression_data()
     model = regression_model()
     initial = np.asarray(keras.ops.convert_to_numpy(model.get_layer("hidden").kernel), "float64")
-    viann = VarianceImportanceKeras(include_initial=True)
+    viann = VarianceImportanceKeras(scoring="viann", include_initial=True)
     recorder = KernelRecorder("hidden")
     model.fit(x, y, epochs=3, shuffle=False, verbose=0, callbacks=[viann, recorder])
     assert viann.n_updates_ == 4
@@ -91,7 +91,7 @@ def test_per_batch_snapshots_equal_step_by_step_training():
     x, y = regression_data(n=64)
     model = regression_model()
     reference = twin(model)
-    viann = VarianceImportanceKeras(update_every=1)
+    viann = VarianceImportanceKeras(scoring="viann", update_every=1)
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[viann])
 
     kernels = []
@@ -108,7 +108,7 @@ def test_per_batch_snapshots_equal_step_by_step_training():
 
 def test_update_every_counts_batches_across_epochs():
     x, y = regression_data(n=80)  # 5 batches of 16 per epoch
-    viann = VarianceImportanceKeras(update_every=3)
+    viann = VarianceImportanceKeras(scoring="viann", update_every=3)
     recorder = KernelRecorder("hidden", per_batch=True)
     regression_model().fit(
         x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[viann, recorder]
@@ -165,7 +165,7 @@ def test_layer_name_is_checked_when_fit_knows_the_model():
 
 def test_frozen_weights_warn_at_fit_end_and_raise_on_reading(caplog):
     model = regression_model(lr=0.0)
-    viann = VarianceImportanceKeras()
+    viann = VarianceImportanceKeras(scoring="viann")
     with caplog.at_level("WARNING", logger="neural_feature_importance"):
         model.fit(np.ones((8, 5)), np.ones((8, 1)), epochs=3, verbose=0, callbacks=[viann])
     assert "every raw feature score" in caplog.text and "learning rate is 0" in caplog.text
@@ -175,7 +175,7 @@ def test_frozen_weights_warn_at_fit_end_and_raise_on_reading(caplog):
 
 def test_one_epoch_warns_and_importances_raise(caplog):
     x, y = regression_data()
-    viann = VarianceImportanceKeras()
+    viann = VarianceImportanceKeras(scoring="viann")
     with caplog.at_level(logging.WARNING, logger="neural_feature_importance"):
         regression_model().fit(x, y, epochs=1, verbose=0, callbacks=[viann])
     assert "recorded 1 weight snapshot(s)" in caplog.text
@@ -188,7 +188,7 @@ def test_one_epoch_warns_and_importances_raise(caplog):
 def test_instance_is_reset_on_every_fit_and_can_accumulate():
     x, y = regression_data()
     model = regression_model()
-    viann = VarianceImportanceKeras()
+    viann = VarianceImportanceKeras(scoring="viann")
     model.fit(x, y, epochs=3, verbose=0, callbacks=[viann])
     model.fit(x, y, epochs=2, verbose=0, callbacks=[viann])
     assert viann.n_updates_ == 2
@@ -199,7 +199,7 @@ def test_instance_is_reset_on_every_fit_and_can_accumulate():
     assert viann.tracked_layer_ is other.get_layer("hidden")
     assert viann.variance_.shape == (4, 5)
 
-    accumulating = VarianceImportanceKeras(reset_on_train_begin=False)
+    accumulating = VarianceImportanceKeras(scoring="viann", reset_on_train_begin=False)
     recorder = KernelRecorder("hidden")
     model.fit(x, y, epochs=3, verbose=0, callbacks=[accumulating, recorder])
     model.fit(x, y, epochs=2, verbose=0, callbacks=[accumulating, recorder])
@@ -272,7 +272,7 @@ def test_conv2d_heatmap_and_filters_with_a_silent_channel():
         ]
     )
     model.compile(keras.optimizers.SGD(0.1), "mse")
-    viann = ConvVarianceImportanceKeras()
+    viann = ConvVarianceImportanceKeras(scoring="viann")
     recorder = KernelRecorder("conv")
     model.fit(images, target, batch_size=16, epochs=4, verbose=0, callbacks=[viann, recorder])
 
@@ -301,7 +301,7 @@ def test_conv1d_is_tracked_with_its_kernel_layout():
         ]
     )
     model.compile(keras.optimizers.SGD(0.01), "mse")
-    viann = ConvVarianceImportanceKeras()
+    viann = ConvVarianceImportanceKeras(scoring="viann")
     recorder = KernelRecorder("conv")
     model.fit(x, y, epochs=3, verbose=0, callbacks=[viann, recorder])
     assert viann.heatmap_.shape == (5, 3)
@@ -321,7 +321,7 @@ def test_embedding_scores_tokens_and_unseen_tokens_score_zero():
         ]
     )
     model.compile(keras.optimizers.SGD(0.5), "mse")
-    viann = EmbeddingVarianceImportanceKeras()
+    viann = EmbeddingVarianceImportanceKeras(scoring="viann")
     recorder = KernelRecorder("embedding", attribute="embeddings")
     model.fit(tokens, target, batch_size=16, epochs=4, verbose=0, callbacks=[viann, recorder])
 

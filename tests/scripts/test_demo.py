@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from neural_feature_importance.core import RECOMMENDED_MODE
+
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
@@ -22,4 +24,5 @@ def test_demo_prints_the_recommended_mode_beside_random_forest(monkeypatch, caps
     assert top_two == {"petal length", "petal width"}
     scores = [float(row[-2]) for row in rows]
     assert scores[0] == 1.0 and min(scores) == 0.0
-    assert "Pearson correlation steady_taylor vs random forest" in out
+    # The tracker is built without scoring=: the default, the recommended mode.
+    assert f"Pearson correlation {RECOMMENDED_MODE} vs random forest" in out

@@ -78,7 +78,7 @@ def test_the_tracker_reports_one_score_per_column_in_columns_order():
     data = make_grouped_columns(n_samples=100, random_state=0)
     names, groups = data.first_layer_columns(4)
     model = torch.nn.Sequential(torch.nn.Linear(len(names), 8), torch.nn.ReLU())
-    tracker = VarianceImportanceTorch(model, feature_names=names, groups=groups)
+    tracker = VarianceImportanceTorch(model, scoring="viann", feature_names=names, groups=groups)
     tracker.on_train_begin()
     for step in range(3):
         with torch.no_grad():

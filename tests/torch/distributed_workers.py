@@ -177,7 +177,7 @@ def worker(rank: int, world: int, port: int, strategy: str, out: str) -> None:
 def _load_other_rank_state(rank: int, world: int, state_dir: Path) -> str:
     """The error of loading another rank's sharded state into this rank's tracker."""
     model = wrap(make_model("dense"), "dense", "fsdp2")
-    tracker = VarianceImportanceTorch(model, "0")
+    tracker = VarianceImportanceTorch(model, "0", scoring="viann")
     other = state_dir / f"dense_resumed_viann_rank{(rank + 1) % world}.pt"
     try:
         tracker.load_state_dict(torch.load(other, weights_only=True))

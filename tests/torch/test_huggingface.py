@@ -184,7 +184,7 @@ def test_planted_tokens_rank_top_of_a_bert_word_embedding(tmp_path):
 def _pair():
     """Two callbacks in one Trainer: per-epoch VIANN and taylor snapshotting every 3 updates."""
     return (
-        VarianceImportanceTransformers("net.0"),
+        VarianceImportanceTransformers("net.0", scoring="viann"),
         VarianceImportanceTransformers("net.0", scoring="taylor", update_every=3),
     )
 
@@ -240,18 +240,18 @@ def test_resume_from_a_trainer_checkpoint_equals_uninterrupted(tmp_path, caplog)
         np.testing.assert_allclose(again.raw_importances_, done.raw_importances_, rtol=1e-10)
 
     # A plain tracker reads the checkpoint's file too.
-    plain = VarianceImportanceTorch(MLP(), "net.0")
+    plain = VarianceImportanceTorch(MLP(), "net.0", scoring="viann")
     plain.load_state(checkpoint / files[1])
     assert plain.n_updates_ == 1
 
     # A state given explicitly is used instead of looking for one.
-    explicit = VarianceImportanceTransformers("net.0")
+    explicit = VarianceImportanceTransformers("net.0", scoring="viann")
     explicit.load_state_dict(load_state(checkpoint / files[1]))
     _run(tmp_path / "third", [explicit], resume_from=str(checkpoint))
     np.testing.assert_allclose(explicit.raw_importances_, whole[0].raw_importances_, rtol=1e-10)
 
     # Without a state to resume from, the callback says so and tracks from there on.
-    lost = VarianceImportanceTransformers("net.0")
+    lost = VarianceImportanceTransformers("net.0", scoring="viann")
     with caplog.at_level(logging.WARNING, logger="neural_feature_importance"):
         _run(tmp_path / "elsewhere", [lost], resume_from=str(checkpoint))
     assert "no tracker state" in caplog.text

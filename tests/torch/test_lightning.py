@@ -73,7 +73,9 @@ def test_unfitted_callback_raises():
 
 def test_two_callbacks_coexist_and_each_resumes_its_own_state(tmp_path):
     def pair():
-        return VarianceImportanceLightning(scoring="taylor"), VarianceImportanceLightning()
+        return VarianceImportanceLightning(scoring="taylor"), VarianceImportanceLightning(
+            scoring="viann"
+        )
 
     whole = pair()
     quiet_trainer(tmp_path / "a", 6, list(whole)).fit(Regressor(), _loader())

@@ -56,7 +56,7 @@ def test_lightning_logs_no_signal_at_train_end_and_raises_on_reading(tmp_path, c
 
     x = torch.randn(64, 8)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x[:, :1]), batch_size=16)
-    viann = VarianceImportanceLightning()
+    viann = VarianceImportanceLightning(scoring="viann")
     with caplog.at_level("WARNING", logger="neural_feature_importance"):
         quiet_trainer(tmp_path, 3, [viann]).fit(Regressor(lr=0.0), loader)
     assert "every raw feature score of layer 'net.0' is 0" in caplog.text

@@ -56,9 +56,9 @@ def test_resume_from_torch_save_weights_only_equals_uninterrupted(tmp_path):
 
 def test_npz_state_also_works_for_torch(tmp_path):
     model = _model()
-    tracker = _train(model, VarianceImportanceTorch(model), 3)
+    tracker = _train(model, VarianceImportanceTorch(model, scoring="viann"), 3)
     tracker.save_state(tmp_path / "state.safetensors")
-    other = VarianceImportanceTorch(model)
+    other = VarianceImportanceTorch(model, scoring="viann")
     other.load_state(tmp_path / "state.safetensors")
     np.testing.assert_array_equal(other.raw_importances_, tracker.raw_importances_)
     assert other.state_dict()["moments"]["m2"].dtype == torch.float64

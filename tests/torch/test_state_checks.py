@@ -31,7 +31,7 @@ def _trained(n_inputs, scoring="viann"):
 def test_state_of_another_shape_is_rejected_before_on_train_begin():
     _, eight = _trained(8)
     sixteen_model = nn.Sequential(nn.Linear(16, 4), nn.Tanh(), nn.Linear(4, 1))
-    fresh = VarianceImportanceTorch(sixteen_model)
+    fresh = VarianceImportanceTorch(sixteen_model, scoring="viann")
     with pytest.raises(StateDictError) as info:
         fresh.load_state_dict(eight.state_dict())
     message = str(info.value)

@@ -28,7 +28,7 @@ def _record(tracker, param, steps=5, scale=0.1):
 
 def test_linear_scores_one_per_input_feature_by_hand():
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-    tracker = VarianceImportanceTorch(model, normalize=None)
+    tracker = VarianceImportanceTorch(model, scoring="viann", normalize=None)
     snaps = _record(tracker, model[0].weight)
     variance = np.var(snaps, axis=0, ddof=1)  # (out=16, in=4)
     expected = (variance * np.abs(snaps[-1])).sum(axis=0)
@@ -39,7 +39,7 @@ def test_linear_scores_one_per_input_feature_by_hand():
 
 def test_conv_heatmap_by_hand():
     model = nn.Sequential(nn.Conv2d(2, 5, kernel_size=3), nn.ReLU(), nn.Flatten())
-    tracker = ConvVarianceImportanceTorch(model, normalize=None)
+    tracker = ConvVarianceImportanceTorch(model, scoring="viann", normalize=None)
     snaps = _record(tracker, model[0].weight)  # (out=5, in=2, 3, 3)
     weighted = np.var(snaps, axis=0, ddof=1) * np.abs(snaps[-1])
     expected_heatmap = weighted.sum(axis=0).transpose(1, 2, 0)  # (kh, kw, in)
@@ -52,7 +52,7 @@ def test_conv_heatmap_by_hand():
 
 def test_embedding_scores_by_hand():
     model = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 2))
-    tracker = EmbeddingVarianceImportanceTorch(model, normalize=None)
+    tracker = EmbeddingVarianceImportanceTorch(model, scoring="viann", normalize=None)
     snaps = _record(tracker, model[0].weight)
     np.testing.assert_allclose(
         tracker.raw_importances_, np.var(snaps, axis=0, ddof=1).sum(axis=1), rtol=1e-12
@@ -61,7 +61,7 @@ def test_embedding_scores_by_hand():
 
 def test_statistics_stay_on_parameter_device_and_last_is_a_copy():
     model = nn.Sequential(nn.Linear(3, 2))
-    tracker = VarianceImportanceTorch(model)
+    tracker = VarianceImportanceTorch(model, scoring="viann")
     _record(tracker, model[0].weight, steps=3)
     state = tracker.state_dict()
     assert state["last"].device == model[0].weight.device
@@ -75,7 +75,7 @@ def test_statistics_stay_on_parameter_device_and_last_is_a_copy():
 
 def test_float32_statistics():
     model = nn.Sequential(nn.Linear(3, 2))
-    tracker = VarianceImportanceTorch(model, dtype=torch.float32, normalize=None)
+    tracker = VarianceImportanceTorch(model, scoring="viann", dtype=torch.float32, normalize=None)
     snaps = _record(tracker, model[0].weight)
     assert tracker.state_dict()["moments"]["m2"].dtype == torch.float32
     expected = (np.var(snaps, axis=0, ddof=1) * np.abs(snaps[-1])).sum(axis=0)
@@ -84,7 +84,7 @@ def test_float32_statistics():
 
 def test_update_every_takes_snapshots_at_steps():
     model = nn.Sequential(nn.Linear(3, 2))
-    tracker = VarianceImportanceTorch(model, update_every=2, normalize=None)
+    tracker = VarianceImportanceTorch(model, scoring="viann", update_every=2, normalize=None)
     tracker.on_train_begin()
     snapshots = []
     for step in range(1, 9):
@@ -131,7 +131,7 @@ def test_planted_truth_mlp_ranks_informative_features_first():
 
 def test_errors_are_clear():
     model = nn.Sequential(nn.Linear(3, 2))
-    tracker = VarianceImportanceTorch(model)
+    tracker = VarianceImportanceTorch(model, scoring="viann")
     with pytest.raises(NotFittedError, match="0 weight snapshot"):
         _ = tracker.feature_importances_
     tracker.on_train_begin()
@@ -145,7 +145,7 @@ def test_errors_are_clear():
 def test_nan_weights_name_layer_and_update():
     model = nn.Sequential()
     model.add_module("inputs", nn.Linear(3, 2))
-    tracker = VarianceImportanceTorch(model)
+    tracker = VarianceImportanceTorch(model, scoring="viann")
     tracker.on_train_begin()
     tracker.on_epoch_end()
     with torch.no_grad():
@@ -156,7 +156,7 @@ def test_nan_weights_name_layer_and_update():
 
 def test_nan_in_per_step_mode_is_caught_at_epoch_end():
     model = nn.Sequential(nn.Linear(3, 2))
-    tracker = VarianceImportanceTorch(model, update_every=1)
+    tracker = VarianceImportanceTorch(model, scoring="viann", update_every=1)
     tracker.on_train_begin()
     for step in range(4):
         with torch.no_grad():  # a hand-written update at every step
@@ -172,7 +172,7 @@ def test_nan_in_per_step_mode_is_caught_at_epoch_end():
 
 def test_lazy_linear_is_tracked_after_first_forward():
     model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 1))
-    tracker = VarianceImportanceTorch(model, normalize=None)
+    tracker = VarianceImportanceTorch(model, scoring="viann", normalize=None)
     tracker.on_train_begin()
     model(torch.randn(2, 6))  # materialises (4, 6)
     for _ in range(3):
@@ -185,7 +185,7 @@ def test_lazy_linear_is_tracked_after_first_forward():
 
 def test_reuse_resets_between_runs():
     model = nn.Sequential(nn.Linear(3, 2))
-    tracker = VarianceImportanceTorch(model)
+    tracker = VarianceImportanceTorch(model, scoring="viann")
     _record(tracker, model[0].weight, steps=4)
     _record(tracker, model[0].weight, steps=3)
     assert tracker.n_updates_ == 3

@@ -187,7 +187,7 @@ def test_hugging_face_without_a_trainer_appends_to_log_history(caplog):
     from neural_feature_importance.torch.huggingface import VarianceImportanceTransformers
 
     model = MLP()
-    callback = VarianceImportanceTransformers(log_importances=True)
+    callback = VarianceImportanceTransformers(scoring="viann", log_importances=True)
     args = transformers.TrainingArguments(output_dir="unused", report_to=[], use_cpu=True)
     state, control = transformers.TrainerState(), transformers.TrainerControl()
     with caplog.at_level(logging.WARNING, logger="neural_feature_importance"):

@@ -1,10 +1,12 @@
 """Scoring modes: which statistic of the training run ranks the input features.
 
-VIANN (the default, `scoring="viann"`) scores a feature by how much the
-weights leaving it varied over the weight snapshots, times their final size.
-Our planted-truth study showed that this depends on *when* training stops: late in training
-the weights of noise features keep drifting and their variance swamps the
-signal. The modes below are the alternatives we measured and ship (see
+Every tracker built without `scoring=` uses [`RECOMMENDED_MODE`][RECOMMENDED_MODE], a
+gradient mode. VIANN, the paper's method (`scoring="viann"`, bit for bit), scores a
+feature by how much the weights leaving it varied over the weight snapshots, times their
+final size. Our planted-truth study showed that this depends on *when* training stops:
+late in training the weights of noise features keep drifting and their variance swamps
+the signal; on real data with appended irrelevant columns it can rank them above the real
+ones (`benchmarks/RESULTS.md`, "Real data"). The modes below are the ones we measured and ship (see
 `research/scoring_modes/RESULTS.md`; the research variants that no guide
 recommends live in `research/research_modes.py`); each is one small class that every tracker
 (Keras, PyTorch, Lightning, the bare core) drives through the same calls:
@@ -36,19 +38,20 @@ tracked layer's `(features, units)` view ([`views`][]):
 | `taylor` | gradients | `mean_steps |sum_j g_ij * w_ij|` | Molchanov 2017/2019 |
 | `steady_taylor` | gradients | `taylor * taylor / sd_steps(|sum_j g * w|)` | this study; SNR weighting |
 
-`steady_taylor` is the recommended mode where gradients are available.
-Its base is `taylor`: for a dense layer `sum_j g_ij * w_ij` equals the
+`taylor` is the recommended mode where gradients are available, and so the
+default of every tracker: for a dense layer `sum_j g_ij * w_ij` equals the
 batch's summed *gradient x input* of feature `i` (the first-order change of
 the loss if the feature were zeroed), so it measures what the network does
 with the feature rather than how much its weights wander, and late in
 training, when the loss gradients shrink, it stops growing, whatever the
 number of epochs. `steady_taylor` weighs it by how steadily the feature
 contributes over the steps (`taylor / sd_steps`, its signal-to-noise ratio),
-which ranks informative features above decoys and memorised noise better on
-high-dimensional data, for two more numbers per feature. `growth` is the
-best mode computed from snapshots alone. The measurements behind these
-choices are in `research/scoring_modes/RESULTS.md` and
-`research/selector_gap/RESULTS.md`.
+which ranks informative features above decoys better on wide, noisy
+planted problems, for two more numbers per feature, but ranks appended
+irrelevant columns higher on small real data sets. `growth` is the best
+mode computed from snapshots alone. The measurements behind these choices
+are in `research/scoring_modes/RESULTS.md`, `research/selector_gap/RESULTS.md`
+and `research/real_data_modes/RESULTS.md`.
 
 Modes keep their statistics in the tracker's array library (numpy, or torch
 tensors on the parameter's device) and in the tracker's `state_dict`.
@@ -67,7 +70,7 @@ SCORING_MODES: dict[str, type[ScoringMode]] = {
 """Every scoring mode by name (`scoring=` of the trackers)."""
 
 RECOMMENDED_MODE = "taylor"
-"""The mode to use where gradients are available.
+"""The mode to use where gradients are available: every tracker's default `scoring`.
 
 Chosen on both benchmarks: it ranks level with `steady_taylor` and Integrated
 Gradients on the nine planted-truth data sets (`benchmarks/RESULTS.md`,
@@ -105,11 +108,11 @@ def get_mode(scoring: str) -> type[ScoringMode]:
         snapshot = [n for n, m in SCORING_MODES.items() if not m.needs_gradients]
         gradient = [n for n, m in SCORING_MODES.items() if m.needs_gradients]
         raise ValueError(
-            f"scoring={scoring!r} is not a scoring mode. Use 'viann' (the paper's method, "
-            f"default), a snapshot mode ({', '.join(repr(n) for n in snapshot[1:])}) or a "
-            f"gradient mode ({', '.join(repr(n) for n in gradient)}); "
-            f"'{RECOMMENDED_MODE}' is recommended, '{RECOMMENDED_SNAPSHOT_MODE}' is the "
-            "best of the snapshot modes."
+            f"scoring={scoring!r} is not a scoring mode. Use a gradient mode "
+            f"({', '.join(repr(n) for n in gradient)}; '{RECOMMENDED_MODE}' is recommended "
+            "and the default) or a snapshot mode "
+            f"({', '.join(repr(n) for n in snapshot)}; 'viann' is the paper's method, "
+            f"'{RECOMMENDED_SNAPSHOT_MODE}' the best of them)."
         )
     return SCORING_MODES[scoring]
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neural_feature_importance.core.arrays import Array, ArrayOps, StepOps
-from neural_feature_importance.core.errors import NotFittedError, StateDictError
+from neural_feature_importance.core.errors import SNAPSHOT_ADVICE, NotFittedError, StateDictError
 from neural_feature_importance.core.modes._held_reads import HeldReads
 from neural_feature_importance.core.views import WeightView
 
@@ -28,9 +28,11 @@ GRADIENT_ADVICE = {
         "every optimizer step)."
     ),
     "keras": (
-        "Pass the callback to fit() of a compiled model: it reads the gradient in the "
-        "optimizer for the length of fit(). In a custom training loop, update the model "
-        "with the optimizer the callback's wrap_optimizer() returns (on the bare core: "
+        "Pass the callback to fit() of a compiled model: it reads the gradient in "
+        "model.optimizer for the length of fit(), so a custom train_step must update the "
+        "weights through self.optimizer (apply(), apply_gradients(), or stateless_apply() "
+        "on JAX). In a custom training loop, update the model with the optimizer the "
+        "callback's wrap_optimizer() returns (on the bare core: "
         "update_gradients(grad, weights) after every optimizer step)."
     ),
 }
@@ -253,9 +255,13 @@ class ScoringMode:
                     "clip gradients."
                 )
             if self.n_steps < 1:
+                snapshots = (
+                    f" ({self.n_snapshots} weight snapshot(s) were)" if self.n_snapshots else ""
+                )
                 raise NotFittedError(
                     f"scoring={self.name!r} reads the tracked layer's gradient at every "
-                    f"optimizer update, but none was recorded. {GRADIENT_ADVICE[self.view.layout]}"
+                    f"optimizer update, but none was recorded{snapshots}. "
+                    f"{GRADIENT_ADVICE[self.view.layout]} {SNAPSHOT_ADVICE}"
                 )
             return
         if self.n_snapshots < self.min_snapshots:

@@ -126,7 +126,7 @@ def run_once(
     model = build_model(
         model_name, data.n_features, data.n_outputs, data.task, width_scale=budget.width_scale
     )
-    viann = VarianceImportanceKeras()
+    viann = VarianceImportanceKeras(scoring="viann")  # the paper's method, not the default
     callbacks: list[Any] = [viann]
     if classification:
         callbacks.append(
