@@ -175,5 +175,5 @@ def test_markdown_shows_selector_cost_as_multiple_of_training(table):
     assert stg_line.rstrip(" |").endswith("x training")
     tracker_line = next(line for line in cost.splitlines() if line.startswith("| viann_epoch"))
     assert tracker_line.rstrip(" |").endswith("%")
-    assert "VIANN overhead / selector cost" in cost
+    assert "tracker overhead / selector cost" in cost
     assert "| stg (own network)" in text and "| MLP (torch)" in text
