@@ -1,7 +1,7 @@
 """Demo: training-time importances of a small PyTorch network on Iris, beside a random forest's.
 
 The tracker is built without ``scoring=``, so it uses the default, the recommended
-mode (``neural_feature_importance.core.RECOMMENDED_MODE``, today ``steady_taylor``),
+mode (``neural_feature_importance.core.RECOMMENDED_MODE``, ``taylor``),
 which reads the first layer's gradient after optimizer steps. ``scoring="viann"``
 would give the paper's method.
 

@@ -296,8 +296,8 @@ class TrackerResults:
         if not np.all(np.isfinite(raw)):
             raise NotFittedError(
                 f"{type(self).__name__}(scoring={self.scoring!r}) had no importances at the end "
-                f"of epoch {epoch} (VIANN's variance needs two snapshots, steady_taylor two "
-                "gradient reads)."
+                f"of epoch {epoch} (VIANN's variance needs two snapshots, taylor one gradient "
+                "read, steady_taylor two)."
             )
         if not np.any(raw):
             raise NoSignalError(

@@ -81,8 +81,8 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         [`NonFiniteWeightsError`][], never silent NaN scores.
     scoring : str, optional
         Which statistic of the run scores the features ([`SCORING_MODES`][]). By default
-        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE] (today
-        `"steady_taylor"`), as in every adapter: a gradient mode, fed by
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE]
+        (`"taylor"`), as in every adapter: a gradient mode, fed by
         [`update_gradients()`][update_gradients]; left to it, a snapshot before any gradient
         raises `ValueError`. `"viann"` (the paper's method, bit for bit) and `"growth"` need
         weight snapshots ([`update()`][update]) only.

@@ -110,7 +110,7 @@ class VarianceImportanceSkorch(HeldTrackerResults, Callback):
         The statistic that scores the features (see
         [`neural_feature_importance.core.modes`][]); by default the recommended mode,
         [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE]
-        (today `"steady_taylor"`), which reads the gradient after skorch's optimizer
+        (`"taylor"`), which reads the gradient after skorch's optimizer
         step; `"viann"` is the paper's method, bit for bit.
     update_every : int, optional
         Snapshot every `update_every` optimizer steps (training batches) instead

@@ -386,8 +386,8 @@ class VarianceImportanceKeras(_KerasTracker):
     scoring : str, default=RECOMMENDED_MODE
         The statistic that scores the features (see [`neural_feature_importance.core.modes`][]).
         The default, the recommended mode
-        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE] (today
-        `"steady_taylor"`), `"taylor"` and the other gradient modes read the tracked kernel's
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE]
+        (`"taylor"`), `"steady_taylor"` and the other gradient modes read the tracked kernel's
         gradient at every applied optimizer update: the callback wraps `model.optimizer` in a
         [`GradientTapOptimizer`][] for the duration of `fit()` (inside a `LossScaleOptimizer`
         under `mixed_float16`), so the work runs inside the compiled train step on every

@@ -117,7 +117,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         The statistic that scores the features (see
         [`neural_feature_importance.core.modes`][]). The default is the recommended mode,
         [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE]
-        (today `"steady_taylor"`): it and `"taylor"` read `param.grad` in
+        (`"taylor"`): it and `"steady_taylor"` read `param.grad` in
         [`on_step_end()`][on_step_end], so call that after `optimizer.step()` and
         before `optimizer.zero_grad()`; an epoch that ends with no call of it raises
         `ValueError`. `"viann"` is the paper's method, bit for bit, and needs only
@@ -358,7 +358,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
     def on_step_end(self) -> None:
         """Call after each `optimizer.step()`; snapshots every `update_every` steps.
 
-        With a gradient scoring mode (`scoring="steady_taylor"`...) it also
+        With a gradient scoring mode (the default, `"taylor"`, or `"steady_taylor"`) it also
         reads the tracked weight's gradient, so call it before
         `optimizer.zero_grad()`.
 
