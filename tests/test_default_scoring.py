@@ -56,6 +56,24 @@ def mlp():
     return nn.Sequential(nn.Linear(N_FEATURES, 32), nn.Tanh(), nn.Linear(32, 1))
 
 
+class HuggingFaceRegressor(nn.Module):
+    """The planted MLP as a Hugging Face ``Trainer`` model: a dict with the loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp()
+
+    def forward(self, x, labels=None):
+        prediction = self.net(x)
+        return {"loss": nn.functional.mse_loss(prediction, labels), "logits": prediction}
+
+
+def hugging_face_rows():
+    """The planted rows as the ``Trainer``'s dataset of dicts."""
+    x, y = planted()
+    return [{"x": features, "labels": target} for features, target in zip(x, y, strict=True)]
+
+
 def assert_informative_on_top(importances):
     """Finite, not constant, and the three informative columns are the top 3."""
     scores = np.asarray(importances, dtype=np.float64)
@@ -163,17 +181,7 @@ def test_hugging_face_callback_without_scoring_ranks_the_planted_columns(tmp_pat
     transformers = pytest.importorskip("transformers")
     from neural_feature_importance.torch.huggingface import VarianceImportanceTransformers
 
-    class Regressor(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def forward(self, x, labels=None):
-            prediction = self.net(x)
-            return {"loss": nn.functional.mse_loss(prediction, labels), "logits": prediction}
-
-    x, y = planted()
-    rows = [{"x": features, "labels": target} for features, target in zip(x, y, strict=True)]
+    rows = hugging_face_rows()
     callback = VarianceImportanceTransformers("net.0")
     assert callback.state_key.endswith(RECOMMENDED_MODE)
     args = transformers.TrainingArguments(
@@ -189,7 +197,7 @@ def test_hugging_face_callback_without_scoring_ranks_the_planted_columns(tmp_pat
         seed=0,
     )
     transformers.Trainer(
-        model=Regressor(), args=args, train_dataset=rows, callbacks=[callback]
+        model=HuggingFaceRegressor(), args=args, train_dataset=rows, callbacks=[callback]
     ).train()
     assert callback.tracker.scoring == RECOMMENDED_MODE
     assert_informative_on_top(callback.feature_importances_)
@@ -395,17 +403,7 @@ def test_a_hugging_face_checkpoint_of_viann_resumed_by_the_default_says_so(tmp_p
     transformers = pytest.importorskip("transformers")
     from neural_feature_importance.torch.huggingface import VarianceImportanceTransformers
 
-    class Regressor(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def forward(self, x, labels=None):
-            prediction = self.net(x)
-            return {"loss": nn.functional.mse_loss(prediction, labels), "logits": prediction}
-
-    x, y = planted()
-    rows = [{"x": features, "labels": target} for features, target in zip(x, y, strict=True)]
+    rows = hugging_face_rows()
 
     def run(callback, epochs, resume_from=None):
         args = transformers.TrainingArguments(
@@ -420,7 +418,7 @@ def test_a_hugging_face_checkpoint_of_viann_resumed_by_the_default_says_so(tmp_p
             seed=0,
         )
         trainer = transformers.Trainer(
-            model=Regressor(), args=args, train_dataset=rows, callbacks=[callback]
+            model=HuggingFaceRegressor(), args=args, train_dataset=rows, callbacks=[callback]
         )
         trainer.train(resume_from_checkpoint=resume_from)
 
