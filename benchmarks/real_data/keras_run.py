@@ -106,18 +106,20 @@ def keras_networks(
             holdout_score(data.task, keras_predict(model, X), y)
             for X, y in ((split.X_a, split.y_a), (split.X_b, split.y_b))
         ]
-        records = []
-        for (method, tracker), timer in zip(built, timers, strict=True):
-            record: dict[str, Any] = {
+
+        def record_of(method: Any) -> dict[str, Any]:
+            return {
                 "dataset": name,
                 "seed": seed,
                 "epochs": n_epochs,
                 "method": method.name,
                 "test_score": float(np.mean(halves)),
                 "train_seconds": train_s - sum(t.seconds for t in timers),
-                "scores": None,
-                "error": "",
             }
+
+        records = []
+        for (method, tracker), timer in zip(built, timers, strict=True):
+            record = {**record_of(method), "scores": None, "error": ""}
             try:
                 record["scores"] = timed_read(tracker, timer).tolist()
             except Exception as exc:  # a benchmark records failures and goes on
@@ -125,14 +127,7 @@ def keras_networks(
             record["method_seconds"] = timer.seconds
             records.append(record)
         for method in peers:
-            record = {
-                "dataset": name,
-                "seed": seed,
-                "epochs": n_epochs,
-                "method": method.name,
-                "test_score": float(np.mean(halves)),
-                "train_seconds": train_s - sum(t.seconds for t in timers),
-            }
+            record = record_of(method)
             peer_settings = {**settings, "epochs": n_epochs}
             record.update(explain_halves(method, model, data.task, split, seed, peer_settings))
             records.append(record)
