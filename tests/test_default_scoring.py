@@ -56,6 +56,25 @@ def mlp():
     return nn.Sequential(nn.Linear(N_FEATURES, 32), nn.Tanh(), nn.Linear(32, 1))
 
 
+def lightning_regressor(make_optimizer):
+    """The planted MLP as a ``LightningModule`` with ``make_optimizer(parameters)``."""
+    import lightning
+
+    class Regressor(lightning.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp()
+
+        def training_step(self, batch, batch_idx):
+            inputs, targets = batch
+            return nn.functional.mse_loss(self.net(inputs), targets)
+
+        def configure_optimizers(self):
+            return make_optimizer(self.parameters())
+
+    return Regressor()
+
+
 class HuggingFaceRegressor(nn.Module):
     """The planted MLP as a Hugging Face ``Trainer`` model: a dict with the loss."""
 
@@ -144,17 +163,8 @@ def test_lightning_callback_without_scoring_ranks_the_planted_columns(tmp_path):
     lightning = pytest.importorskip("lightning")
     from neural_feature_importance import VarianceImportanceLightning
 
-    class Regressor(lightning.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def training_step(self, batch, batch_idx):
-            inputs, targets = batch
-            return nn.functional.mse_loss(self.net(inputs), targets)
-
-        def configure_optimizers(self):
-            return torch.optim.Adam(self.parameters(), lr=1e-2)
+    def regressor():
+        return lightning_regressor(lambda params: torch.optim.Adam(params, lr=1e-2))
 
     x, y = planted()
     loader = torch.utils.data.DataLoader(
@@ -172,7 +182,7 @@ def test_lightning_callback_without_scoring_ranks_the_planted_columns(tmp_path):
         enable_model_summary=False,
         enable_checkpointing=False,
         default_root_dir=tmp_path,
-    ).fit(Regressor(), loader)
+    ).fit(regressor(), loader)
     assert callback.tracker.scoring == RECOMMENDED_MODE
     assert_informative_on_top(callback.feature_importances_)
 
@@ -352,17 +362,8 @@ def test_a_lightning_checkpoint_of_viann_resumed_by_the_default_says_so(tmp_path
     lightning = pytest.importorskip("lightning")
     from neural_feature_importance import VarianceImportanceLightning
 
-    class Regressor(lightning.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def training_step(self, batch, batch_idx):
-            inputs, targets = batch
-            return nn.functional.mse_loss(self.net(inputs), targets)
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.05)
+    def regressor():
+        return lightning_regressor(lambda params: torch.optim.SGD(params, lr=0.05))
 
     def trainer(epochs, callback):
         logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -380,13 +381,13 @@ def test_a_lightning_checkpoint_of_viann_resumed_by_the_default_says_so(tmp_path
     x, y = planted()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
     first = trainer(2, VarianceImportanceLightning(scoring="viann"))
-    first.fit(Regressor(), loader)
+    first.fit(regressor(), loader)
     checkpoint = tmp_path / "viann.ckpt"
     first.save_checkpoint(checkpoint)
 
     default = VarianceImportanceLightning()
     with caplog.at_level(logging.WARNING, logger="neural_feature_importance"):
-        trainer(4, default).fit(Regressor(), loader, ckpt_path=checkpoint)
+        trainer(4, default).fit(regressor(), loader, ckpt_path=checkpoint)
     assert "holds the state of scoring='viann'" in caplog.text
     assert "Construct the callback with scoring='viann'" in caplog.text
     assert default.tracker.scoring == RECOMMENDED_MODE
@@ -394,7 +395,7 @@ def test_a_lightning_checkpoint_of_viann_resumed_by_the_default_says_so(tmp_path
     caplog.clear()
     viann = VarianceImportanceLightning(scoring="viann")
     with caplog.at_level(logging.WARNING, logger="neural_feature_importance"):
-        trainer(4, viann).fit(Regressor(), loader, ckpt_path=checkpoint)
+        trainer(4, viann).fit(regressor(), loader, ckpt_path=checkpoint)
     assert "holds the state of scoring='viann'" not in caplog.text
     assert viann.tracker.n_updates_ == 4  # 2 epochs resumed, 2 trained
 
