@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from benchmarks.training import holdout_score, time_hooks
 
@@ -45,3 +46,35 @@ def test_holdout_score_accuracy_and_r2():
     y = np.array([1.0, 2.0, 3.0])
     assert holdout_score("regression", y[:, None], y) == 1.0
     assert holdout_score("regression", np.full((3, 1), 2.0), y) == 0.0
+
+
+def test_reshuffled_batches_draw_a_new_seeded_order_every_epoch():
+    """The Keras runs' batches: every row once per epoch, a new order each epoch, seeded.
+
+    Keras's TensorFlow ``fit(shuffle=True)`` repeats the first epoch's order after
+    ``keras.utils.set_random_seed()``; these batches must not.
+    """
+    pytest.importorskip("keras")
+    from benchmarks.training import reshuffled_batches
+
+    X = np.arange(10, dtype=np.float32).reshape(-1, 1)
+    y = np.arange(10) * 10
+
+    def epochs(seed, n=3):
+        batches = reshuffled_batches(X, y, 4, seed)
+        assert len(batches) == 3  # 4 + 4 + 2 rows
+        orders = []
+        for _ in range(n):
+            parts = [batches[i] for i in range(len(batches))]
+            rows = np.concatenate([xb[:, 0] for xb, _ in parts]).astype(int)
+            for xb, yb in parts:  # rows and targets stay paired
+                np.testing.assert_array_equal(yb, xb[:, 0].astype(int) * 10)
+            assert sorted(rows) == list(range(10))  # every row once
+            orders.append(rows.tolist())
+            batches.on_epoch_end()
+        return orders
+
+    orders = epochs(seed=0)
+    assert len({tuple(o) for o in orders}) == 3  # a new order every epoch
+    assert epochs(seed=0) == orders  # seeded
+    assert epochs(seed=1) != orders
