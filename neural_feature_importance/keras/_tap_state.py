@@ -24,7 +24,9 @@ Two ways to keep the sums, chosen once per backend:
   of the step, about 1.5 µs apiece on a CPU: the five of the earlier layout
   (sums, compensation, a step counter, and the base optimizer's unused
   iteration count and learning rate) cost a 100 x 64 MLP's step +21 µs, one
-  costs +4 µs. The terms are computed on read steps only (behind a `cond`).
+  costs +4 µs. A small layer's terms are computed at every step and a step
+  that is not read is masked out; a large layer's only on read steps, behind
+  a `cond` ([`SELECT_READ_MAX`][SELECT_READ_MAX]).
 - the eager PyTorch backend: every operation is dispatched from Python
   there, so each weight has a float64 vector, the step count is a host
   integer, and a read is five torch operations, the last an in-place
@@ -48,6 +50,7 @@ __all__ = [
     "KERAS_STEP_OPS",
     "KerasStepOps",
     "PHASE",
+    "SELECT_READ_MAX",
     "STEPS",
     "accumulated_copy",
     "add_terms_eager",
@@ -144,24 +147,42 @@ def layout_compiled_state(weights: Sequence[_Weight]) -> int:
     return start + 2
 
 
+SELECT_READ_MAX = 1 << 16
+"""Most tracked weight values for which a compiled step computes the terms at every step.
+
+Up to this size the terms of every step are computed and a step that is not
+read is masked to 0 (a select), instead of branching around the read with a
+`cond`. The branch is what costs on a small layer: on a CPU core, a
+TensorFlow graph's `If` made a 100 x 64 MLP's tapped step about 40 µs (twice)
+slower than the select, and it lengthens JAX's (XLA's) compile of the train
+step by some 30 ms, which a short fit pays in full
+(`benchmarks/RESULTS.md`, step cost). Above it, or for a TensorFlow
+embedding table's sparse gradient, the read itself costs more than the
+branch, and only read steps compute it.
+"""
+
 STEPS = -2
 """The state column of the applied updates (Kahan-summed, exact far beyond float32's 2**24)."""
 PHASE = -1
 """The state column of the read phase: applied updates modulo `gradient_every` (exact)."""
 
 
-def read_increments(weight: _Weight, terms: dict[str, Any]) -> Any:
+def read_increments(weight: _Weight, terms: dict[str, Any], is_read: Any = None) -> Any:
     """One read's increments of `weight`'s columns: its terms and a 1, or 0 if not finite.
 
     The terms, flattened, and a 1 for the count form one vector, masked to 0
     when the check term is not finite (an overflowed mixed-precision step, a
-    diverged run): one element-wise pass that the compilers fuse.
+    diverged run): one element-wise pass that the compilers fuse. With
+    `is_read` (a boolean tensor), a step that is not read is masked to 0 by
+    the same select (see [`SELECT_READ_MAX`][SELECT_READ_MAX]).
     """
-    finite = keras.ops.isfinite(keras.ops.sum(terms[weight.mode.check_key]))
+    keep = keras.ops.isfinite(keras.ops.sum(terms[weight.mode.check_key]))
+    if is_read is not None:
+        keep = keras.ops.logical_and(is_read, keep)
     pieces = [keras.ops.reshape(terms[key], (-1,)) for key, _ in weight.layout]
     # (A constant of the step: a tensor made at build could belong to another graph.)
     flat = keras.ops.concatenate([*pieces, keras.ops.ones((1,), dtype="float32")])
-    return keras.ops.where(finite, flat, 0.0)
+    return keras.ops.where(keep, flat, 0.0)
 
 
 def step_increments(state: Any, applied: Any, gradient_every: int) -> Any:

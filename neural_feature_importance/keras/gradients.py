@@ -63,6 +63,7 @@ from neural_feature_importance.keras._tap_state import (
     EAGER_SUM_DTYPE,
     KERAS_STEP_OPS,
     PHASE,
+    SELECT_READ_MAX,
     KerasStepOps,
     accumulated_copy,
     add_terms_eager,
@@ -330,9 +331,11 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         compensation, the count of applied updates, the read phase), read
         once and assigned once per step: in JAX's `jit` each variable is a
         buffer carried in and out of the step, about 1.5 µs each on a CPU.
-        The `cond` returns the new state and assigns nothing, so the step is
-        the same on both backends; a step that is not read advances the step
-        count and phase alone.
+        A small layer's terms are computed at every step and masked out of
+        the steps that are not read (a select); a large layer's, or a
+        TensorFlow table's sparse gradient, behind a `cond`, which returns
+        the new state and assigns nothing, so the step is the same on both
+        backends (`SELECT_READ_MAX` in `keras/_tap_state.py`).
         """
         inputs = self._read_inputs(grads, variables)
         applied = self._is_update_step()
@@ -341,17 +344,27 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         state = self._state.value
         steps = step_increments(state, applied, self.gradient_every)
 
-        def read() -> Any:
-            return kahan_add(state, keras.ops.concatenate([self._read_increments(inputs), steps]))
+        def read(is_read: Any = None) -> Any:
+            increments = self._read_increments(inputs, is_read)
+            return kahan_add(state, keras.ops.concatenate([increments, steps]))
 
         if self.gradient_every == 1 and applied is True:
-            # Every step is read: no cond (and no branch for the compiler to keep).
+            # Every step is read: no mask, no cond.
             self._state.assign(read())
             return
         is_read = keras.ops.equal(state[0, PHASE], 0.0)
         if applied is not True:
             is_read = keras.ops.logical_and(applied, is_read)
-        self._state.assign(keras.ops.cond(is_read, read, lambda: count_step_only(state, steps)))
+        if self._selects_reads(inputs):
+            self._state.assign(read(is_read))
+        else:
+            self._state.assign(keras.ops.cond(is_read, read, lambda: count_step_only(state, steps)))
+
+    def _selects_reads(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> bool:
+        """Whether the terms are computed at every step and masked (small, dense weights)."""
+        size = sum(int(np.prod(weight.shape)) for weight in self._tracked_weights)
+        dense = not any(isinstance(gradient, SparseGradient) for _, gradient, _, _ in inputs)
+        return dense and size <= SELECT_READ_MAX
 
     def _apply_eager(
         self, grads: Sequence[Any], trainable_variables: Any, variables: Sequence[Any]
@@ -444,9 +457,16 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             out.append((tracked, self._step_terms(tracked.mode, gradient, weights, before)))
         return out
 
-    def _read_increments(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> Any:
-        """The increments of every weight's columns by one read (compiled), 0 where not finite."""
-        pieces = [read_increments(weight, terms) for weight, terms in self._weight_terms(inputs)]
+    def _read_increments(
+        self, inputs: Sequence[tuple[_Slot, Any, Any, Any]], is_read: Any = None
+    ) -> Any:
+        """The increments of every weight's columns by one read (compiled).
+
+        0 where not finite, and at a step that is not read when `is_read` is given.
+        """
+        pieces = [
+            read_increments(weight, terms, is_read) for weight, terms in self._weight_terms(inputs)
+        ]
         return pieces[0] if len(pieces) == 1 else keras.ops.concatenate(pieces)
 
     # ------------------------------------------------------------------ host

@@ -46,8 +46,20 @@ def _step(tap, kernel, gradient):
     return np.asarray(keras.ops.convert_to_numpy(kernel), dtype=np.float64)
 
 
+@pytest.fixture(params=["select", "cond"])
+def read_by(request, monkeypatch):
+    """Both ways a compiled step leaves out the steps not read: a select and a `cond`.
+
+    The select is the small layers' (every test kernel here); a limit of 0
+    values sends the same kernel through the large layers' `cond`.
+    """
+    if request.param == "cond":
+        monkeypatch.setattr("neural_feature_importance.keras.gradients.SELECT_READ_MAX", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("every", [1, 3])
-def test_steady_taylor_sums_equal_numpy_sums_of_the_recorded_terms(every):
+def test_steady_taylor_sums_equal_numpy_sums_of_the_recorded_terms(every, read_by):
     kernel, tap = _tap(SteadyTaylorMode, every)
     rng = np.random.default_rng(2)
     expected = {"features": np.zeros(SHAPE[0]), "feature_squares": np.zeros(SHAPE[0])}
@@ -74,7 +86,7 @@ def test_steady_taylor_sums_equal_numpy_sums_of_the_recorded_terms(every):
     np.testing.assert_allclose(sums["features"], expected_now, rtol=1e-5, atol=1e-6)
 
 
-def test_a_nan_gradient_read_is_skipped_and_counted_exactly():
+def test_a_nan_gradient_read_is_skipped_and_counted_exactly(read_by):
     # Reads at steps 0, 2, 4, 6, 8; NaN at steps 2 and 6 (read) and 3 (not read).
     kernel, tap = _tap(TaylorMode, every=2, learning_rate=0.0)
     start = np.asarray(keras.ops.convert_to_numpy(kernel))
@@ -257,3 +269,30 @@ def test_the_step_count_and_read_phase_stay_exact_beyond_float32_integers():
     # Steps start ... start + 6 are read where divisible by 3.
     assert (n_read, n_skipped) == (sum((start + i) % 3 == 0 for i in range(7)), 0)
     assert tap.steps == start + 7  # a drain keeps the count
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="the eager PyTorch backend decides reads on the host")
+def test_a_compiled_fit_reads_the_same_terms_through_the_select_and_the_cond(monkeypatch):
+    # A small layer's steps that are not read are masked out of the sums (a
+    # select); a large layer's are branched around (a cond). Forced through
+    # both, the same fit gives the same sums and read counts.
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(96, 5)).astype("float32")
+    y = (X[:, 0] - 2 * X[:, 3]).astype("float32")
+
+    def fit():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((5,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+        )
+        model.compile(keras.optimizers.Adam(1e-2), "mse")
+        tracker = VarianceImportanceKeras(scoring="steady_taylor", gradient_every=3)
+        model.fit(X, y, epochs=8, batch_size=16, shuffle=False, verbose=0, callbacks=[tracker])
+        return tracker.feature_importances_, tracker.n_gradient_steps_
+
+    selected, reads = fit()
+    monkeypatch.setattr("neural_feature_importance.keras.gradients.SELECT_READ_MAX", 0)
+    branched, reads_branched = fit()
+    assert reads == reads_branched == 16  # 48 steps: 1, 4, ..., 46
+    np.testing.assert_allclose(selected, branched, rtol=1e-5)
+    assert np.argmax(selected) == 3  # the largest coefficient
