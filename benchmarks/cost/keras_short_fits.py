@@ -4,9 +4,9 @@ A fit of a few seconds pays the tap's fixed costs (wrapping the optimizer,
 rebuilding the train function, the extra work the compilers do for the tap's
 operations) as much as its per-step cost. Three planted-truth problems
 (`classification`, `friedman1`, `xor`; 600 rows), an MLP 64-64 (Adam 1e-3,
-batch 32, 60 epochs), a fresh model per fit, `steady_taylor` against no
-callback, in an order alternated from round to round, on the Keras backend
-set by `KERAS_BACKEND`::
+batch 32, 60 epochs), a fresh model per fit, the callback built without
+`scoring=` (the recommended mode) against no callback, in an order
+alternated from round to round, on the Keras backend set by `KERAS_BACKEND`::
 
     KERAS_BACKEND=jax python -m benchmarks.cost.keras_short_fits --rounds 3
 
@@ -53,7 +53,7 @@ def short_fit_ratios(rounds: int = 3, epochs: int = 60, rows: int = 600) -> list
             ]
         )
         model.compile(keras.optimizers.Adam(1e-3), "mse")
-        callbacks = [VarianceImportanceKeras(scoring="steady_taylor")] if tracked else []
+        callbacks = [VarianceImportanceKeras()] if tracked else []
         start = time.perf_counter()
         model.fit(X, y, epochs=epochs, batch_size=32, verbose=0, callbacks=callbacks)
         return time.perf_counter() - start

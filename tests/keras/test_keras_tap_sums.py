@@ -271,7 +271,7 @@ def test_the_step_count_and_read_phase_stay_exact_beyond_float32_integers():
     assert tap.steps == start + 7  # a drain keeps the count
 
 
-@pytest.mark.skipif(BACKEND == "torch", reason="the eager PyTorch backend decides reads on the host")
+@pytest.mark.skipif(BACKEND == "torch", reason="the eager PyTorch backend reads on the host")
 def test_a_compiled_fit_reads_the_same_terms_through_the_select_and_the_cond(monkeypatch):
     # A small layer's steps that are not read are masked out of the sums (a
     # select); a large layer's are branched around (a cond). Forced through
