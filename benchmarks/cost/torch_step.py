@@ -1,7 +1,7 @@
 """``torch_step``: what the gradient modes cost per training step, on four PyTorch networks.
 
-The recommended mode (``steady_taylor``) and ``taylor`` against no tracker, in
-paired, interleaved blocks of steps (:mod:`benchmarks.cost.step_blocks`), on
+The gradient modes ``taylor`` (the recommended mode) and ``steady_taylor``
+against no tracker, in paired, interleaved blocks of steps (:mod:`benchmarks.cost.step_blocks`), on
 
 - ``mlp``: the planted-truth benchmark's MLP (500 inputs, 64-64);
 - ``mlp_1m``: an MLP of about a million weights (1,000 inputs, 768-256);
@@ -25,6 +25,7 @@ from benchmarks.cost.mlp_step import run_mlp_step
 from benchmarks.cost.models import _torch_conv
 from benchmarks.cost.step_blocks import run_step_blocks, step_table, summarise_step_blocks
 from benchmarks.cost.tables import cells, markdown_table
+from neural_feature_importance.core.modes import RECOMMENDED_MODE
 
 TORCH_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
     "plain": None,
@@ -192,7 +193,7 @@ def torch_step_markdown(summary: pd.DataFrame, blocks: pd.DataFrame) -> str:
 
     def verdict(model: str, variant: str, inside_pct: float) -> str:
         goal = TORCH_STEP_GOALS.get(model)
-        if variant != "steady_taylor" or goal is None:
+        if variant != RECOMMENDED_MODE or goal is None:
             return ""
         return f"{'meets' if inside_pct <= goal else 'misses'} {goal:g} %"
 
