@@ -133,11 +133,6 @@ class LayerReader:
             self.shard, group = found
             self.ops = ShardedTorchArrayOps(device, self.shard.dim, group)
         self.capture: EffectiveWeightGradient | None = None
-        # A plain, unsharded weight parameter: read_step() takes its gradient and
-        # value directly (the step path's common case).
-        self._direct: nn.Parameter | None = None
-        if self.param is not None and self.parts is None and not self.parametrized:
-            self._direct = None if is_sharded(self.param) else self.param
         # Optimizer steps that updated a read parameter (counted by a global
         # optimizer hook, attached by watch_updates()), and the stamp of the last read.
         self.updates = 0
@@ -315,18 +310,6 @@ class LayerReader:
         else:
             grad = None if self.param is None else self.param.grad
         return None if grad is None else local_tensor(grad)
-
-    def read_step(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """`(gradient(), weight())` of a read step; `(None, None)` without a gradient.
-
-        A plain parameter's are taken directly: this runs at every read step.
-        """
-        direct = self._direct
-        if direct is not None:
-            grad = direct.grad
-            return (None, None) if grad is None else (grad, direct.detach())
-        grad = self.gradient()
-        return (None, None) if grad is None else (grad, self.weight())
 
     def _matrix(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         assert self.parts is not None

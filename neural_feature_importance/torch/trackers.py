@@ -391,21 +391,20 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
         if every is not None and (self._steps - 1) % every == 0:
             self._gradient_step()
-        if reader is None or reader.parametrized:
-            self._arm_capture()
+        self._arm_capture()
         if self.update_every and self._steps % self.update_every == 0:
             self._snapshot()
 
     def _gradient_step(self) -> None:
         reader = self._reader or self._layer_reader()
-        grad, weight = reader.read_step()
+        grad = reader.gradient()
         if grad is None and reader.parametrized and self._steps == 1:
             return  # the layer was chosen at the first forward pass, after it ran
-        if grad is None or weight is None:
+        if grad is None:
             raise self._missing_gradient()
         # No torch.no_grad() needed (it costs a microsecond per step): neither
         # the gradient nor the detached weight requires grad.
-        self.core.update_gradients(grad, weight)
+        self.core.update_gradients(grad, reader.weight())
 
     def _missing_gradient(self) -> ValueError:
         return no_gradient(
