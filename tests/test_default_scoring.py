@@ -26,6 +26,7 @@ from neural_feature_importance.core import (
 from neural_feature_importance.core.modes import get_mode
 
 torch = pytest.importorskip("torch")
+from quiet_trainers import quiet_trainer, quiet_training_arguments  # noqa: E402
 from torch import nn  # noqa: E402
 from training_loops import train  # noqa: E402
 
@@ -160,7 +161,7 @@ def test_torch_tracker_without_scoring_ranks_the_planted_columns():
 
 
 def test_lightning_callback_without_scoring_ranks_the_planted_columns(tmp_path):
-    lightning = pytest.importorskip("lightning")
+    pytest.importorskip("lightning")
     from neural_feature_importance import VarianceImportanceLightning
 
     def regressor():
@@ -172,17 +173,7 @@ def test_lightning_callback_without_scoring_ranks_the_planted_columns(tmp_path):
     )
     callback = VarianceImportanceLightning()
     assert callback.state_key == callback._state_key_for(RECOMMENDED_MODE)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    lightning.Trainer(
-        max_epochs=10,
-        callbacks=[callback],
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    ).fit(regressor(), loader)
+    quiet_trainer(tmp_path, 10, [callback]).fit(regressor(), loader)
     assert callback.tracker.scoring == RECOMMENDED_MODE
     assert_informative_on_top(callback.feature_importances_)
 
@@ -194,17 +185,8 @@ def test_hugging_face_callback_without_scoring_ranks_the_planted_columns(tmp_pat
     rows = hugging_face_rows()
     callback = VarianceImportanceTransformers("net.0")
     assert callback.state_key.endswith(RECOMMENDED_MODE)
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path),
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        save_strategy="no",
-        logging_strategy="no",
-        per_device_train_batch_size=32,
-        num_train_epochs=10,
-        learning_rate=1e-2,
-        seed=0,
+    args = quiet_training_arguments(
+        tmp_path, per_device_train_batch_size=32, num_train_epochs=10, learning_rate=1e-2
     )
     transformers.Trainer(
         model=HuggingFaceRegressor(), args=args, train_dataset=rows, callbacks=[callback]
@@ -283,33 +265,20 @@ def test_an_explicit_gradient_mode_fed_snapshots_only_says_how_to_score_from_sna
 def test_torch_loop_without_on_step_end_raises_at_the_first_epochs_end():
     x, y = planted()
     model = mlp()
-    tracker = VarianceImportanceTorch(model)
+
+    def snapshots_only(tracker):
+        """A loop written for VIANN: epochs of steps, never on_step_end()."""
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        train(model, tracker, x, y, optimizer=optimizer, epochs=3, batch_size=64, step_hook=False)
+
     with pytest.raises(ValueError) as info:
-        train(
-            model,
-            tracker,
-            x,
-            y,
-            optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
-            epochs=3,
-            batch_size=64,
-            step_hook=False,
-        )
+        snapshots_only(VarianceImportanceTorch(model))
     message = str(info.value)
     assert "on_step_end()" in message and f"scoring={RECOMMENDED_MODE!r}, the default" in message
     assert "scoring='viann'" in message and "scoring='growth'" in message
     # The same loop with scoring="viann" (snapshots only) scores, as VIANN did by default.
     viann = VarianceImportanceTorch(model, scoring="viann")
-    train(
-        model,
-        viann,
-        x,
-        y,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
-        epochs=3,
-        batch_size=64,
-        step_hook=False,
-    )
+    snapshots_only(viann)
     assert viann.n_updates_ == 3 and np.isfinite(viann.feature_importances_).all()
 
 
@@ -359,24 +328,14 @@ def test_a_saved_viann_state_restores_as_viann_never_as_the_default(tmp_path):
 
 
 def test_a_lightning_checkpoint_of_viann_resumed_by_the_default_says_so(tmp_path, caplog):
-    lightning = pytest.importorskip("lightning")
+    pytest.importorskip("lightning")
     from neural_feature_importance import VarianceImportanceLightning
 
     def regressor():
         return lightning_regressor(lambda params: torch.optim.SGD(params, lr=0.05))
 
     def trainer(epochs, callback):
-        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-        return lightning.Trainer(
-            max_epochs=epochs,
-            callbacks=[callback],
-            accelerator="cpu",
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            default_root_dir=tmp_path,
-        )
+        return quiet_trainer(tmp_path, epochs, [callback])
 
     x, y = planted()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
@@ -407,16 +366,11 @@ def test_a_hugging_face_checkpoint_of_viann_resumed_by_the_default_says_so(tmp_p
     rows = hugging_face_rows()
 
     def run(callback, epochs, resume_from=None):
-        args = transformers.TrainingArguments(
-            output_dir=str(tmp_path),
-            report_to=[],
-            use_cpu=True,
-            disable_tqdm=True,
+        args = quiet_training_arguments(
+            tmp_path,
             save_strategy="epoch",
-            logging_strategy="no",
             per_device_train_batch_size=128,
             num_train_epochs=epochs,
-            seed=0,
         )
         trainer = transformers.Trainer(
             model=HuggingFaceRegressor(), args=args, train_dataset=rows, callbacks=[callback]

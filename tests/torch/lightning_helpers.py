@@ -1,12 +1,10 @@
-"""A small LightningModule and a quiet CPU Trainer shared by the Lightning tests.
+"""A small LightningModule shared by the Lightning tests (the quiet Trainer: ``quiet_trainers``).
 
 Import it only after ``pytest.importorskip("lightning")``.
 """
 
-import logging
-
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningModule
 from torch import nn
 
 
@@ -28,18 +26,3 @@ class Regressor(LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
-
-
-def quiet_trainer(root, epochs, callbacks):
-    """A CPU Trainer with no logger, progress bar, summary or checkpoints."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    return Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-        enable_checkpointing=False,
-    )

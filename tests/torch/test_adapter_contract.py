@@ -7,6 +7,7 @@ import pytest
 import torch
 from adapter_contract import BATCH, EPOCHS, LR, N_FEATURES, SCORING, check_surface, logged_once
 from adapter_contract import planted_data as _planted
+from quiet_trainers import quiet_training_arguments
 from torch import nn
 
 from neural_feature_importance import VarianceImportanceTorch
@@ -73,7 +74,7 @@ def test_pytorch_loop(tmp_path, caplog):
 def _run_lightning(tmp_path, caplog, epochs=EPOCHS, options=None):
     pytest.importorskip("lightning")
     from lightning.pytorch import LightningModule
-    from lightning_helpers import quiet_trainer
+    from quiet_trainers import quiet_trainer
 
     from neural_feature_importance import VarianceImportanceLightning
 
@@ -150,17 +151,11 @@ def _run_hugging_face(tmp_path, caplog):
     model = Model()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path / "run"),
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        save_strategy="no",
-        logging_strategy="no",
+    args = quiet_training_arguments(
+        tmp_path / "run",
         per_device_train_batch_size=BATCH,
         num_train_epochs=EPOCHS,
         max_grad_norm=0.0,
-        seed=0,
     )
     callback = VarianceImportanceTransformers(**OPTIONS)
     trainer = InOrder(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from legacy_states import legacy_npz
+from quiet_trainers import quiet_training_arguments
 from torch import nn
 
 transformers = pytest.importorskip("transformers")
@@ -59,18 +60,8 @@ class SequentialTrainer(transformers.Trainer):
 
 
 def _args(output_dir, **options):
-    settings = {
-        "output_dir": str(output_dir),
-        "report_to": [],
-        "use_cpu": True,
-        "disable_tqdm": True,
-        "save_strategy": "no",
-        "logging_strategy": "no",
-        "per_device_train_batch_size": BATCH,
-        "num_train_epochs": 3,
-        "seed": 0,
-    }
-    return transformers.TrainingArguments(**(settings | options))
+    settings = {"per_device_train_batch_size": BATCH, "num_train_epochs": 3}
+    return quiet_training_arguments(output_dir, **(settings | options))
 
 
 def _sgd(model):

@@ -170,7 +170,7 @@ def test_names_are_checked_against_the_layer_the_inputs_reach():
 def test_lightning_tracks_a_list_of_input_layers(tmp_path):
     pytest.importorskip("lightning")
     from lightning.pytorch import LightningModule
-    from lightning_helpers import quiet_trainer
+    from quiet_trainers import quiet_trainer
 
     from neural_feature_importance import VarianceImportanceLightning
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 lightning = pytest.importorskip("lightning")
-from lightning_helpers import Regressor, quiet_trainer  # noqa: E402
+from lightning_helpers import Regressor  # noqa: E402
+from quiet_trainers import quiet_trainer  # noqa: E402
 
 from neural_feature_importance import VarianceImportanceLightning, VarianceImportanceTorch  # noqa: E402
 

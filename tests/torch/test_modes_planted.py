@@ -164,7 +164,8 @@ def test_taylor_state_resumes_through_torch_save(tmp_path):
 
 def test_lightning_passes_scoring_and_sees_gradients(tmp_path):
     pytest.importorskip("lightning")
-    from lightning_helpers import Regressor, quiet_trainer
+    from lightning_helpers import Regressor
+    from quiet_trainers import quiet_trainer
 
     from neural_feature_importance import VarianceImportanceLightning
 

@@ -50,7 +50,8 @@ def test_learning_rate_zero_raises_instead_of_all_ones(scoring):
 
 def test_lightning_logs_no_signal_at_train_end_and_raises_on_reading(tmp_path, caplog):
     pytest.importorskip("lightning")
-    from lightning_helpers import Regressor, quiet_trainer
+    from lightning_helpers import Regressor
+    from quiet_trainers import quiet_trainer
 
     from neural_feature_importance import VarianceImportanceLightning
 

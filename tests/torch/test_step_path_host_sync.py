@@ -214,7 +214,8 @@ def _record_after_first_call(owner: Any, hook: str, found: list[str]) -> None:
 
 def test_lightning_callback_reads_nothing_on_the_host_in_its_batch_hook(tmp_path):
     pytest.importorskip("lightning")
-    from lightning_helpers import Regressor, quiet_trainer
+    from lightning_helpers import Regressor
+    from quiet_trainers import quiet_trainer
 
     from neural_feature_importance import VarianceImportanceLightning
 
@@ -233,6 +234,8 @@ def test_lightning_callback_reads_nothing_on_the_host_in_its_batch_hook(tmp_path
 
 def test_hugging_face_callback_reads_nothing_on_the_host_in_its_step_hook(tmp_path):
     transformers = pytest.importorskip("transformers")
+    from quiet_trainers import quiet_training_arguments
+
     from neural_feature_importance.torch.huggingface import VarianceImportanceTransformers
 
     class Regression(nn.Module):
@@ -262,17 +265,8 @@ def test_hugging_face_callback_reads_nothing_on_the_host_in_its_step_hook(tmp_pa
     callback = VarianceImportanceTransformers("net.0", scoring="steady_taylor", gradient_every=1)
     found: list[str] = []
     _record_after_first_call(callback, "on_optimizer_step", found)
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path),
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        save_strategy="no",
-        logging_strategy="no",
-        per_device_train_batch_size=16,
-        num_train_epochs=1,
-        learning_rate=1e-2,
-        seed=0,
+    args = quiet_training_arguments(
+        tmp_path, per_device_train_batch_size=16, num_train_epochs=1, learning_rate=1e-2
     )
     transformers.Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[callback]).train()
     assert found == []

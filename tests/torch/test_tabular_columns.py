@@ -119,7 +119,8 @@ def test_names_and_groups_are_checked_against_the_layer_at_construction():
 
 def test_lightning_takes_names_and_groups(tmp_path):
     pytest.importorskip("lightning")
-    from lightning_helpers import Regressor, quiet_trainer
+    from lightning_helpers import Regressor
+    from quiet_trainers import quiet_trainer
 
     from neural_feature_importance import VarianceImportanceLightning
 

@@ -13,6 +13,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from quiet_trainers import quiet_training_arguments
 from torch import nn
 
 EPOCHS = 4
@@ -100,17 +101,12 @@ class Rows(torch.utils.data.Dataset):
 def _trainer(tmp_path, callbacks, report_to=()):
     transformers = pytest.importorskip("transformers")
     model = MLP()
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path),
+    args = quiet_training_arguments(
+        tmp_path,
         report_to=list(report_to),
-        use_cpu=True,
-        disable_tqdm=True,
-        save_strategy="no",
-        logging_strategy="no",
         per_device_train_batch_size=16,
         num_train_epochs=EPOCHS,
         learning_rate=0.05,
-        seed=0,
     )
     return transformers.Trainer(model=model, args=args, train_dataset=Rows(), callbacks=callbacks)
 
