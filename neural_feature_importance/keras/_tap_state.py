@@ -64,6 +64,7 @@ __all__ = [
     "layout_compiled_state",
     "read_increments",
     "reads_between",
+    "selects_reads",
     "set_compiled_steps",
     "step_increments",
 ]
@@ -160,6 +161,19 @@ step by some 30 ms, which a short fit pays in full
 embedding table's sparse gradient, the read itself costs more than the
 branch, and only read steps compute it.
 """
+
+
+def selects_reads(weights: Sequence[_Weight], gradients: Sequence[Any]) -> bool:
+    """Whether a compiled step masks out the steps not read, rather than branching.
+
+    True for dense gradients of tracked weights of at most
+    [`SELECT_READ_MAX`][SELECT_READ_MAX] values in all; a TensorFlow table's
+    sparse gradient is read behind a `cond`.
+    """
+    size = sum(int(np.prod(weight.shape)) for weight in weights)
+    dense = not any(isinstance(gradient, SparseGradient) for gradient in gradients)
+    return dense and size <= SELECT_READ_MAX
+
 
 STEPS = -2
 """The state column of the applied updates (Kahan-summed, exact far beyond float32's 2**24)."""

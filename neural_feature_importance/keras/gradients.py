@@ -63,7 +63,6 @@ from neural_feature_importance.keras._tap_state import (
     EAGER_SUM_DTYPE,
     KERAS_STEP_OPS,
     PHASE,
-    SELECT_READ_MAX,
     KerasStepOps,
     accumulated_copy,
     add_terms_eager,
@@ -77,6 +76,7 @@ from neural_feature_importance.keras._tap_state import (
     layout_compiled_state,
     read_increments,
     reads_between,
+    selects_reads,
     set_compiled_steps,
     step_increments,
 )
@@ -335,7 +335,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         the steps that are not read (a select); a large layer's, or a
         TensorFlow table's sparse gradient, behind a `cond`, which returns
         the new state and assigns nothing, so the step is the same on both
-        backends (`SELECT_READ_MAX` in `keras/_tap_state.py`).
+        backends (`selects_reads()` in `keras/_tap_state.py`).
         """
         inputs = self._read_inputs(grads, variables)
         applied = self._is_update_step()
@@ -355,16 +355,10 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         is_read = keras.ops.equal(state[0, PHASE], 0.0)
         if applied is not True:
             is_read = keras.ops.logical_and(applied, is_read)
-        if self._selects_reads(inputs):
+        if selects_reads(self._tracked_weights, [gradient for _, gradient, _, _ in inputs]):
             self._state.assign(read(is_read))
         else:
             self._state.assign(keras.ops.cond(is_read, read, lambda: count_step_only(state, steps)))
-
-    def _selects_reads(self, inputs: Sequence[tuple[_Slot, Any, Any, Any]]) -> bool:
-        """Whether the terms are computed at every step and masked (small, dense weights)."""
-        size = sum(int(np.prod(weight.shape)) for weight in self._tracked_weights)
-        dense = not any(isinstance(gradient, SparseGradient) for _, gradient, _, _ in inputs)
-        return dense and size <= SELECT_READ_MAX
 
     def _apply_eager(
         self, grads: Sequence[Any], trainable_variables: Any, variables: Sequence[Any]

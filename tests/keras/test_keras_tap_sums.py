@@ -54,7 +54,7 @@ def read_by(request, monkeypatch):
     values sends the same kernel through the large layers' `cond`.
     """
     if request.param == "cond":
-        monkeypatch.setattr("neural_feature_importance.keras.gradients.SELECT_READ_MAX", 0)
+        monkeypatch.setattr("neural_feature_importance.keras._tap_state.SELECT_READ_MAX", 0)
     return request.param
 
 
@@ -291,7 +291,7 @@ def test_a_compiled_fit_reads_the_same_terms_through_the_select_and_the_cond(mon
         return tracker.feature_importances_, tracker.n_gradient_steps_
 
     selected, reads = fit()
-    monkeypatch.setattr("neural_feature_importance.keras.gradients.SELECT_READ_MAX", 0)
+    monkeypatch.setattr("neural_feature_importance.keras._tap_state.SELECT_READ_MAX", 0)
     branched, reads_branched = fit()
     assert reads == reads_branched == 16  # 48 steps: 1, 4, ..., 46
     np.testing.assert_allclose(selected, branched, rtol=1e-5)
