@@ -172,6 +172,8 @@ def test_lightning_callback_without_scoring_ranks_the_planted_columns(tmp_path):
         torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True
     )
     callback = VarianceImportanceLightning()
+    assert callback.scoring == RECOMMENDED_MODE
+    assert VarianceImportanceLightning(scoring="viann").scoring == "viann"
     assert callback.state_key == callback._state_key_for(RECOMMENDED_MODE)
     quiet_trainer(tmp_path, 10, [callback]).fit(regressor(), loader)
     assert callback.tracker.scoring == RECOMMENDED_MODE
@@ -184,6 +186,7 @@ def test_hugging_face_callback_without_scoring_ranks_the_planted_columns(tmp_pat
 
     rows = hugging_face_rows()
     callback = VarianceImportanceTransformers("net.0")
+    assert callback.scoring == RECOMMENDED_MODE
     assert callback.state_key.endswith(RECOMMENDED_MODE)
     args = quiet_training_arguments(
         tmp_path, per_device_train_batch_size=32, num_train_epochs=10, learning_rate=1e-2

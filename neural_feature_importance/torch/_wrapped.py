@@ -14,10 +14,16 @@ from typing import Any, ClassVar
 from torch import nn
 
 from neural_feature_importance.core.errors import NotFittedError
+from neural_feature_importance.core.modes import RECOMMENDED_MODE
 from neural_feature_importance.core.scoring import Normalize
 from neural_feature_importance.core.surface import HeldTrackerResults, finish_training
 from neural_feature_importance.core.tracker import VarianceImportanceBase
 from neural_feature_importance.torch.trackers import TRACKERS, Layer, VarianceImportanceTorch
+
+VIANN_DEFAULT_STATE = (
+    "what a callback built without scoring= saved before the default became the recommended mode"
+)
+"""Where a checkpoint's VIANN state of a callback of the default comes from (resume hints)."""
 
 
 class WrappedTracker(HeldTrackerResults):
@@ -72,6 +78,11 @@ class WrappedTracker(HeldTrackerResults):
         self.tracker: VarianceImportanceTorch | None = None
         self._pending_state: dict[str, Any] | None = None
         self._init_callback_state()
+
+    @property
+    def scoring(self) -> str:
+        """The scoring mode of the tracker: `scoring=` as passed, else the recommended mode."""
+        return str(self.tracker_options.get("scoring", RECOMMENDED_MODE))
 
     def _init_callback_state(self) -> None:
         """Set the callback's own attributes (its trainer's counters); none by default."""

@@ -74,9 +74,8 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from neural_feature_importance._callers import calling_instance
-from neural_feature_importance.core.modes import RECOMMENDED_MODE
 from neural_feature_importance.core.serialization import load_state
-from neural_feature_importance.torch._wrapped import WrappedTracker
+from neural_feature_importance.torch._wrapped import VIANN_DEFAULT_STATE, WrappedTracker
 from neural_feature_importance.torch.input_weights import FeatureAxis
 
 logger = logging.getLogger(__name__)
@@ -202,7 +201,7 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
 
         Only letters, digits and `. _ + -`, so it is a file name on any system.
         """
-        return self._state_key_for(self.tracker_options.get("scoring", RECOMMENDED_MODE))
+        return self._state_key_for(self.scoring)
 
     def _state_key_for(self, scoring: str) -> str:
         """The [`state_key`][state_key] of this callback with `scoring`."""
@@ -407,16 +406,15 @@ class VarianceImportanceTransformers(WrappedTracker, TrainerCallback):
         A callback built without `scoring=` saved VIANN's state before the
         default became the recommended gradient mode.
         """
-        if self.tracker_options.get("scoring", RECOMMENDED_MODE) == "viann":
+        if self.scoring == "viann":
             return ""
         name = self.state_file_name.replace(self.state_key, self._state_key_for("viann"), 1)
         names = (name, name.removesuffix(".safetensors") + ".npz")  # and the file 1.0 wrote
         if not any(os.path.isfile(os.path.join(f, n)) for f in folders for n in names):
             return ""
         return (
-            f" The checkpoint holds {name}, the state of scoring='viann' (what a callback "
-            "built without scoring= saved before the default became the recommended mode): "
-            "construct the callback with scoring='viann' to resume it."
+            f" The checkpoint holds {name}, the state of scoring='viann' "
+            f"({VIANN_DEFAULT_STATE}): construct the callback with scoring='viann' to resume it."
         )
 
     def state_dict(self) -> dict[str, Any]:

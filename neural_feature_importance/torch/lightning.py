@@ -45,10 +45,9 @@ else:
         from pytorch_lightning import Callback, LightningModule, Trainer
 
 from neural_feature_importance.core.errors import StateDictError
-from neural_feature_importance.core.modes import RECOMMENDED_MODE
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.core.tracker import VarianceImportanceBase
-from neural_feature_importance.torch._wrapped import WrappedTracker
+from neural_feature_importance.torch._wrapped import VIANN_DEFAULT_STATE, WrappedTracker
 from neural_feature_importance.torch.input_weights import FeatureAxis
 
 logger = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         `scoring="viann"` on the same layer) each save and resume their
         own state in a checkpoint.
         """
-        return self._state_key_for(self.tracker_options.get("scoring", RECOMMENDED_MODE))
+        return self._state_key_for(self.scoring)
 
     def _state_key_for(self, scoring: str) -> str:
         """The checkpoint key of this callback with `scoring` (see [`state_key`][state_key])."""
@@ -151,19 +150,17 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
         load it (its key names `viann`), and tracks from the resumed step on.
         """
         states = checkpoint.get("callbacks") or {}
-        scoring = self.tracker_options.get("scoring", RECOMMENDED_MODE)
-        if scoring == "viann" or self.state_key in states:
+        if self.scoring == "viann" or self.state_key in states:
             return
         if self._state_key_for("viann") in states:
             logger.warning(
                 "%s(scoring=%r): the checkpoint holds the state of scoring='viann' on this "
-                "layer (what a callback built without scoring= saved before the default "
-                "became the recommended mode) and none of %r, so the importances cover the "
-                "steps from here on only. Construct the callback with scoring='viann' to "
-                "resume that state.",
+                "layer (%s) and none of %r, so the importances cover the steps from here on "
+                "only. Construct the callback with scoring='viann' to resume that state.",
                 type(self).__name__,
-                scoring,
-                scoring,
+                self.scoring,
+                VIANN_DEFAULT_STATE,
+                self.scoring,
             )
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
