@@ -46,6 +46,16 @@ Every tracker built without `scoring=` uses the recommended mode, a gradient mod
 this is what a loop written for the snapshot-only VIANN needs."""
 
 
+VIANN_DEFAULT_STATE = (
+    "what a tracker or callback built without scoring= saved before the default became "
+    "the recommended mode"
+)
+"""Where a saved VIANN state met by a tracker of another mode most likely comes from.
+
+Said by the state check and the callbacks' resume hints: a run saved with the
+1.0 default (VIANN) and resumed with the recommended mode, the default now."""
+
+
 def no_gradient(message: str) -> ValueError:
     """A `ValueError` for a gradient mode that no gradient reaches: `message`, then the way out.
 

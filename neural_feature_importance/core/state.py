@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.errors import VIANN_DEFAULT_STATE, StateDictError
 from neural_feature_importance.core.modes import ScoringMode
 from neural_feature_importance.core.sharding import WeightShard
 from neural_feature_importance.core.views import WeightView
@@ -156,12 +156,7 @@ def read_layer_state(
     # No "scoring" key: VIANN's state (see layer_state), never the trackers' default mode.
     scoring = str(state.get("scoring", "viann"))
     if scoring != stats.scoring:
-        default = (
-            " (a tracker built without scoring= saved VIANN's state before the default "
-            "became the recommended gradient mode)"
-            if scoring == "viann"
-            else ""
-        )
+        default = f" ({VIANN_DEFAULT_STATE})" if scoring == "viann" else ""
         raise StateDictError(
             f"state was saved by a tracker with scoring={scoring!r}{default}, but this one "
             f"has scoring={stats.scoring!r}; construct the tracker with scoring={scoring!r}."

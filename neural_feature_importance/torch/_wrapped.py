@@ -20,11 +20,6 @@ from neural_feature_importance.core.surface import HeldTrackerResults, finish_tr
 from neural_feature_importance.core.tracker import VarianceImportanceBase
 from neural_feature_importance.torch.trackers import TRACKERS, Layer, VarianceImportanceTorch
 
-VIANN_DEFAULT_STATE = (
-    "what a callback built without scoring= saved before the default became the recommended mode"
-)
-"""Where a checkpoint's VIANN state of a callback of the default comes from (resume hints)."""
-
 
 class WrappedTracker(HeldTrackerResults):
     """Options, tracker, results and end of training of a callback that holds a torch tracker.

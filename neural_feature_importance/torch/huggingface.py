@@ -74,8 +74,9 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from neural_feature_importance._callers import calling_instance
+from neural_feature_importance.core.errors import VIANN_DEFAULT_STATE
 from neural_feature_importance.core.serialization import load_state
-from neural_feature_importance.torch._wrapped import VIANN_DEFAULT_STATE, WrappedTracker
+from neural_feature_importance.torch._wrapped import WrappedTracker
 from neural_feature_importance.torch.input_weights import FeatureAxis
 
 logger = logging.getLogger(__name__)

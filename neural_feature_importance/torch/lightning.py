@@ -44,10 +44,10 @@ else:
     except ModuleNotFoundError:  # the standalone ``pytorch_lightning`` distribution
         from pytorch_lightning import Callback, LightningModule, Trainer
 
-from neural_feature_importance.core.errors import StateDictError
+from neural_feature_importance.core.errors import VIANN_DEFAULT_STATE, StateDictError
 from neural_feature_importance.core.serialization import load_state
 from neural_feature_importance.core.tracker import VarianceImportanceBase
-from neural_feature_importance.torch._wrapped import VIANN_DEFAULT_STATE, WrappedTracker
+from neural_feature_importance.torch._wrapped import WrappedTracker
 from neural_feature_importance.torch.input_weights import FeatureAxis
 
 logger = logging.getLogger(__name__)
