@@ -296,3 +296,19 @@ def test_a_compiled_fit_reads_the_same_terms_through_the_select_and_the_cond(mon
     assert reads == reads_branched == 16  # 48 steps: 1, 4, ..., 46
     np.testing.assert_allclose(selected, branched, rtol=1e-5)
     assert np.argmax(selected) == 3  # the largest coefficient
+
+
+def test_a_compiled_step_masks_small_dense_layers_and_branches_around_large_or_sparse_ones():
+    from neural_feature_importance.keras._sparse import SparseGradient
+    from neural_feature_importance.keras._tap_state import SELECT_READ_MAX, selects_reads
+    from neural_feature_importance.keras._tap_weights import _Weight
+
+    mode = TaylorMode(WeightView("dense", "keras", SHAPE), NUMPY_OPS, "float64")
+    small = _Weight("kernel", mode, (256, 256))  # exactly SELECT_READ_MAX values
+    assert 256 * 256 == SELECT_READ_MAX
+    dense = np.zeros((1,), "float32")
+    assert selects_reads([small], [dense])
+    # Together over the limit: a read is then worth skipping.
+    assert not selects_reads([small, _Weight("other", mode, (1, 1))], [dense, dense])
+    # A TensorFlow table's row gradient is read behind the cond, whatever its size.
+    assert not selects_reads([_Weight("table", mode, (8, 4))], [SparseGradient(None, 8)])
