@@ -68,6 +68,7 @@ def candidates(tw: np.ndarray, td: np.ndarray, t0: np.ndarray) -> dict[str, np.n
     half = len(tw) // 2
     th = tw - 0.5 * t0
     tq = tw - 0.75 * t0
+
     def windowed(terms: np.ndarray, k: int) -> np.ndarray:
         # |sum of k consecutive reads| averaged over the windows: batch noise cancels
         # inside a window, a steady contribution adds up.

@@ -1,0 +1,162 @@
+r"""Probe of read weightings, the validation loss's sign and output attribution on real data.
+
+Trains the real-data benchmark's PyTorch MLP (64-64, ReLU, Adam 1e-3, batch 32)
+on each bundled data set with appended irrelevant columns, under PyTorch's
+default initialisation and Keras's (Glorot-uniform kernels, zero biases), and
+records at every 4th optimizer step (the trackers' ``gradient_every``):
+
+- ``T``: the first layer's per-feature term ``sum_j g_ij * w_ij`` (``taylor``'s);
+- ``T0``: the same against the initial weights, ``sum_j g_ij * w0_ij``;
+- the batch's loss;
+- ``O``: the batch's *output* attribution, mean ``|x * d(output)/dx|`` (the
+  predicted class's logit, or the regression output), from one more backward
+  pass: what Integrated Gradients and SHAP measure, read during training;
+
+and at every epoch's end ``V``: the same term on the validation loss
+(``sum_j g_val_ij * w_ij``, half ``a`` of the held-out rows), the signed
+first-order change of the validation loss when a feature's weights are scaled
+up, as a validation loop (Keras ``validation_data``, Lightning, the Hugging
+Face Trainer's evaluation) would allow to read it.
+
+Each candidate statistic is scored offline (plain numpy, not the library) by
+its ROC-AUC of the real columns against the appended permuted and Gaussian ones,
+beside Integrated Gradients (zero baseline, 32 steps) on the held-out rows.
+One CSV line per (data set, initialisation, epochs, seed, candidate). The study
+is written up in ``research/real_data_modes/RESULTS.md``.
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python research/real_data_weighting_probe.py \\
+        > research/real_data_modes/weighting_probe.csv     # about 8 min per initialisation
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.real_data.data import (  # noqa: E402
+    REAL_DATASETS,
+    appended_metrics,
+    make_real_problem,
+    split_standardise,
+)
+from benchmarks.training import n_outputs, torch_loss, torch_mlp, torch_target  # noqa: E402
+
+
+def _glorot(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+
+
+def _selected_output(out: torch.Tensor, task: str) -> torch.Tensor:
+    """The predicted class's logit (classification) or the output (regression), summed."""
+    if task == "classification":
+        return out.gather(1, out.argmax(1, keepdim=True)).sum()
+    return out.sum()
+
+
+def record(name: str, seed: int, epochs: int, init: str) -> dict[str, np.ndarray]:
+    """Train one network and return its per-read and per-epoch term matrices."""
+    data = make_real_problem(name, seed)
+    split = split_standardise(data, seed)
+    torch.manual_seed(seed)
+    model = torch_mlp(data.X.shape[1], n_outputs(data.task, data.y), (64, 64))
+    if init == "glorot":
+        _glorot(model)
+    first = model[0]
+    w0 = first.weight.detach().clone()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch_loss(data.task)
+    X = torch.as_tensor(split.X_train, dtype=torch.float32)
+    y = torch_target(data.task, split.y_train)
+    X_val = torch.as_tensor(split.X_a, dtype=torch.float32)
+    y_val = torch_target(data.task, split.y_a)
+    gen = torch.Generator().manual_seed(seed)
+    rows: dict[str, list[np.ndarray]] = {"T": [], "T0": [], "L": [], "O": [], "V": []}
+    step = 0
+    for _ in range(epochs):
+        order = torch.randperm(len(X), generator=gen)
+        for i in range(0, len(X), 32):
+            idx = order[i : i + 32]
+            opt.zero_grad()
+            loss = loss_fn(model(X[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            if step % 4 == 0:
+                g, w = first.weight.grad, first.weight.detach()
+                rows["T"].append((g * w).sum(0).double().numpy())
+                rows["T0"].append((g * w0).sum(0).double().numpy())
+                rows["L"].append(np.array(loss.item()))
+                xb = X[idx].clone().requires_grad_(True)
+                (gx,) = torch.autograd.grad(_selected_output(model(xb), data.task), xb)
+                rows["O"].append((gx * xb.detach()).abs().mean(0).double().numpy())
+            step += 1
+        opt.zero_grad()
+        loss_fn(model(X_val), y_val).backward()
+        rows["V"].append((first.weight.grad * first.weight.detach()).sum(0).double().numpy())
+    out = {key: np.array(value) for key, value in rows.items()}
+    from captum.attr import IntegratedGradients
+
+    X_test = torch.as_tensor(split.X_test, dtype=torch.float32)
+    model.eval()
+    target = model(X_test).argmax(1) if data.task == "classification" else 0
+    attr = IntegratedGradients(model).attribute(X_test, target=target, n_steps=32)
+    out["ig"] = attr.abs().mean(0).detach().double().numpy()
+    return out
+
+
+def candidates(r: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Scores of every candidate from one run's recorded terms."""
+    T, T0, L, V = r["T"], r["T0"], r["L"], r["V"]
+    weights = np.abs(T).sum(1)  # a read's total |term|: a loss proxy the tracker could form
+    half = T - 0.5 * T0
+    return {
+        "taylor": np.abs(T).mean(0),
+        "half_disp": np.abs(half).mean(0),
+        "taylor_minus_half_init": np.abs(T).mean(0) - 0.5 * np.abs(T0).mean(0),
+        "rms": np.sqrt((T * T).mean(0)),
+        "first_quarter": np.abs(T[: max(1, len(T) // 4)]).mean(0),
+        "loss_weighted": (np.abs(T) * L[:, None]).sum(0) / L.sum(),
+        "loss_weighted_half_disp": (np.abs(half) * L[:, None]).sum(0) / L.sum(),
+        "loss_weighted_disp": (np.abs(T - T0) * L[:, None]).sum(0) / L.sum(),
+        "term_weighted": (np.abs(T) * weights[:, None]).sum(0) / weights.sum(),
+        "output_attribution": r["O"].mean(0),
+        "validation_signed": -V.mean(0),
+        "validation_last": -V[-1],
+        "taylor_validation_penalty": np.abs(T).mean(0) - np.maximum(V.mean(0), 0.0),
+        "ig": r["ig"],
+    }
+
+
+def main() -> None:
+    """Command line: ``--seeds``, ``--epochs``, ``--datasets``, ``--inits``; CSV on stdout."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[20, 100])
+    parser.add_argument("--datasets", nargs="+", default=list(REAL_DATASETS))
+    parser.add_argument("--inits", nargs="+", default=["torch", "glorot"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("data,init,epochs,seed,candidate,auc", flush=True)
+    for name in args.datasets:
+        for init in args.inits:
+            for epochs in args.epochs:
+                for seed in args.seeds:
+                    data = make_real_problem(name, seed)
+                    for key, scores in candidates(record(name, seed, epochs, init)).items():
+                        auc = appended_metrics(scores, data)["auc"]
+                        print(f"{name},{init},{epochs},{seed},{key},{auc:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
