@@ -114,6 +114,38 @@ def test_rows_read_sparsely_equal_numpy_on_the_recorded_gradients():
     np.testing.assert_allclose(tracker.raw_importances_, expected / 6, rtol=1e-5, atol=1e-9)
 
 
+def _step_op_types(model):
+    """Every op type of the model's traced train step, its branches included."""
+    import tensorflow as tf
+
+    tokens, y = _tokens(n=16)
+    step = tf.function(model.train_step).get_concrete_function((tf.constant(tokens), tf.constant(y)))
+    graph = step.graph.as_graph_def()
+    return {node.op for node in graph.node} | {
+        node.op for function in graph.library.function for node in function.node_def
+    }
+
+
+def test_the_tapped_step_reads_the_table_densely():
+    # A sparse read of a variable (ResourceGather) switches it to copy-on-read
+    # for good: every later read and update copies the whole table. Keras's
+    # own Embedding and Adam read it densely; the tap must too.
+    def sparse_reads(ops):
+        return {op for op in ops if op.startswith(("ResourceGather", "ResourceScatter"))}
+
+    plain = _model()
+    plain.optimizer.build(plain.trainable_variables)
+    assert sparse_reads(_step_op_types(plain)) == set()
+    tapped = _model()
+    tracker = callbacks.EmbeddingVarianceImportanceKeras(scoring="taylor")
+    tracker.set_model(tapped)
+    tracker.on_train_begin()
+    ops = _step_op_types(tapped)
+    assert "If" in ops or "StatelessIf" in ops  # the rows are read behind the cond
+    assert "Unique" in ops  # by the sparse path
+    assert sparse_reads(ops) == set()
+
+
 def test_modes_whose_terms_are_not_per_row_are_read_densely():
     from neural_feature_importance.core.modes import get_mode
     from neural_feature_importance.core.modes._gradient import TaylorMode
