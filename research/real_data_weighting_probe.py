@@ -49,13 +49,7 @@ from benchmarks.real_data.data import (  # noqa: E402
     split_standardise,
 )
 from benchmarks.training import n_outputs, torch_loss, torch_mlp, torch_target  # noqa: E402
-
-
-def _glorot(model: torch.nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            torch.nn.init.xavier_uniform_(module.weight)
-            torch.nn.init.zeros_(module.bias)
+from research.real_data_terms_probe import _glorot  # noqa: E402
 
 
 def _selected_output(out: torch.Tensor, task: str) -> torch.Tensor:
