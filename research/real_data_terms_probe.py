@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,6 +99,21 @@ def candidates(tw: np.ndarray, td: np.ndarray, t0: np.ndarray) -> dict[str, np.n
     }
 
 
+def training_setup(data: Any, split: Any, seed: int, init: str) -> tuple[Any, ...]:
+    """The benchmark's MLP (`init`: `torch` or `glorot`), Adam, its loss, rows and batch order.
+
+    Returns ``(model, optimizer, loss_fn, X, y, generator)`` for the training rows of ``split``.
+    """
+    torch.manual_seed(seed)
+    model = torch_mlp(data.X.shape[1], n_outputs(data.task, data.y), (64, 64))
+    if init == "glorot":
+        _glorot(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    X = torch.as_tensor(split.X_train, dtype=torch.float32)
+    y = torch_target(data.task, split.y_train)
+    return model, opt, torch_loss(data.task), X, y, torch.Generator().manual_seed(seed)
+
+
 class _Planted:
     """A planted-truth data set in the shape the probe reads (standardised 75/25 split)."""
 
@@ -132,17 +148,9 @@ def run(name: str, seed: int, epochs: int, init: str) -> dict[str, object]:
     else:
         data = make_real_problem(name, seed)
         split = split_standardise(data, seed)
-    torch.manual_seed(seed)
-    model = torch_mlp(data.X.shape[1], n_outputs(data.task, data.y), (64, 64))
-    if init == "glorot":
-        _glorot(model)
+    model, opt, loss_fn, X, y, gen = training_setup(data, split, seed, init)
     first = model[0]
     w0 = first.weight.detach().clone()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch_loss(data.task)
-    X = torch.as_tensor(split.X_train, dtype=torch.float32)
-    y = torch_target(data.task, split.y_train)
-    gen = torch.Generator().manual_seed(seed)
     tw, td, t0, step = [], [], [], 0
     for _ in range(epochs):
         order = torch.randperm(len(X), generator=gen)

@@ -48,8 +48,8 @@ from benchmarks.real_data.data import (  # noqa: E402
     make_real_problem,
     split_standardise,
 )
-from benchmarks.training import n_outputs, torch_loss, torch_mlp, torch_target  # noqa: E402
-from research.real_data_terms_probe import _glorot  # noqa: E402
+from benchmarks.training import torch_target  # noqa: E402
+from research.real_data_terms_probe import training_setup  # noqa: E402
 
 
 def _selected_output(out: torch.Tensor, task: str) -> torch.Tensor:
@@ -63,19 +63,11 @@ def record(name: str, seed: int, epochs: int, init: str) -> dict[str, np.ndarray
     """Train one network and return its per-read and per-epoch term matrices."""
     data = make_real_problem(name, seed)
     split = split_standardise(data, seed)
-    torch.manual_seed(seed)
-    model = torch_mlp(data.X.shape[1], n_outputs(data.task, data.y), (64, 64))
-    if init == "glorot":
-        _glorot(model)
+    model, opt, loss_fn, X, y, gen = training_setup(data, split, seed, init)
     first = model[0]
     w0 = first.weight.detach().clone()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch_loss(data.task)
-    X = torch.as_tensor(split.X_train, dtype=torch.float32)
-    y = torch_target(data.task, split.y_train)
     X_val = torch.as_tensor(split.X_a, dtype=torch.float32)
     y_val = torch_target(data.task, split.y_a)
-    gen = torch.Generator().manual_seed(seed)
     rows: dict[str, list[np.ndarray]] = {"T": [], "T0": [], "L": [], "O": [], "V": []}
     step = 0
     for _ in range(epochs):
