@@ -185,14 +185,19 @@ def run(name: str, seed: int, epochs: int, init: str) -> dict[str, object]:
     return row
 
 
-def main() -> None:
-    """Command line: ``--seeds``, ``--epochs``, ``--datasets``, ``--inits``; CSV on stdout."""
+def probe_arguments() -> argparse.Namespace:
+    """The real-data probes' command line: `--seeds`, `--epochs`, `--datasets`, `--inits`."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--datasets", nargs="+", default=list(REAL_DATASETS))
     parser.add_argument("--inits", nargs="+", default=["torch", "glorot"])
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    """Command line: see `probe_arguments`; CSV on stdout."""
+    args = probe_arguments()
     torch.set_num_threads(1)
     header = False
     for name in args.datasets:

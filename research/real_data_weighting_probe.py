@@ -32,7 +32,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -43,13 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.real_data.data import (  # noqa: E402
-    REAL_DATASETS,
     appended_metrics,
     make_real_problem,
     split_standardise,
 )
 from benchmarks.training import torch_target  # noqa: E402
-from research.real_data_terms_probe import training_setup  # noqa: E402
+from research.real_data_terms_probe import probe_arguments, training_setup  # noqa: E402
 
 
 def _selected_output(out: torch.Tensor, task: str) -> torch.Tensor:
@@ -125,13 +123,8 @@ def candidates(r: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    """Command line: ``--seeds``, ``--epochs``, ``--datasets``, ``--inits``; CSV on stdout."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, nargs="+", default=[20, 100])
-    parser.add_argument("--datasets", nargs="+", default=list(REAL_DATASETS))
-    parser.add_argument("--inits", nargs="+", default=["torch", "glorot"])
-    args = parser.parse_args()
+    """Command line: as the terms probe's (`probe_arguments`); CSV on stdout."""
+    args = probe_arguments()
     torch.set_num_threads(1)
     print("data,init,epochs,seed,candidate,auc", flush=True)
     for name in args.datasets:
