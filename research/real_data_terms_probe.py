@@ -126,14 +126,34 @@ class _Planted:
         data = make_synthetic(name, random_state=seed)
         self.task, self.X, self.y, self.informative = data.task, data.X, data.y, data.informative
         strat = data.y if data.task == "classification" else None
-        X_tr, X_te, y_tr, _ = train_test_split(
+        X_tr, X_te, y_tr, y_te = train_test_split(
             data.X, data.y, test_size=0.25, random_state=seed, stratify=strat
         )
         scaler = StandardScaler().fit(X_tr)
         self.X_train, self.X_test = scaler.transform(X_tr), scaler.transform(X_te)
-        self.y_train = np.asarray(y_tr)
+        self.y_train, y_test = np.asarray(y_tr), np.asarray(y_te)
         if data.task != "classification":
-            self.y_train = (self.y_train - self.y_train.mean()) / self.y_train.std()
+            mean, std = self.y_train.mean(), self.y_train.std()
+            self.y_train, y_test = (self.y_train - mean) / std, (y_test - mean) / std
+        # Half of the held-out rows, as the real data's split has them (a validation set).
+        half = len(y_test) // 2
+        self.X_a, self.y_a = self.X_test[:half], y_test[:half]
+
+
+def load_problem(name: str, seed: int) -> tuple[Any, Any, bool]:
+    """``(data, split, planted)``: a real data set with its split, or a planted-truth one."""
+    if name in REAL_DATASETS:
+        data = make_real_problem(name, seed)
+        return data, split_standardise(data, seed), False
+    planted = _Planted(name, seed)
+    return planted, planted, True
+
+
+def auc_of(scores: np.ndarray, data: Any, planted: bool) -> float:
+    """ROC-AUC of the informative (planted) or real (real data) columns against the rest."""
+    if planted:
+        return float(ranking_metrics(scores, data.informative)["auc"])
+    return float(appended_metrics(scores, data)["auc"])
 
 
 def run(name: str, seed: int, epochs: int, init: str) -> dict[str, object]:
@@ -142,12 +162,7 @@ def run(name: str, seed: int, epochs: int, init: str) -> dict[str, object]:
     ``name`` is a real data set (AUC of real against appended columns) or a
     planted-truth one (AUC of the informative features against the rest).
     """
-    planted = name not in REAL_DATASETS
-    if planted:
-        data = split = _Planted(name, seed)
-    else:
-        data = make_real_problem(name, seed)
-        split = split_standardise(data, seed)
+    data, split, planted = load_problem(name, seed)
     model, opt, loss_fn, X, y, gen = training_setup(data, split, seed, init)
     first = model[0]
     w0 = first.weight.detach().clone()
@@ -177,11 +192,7 @@ def run(name: str, seed: int, epochs: int, init: str) -> dict[str, object]:
     scores["ig"] = attr.abs().mean(0).detach().double().numpy()
     row: dict[str, object] = {"data": name, "seed": seed, "epochs": epochs, "init": init}
     for key, s in scores.items():
-        if planted:
-            auc = ranking_metrics(s, data.informative)["auc"]
-        else:
-            auc = appended_metrics(s, data)["auc"]
-        row[key] = round(auc, 4)
+        row[key] = round(auc_of(s, data, planted), 4)
     return row
 
 

@@ -20,7 +20,9 @@ Face Trainer's evaluation) would allow to read it.
 
 Each candidate statistic is scored offline (plain numpy, not the library) by
 its ROC-AUC of the real columns against the appended permuted and Gaussian ones,
-beside Integrated Gradients (zero baseline, 32 steps) on the held-out rows.
+beside Integrated Gradients (zero baseline, 32 steps) on the held-out rows; on a
+planted-truth data set (``--datasets high_dim ...``), of the informative
+features against the rest.
 One CSV line per (data set, initialisation, epochs, seed, candidate). The study
 is written up in ``research/real_data_modes/RESULTS.md``.
 
@@ -28,6 +30,8 @@ Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python research/real_data_weighting_probe.py \\
         > research/real_data_modes/weighting_probe.csv     # about 8 min per initialisation
+
+(the planted-truth command is in the write-up's Reproduce section).
 """
 
 from __future__ import annotations
@@ -41,13 +45,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.real_data.data import (  # noqa: E402
-    appended_metrics,
-    make_real_problem,
-    split_standardise,
-)
 from benchmarks.training import torch_target  # noqa: E402
-from research.real_data_terms_probe import probe_arguments, training_setup  # noqa: E402
+from research.real_data_terms_probe import (  # noqa: E402
+    auc_of,
+    load_problem,
+    probe_arguments,
+    training_setup,
+)
 
 
 def _selected_output(out: torch.Tensor, task: str) -> torch.Tensor:
@@ -59,8 +63,7 @@ def _selected_output(out: torch.Tensor, task: str) -> torch.Tensor:
 
 def record(name: str, seed: int, epochs: int, init: str) -> dict[str, np.ndarray]:
     """Train one network and return its per-read and per-epoch term matrices."""
-    data = make_real_problem(name, seed)
-    split = split_standardise(data, seed)
+    data, split, _ = load_problem(name, seed)
     model, opt, loss_fn, X, y, gen = training_setup(data, split, seed, init)
     first = model[0]
     w0 = first.weight.detach().clone()
@@ -131,9 +134,9 @@ def main() -> None:
         for init in args.inits:
             for epochs in args.epochs:
                 for seed in args.seeds:
-                    data = make_real_problem(name, seed)
+                    data, _, planted = load_problem(name, seed)
                     for key, scores in candidates(record(name, seed, epochs, init)).items():
-                        auc = appended_metrics(scores, data)["auc"]
+                        auc = auc_of(scores, data, planted)
                         print(f"{name},{init},{epochs},{seed},{key},{auc:.4f}", flush=True)
 
 
