@@ -119,7 +119,8 @@ def _step_op_types(model):
     import tensorflow as tf
 
     tokens, y = _tokens(n=16)
-    step = tf.function(model.train_step).get_concrete_function((tf.constant(tokens), tf.constant(y)))
+    batch = (tf.constant(tokens), tf.constant(y))
+    step = tf.function(model.train_step).get_concrete_function(batch)
     graph = step.graph.as_graph_def()
     return {node.op for node in graph.node} | {
         node.op for function in graph.library.function for node in function.node_def
