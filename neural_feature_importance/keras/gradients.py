@@ -34,7 +34,7 @@ one the wrapped optimizer applies (`keras/_distributed.py`).
 The callbacks install the tap at `on_train_begin` and give the user's
 optimizer back at `on_train_end`, rebuilding the train function each time.
 Its variables are saved as those of the wrapped optimizer
-(`GradientTapOptimizer.save_own_variables()`), and left out of a
+(`WrappedOptimizer` in `keras/_wrapped_optimizer.py`), and left out of a
 `LossScaleOptimizer`'s list (`keras/_saving.py`), so a model saved during
 training (`ModelCheckpoint`) holds the entries of an untracked one and loads
 into a model compiled with the plain optimizer, loss scale included.
@@ -81,11 +81,12 @@ from neural_feature_importance.keras._tap_state import (
     step_increments,
 )
 from neural_feature_importance.keras._tap_weights import VariableGroup, _Slot, _Weight
+from neural_feature_importance.keras._wrapped_optimizer import WrappedOptimizer
 
 __all__ = ["GradientTapOptimizer", "KerasStepOps", "VariableGroup", "find_taps", "unlink_tap"]
 
 
-class GradientTapOptimizer(keras.optimizers.Optimizer):
+class GradientTapOptimizer(WrappedOptimizer):
     """Wraps an optimizer and sums a scoring mode's gradient terms in the train step.
 
     Parameters
@@ -150,8 +151,7 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
             slots += [_Slot(weight_name, variable, mode, weight) for variable in variables]
         # Keras's TensorFlow optimizer takes its tf.distribute strategy from this scope.
         with _distribution_scope([slot.variable for slot in slots]):
-            super().__init__(learning_rate=0.0, name=name or f"gradient_tap_{inner_optimizer.name}")
-        self.inner_optimizer = inner_optimizer
+            super().__init__(inner_optimizer, name or f"gradient_tap_{inner_optimizer.name}")
         self.gradient_every = int(gradient_every)
         self._tracked_weights = weights
         self._slots = slots
@@ -219,55 +219,6 @@ class GradientTapOptimizer(keras.optimizers.Optimizer):
         zeros = np.zeros(weight.shape, dtype="float32")
         terms = weight.mode.step_terms(zeros, zeros, zeros, NUMPY_OPS)
         return {key: tuple(np.shape(value)) for key, value in terms.items()}
-
-    @property
-    def variables(self) -> list[Any]:
-        # The base class's own iteration count and learning rate are never used
-        # (both are the wrapped optimizer's): left out, they are not carried in
-        # a compiled step's state (each variable costs JAX's jit a buffer).
-        unused = (self._iterations, self._learning_rate)
-        own = [v for v in self._variables if not any(v is u for u in unused)]
-        return own + list(self.inner_optimizer.variables)
-
-    @property
-    def learning_rate(self) -> Any:
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate: Any) -> None:
-        self.inner_optimizer.learning_rate = learning_rate
-
-    @property
-    def iterations(self) -> Any:
-        return self.inner_optimizer.iterations
-
-    def scale_loss(self, loss: Any) -> Any:
-        return self.inner_optimizer.scale_loss(loss)
-
-    def finalize_variable_values(self, var_list: list[Any]) -> None:
-        self.inner_optimizer.finalize_variable_values(var_list)
-
-    # Saved as the wrapped optimizer, at the tap's place: a model saved while the
-    # tap is installed (ModelCheckpoint during fit) holds the entries of one
-    # compiled with the plain optimizer, and loads into it. Under a
-    # LossScaleOptimizer, keras/_saving.py leaves the tap's variables out of its list.
-    def save_own_variables(self, store: Any) -> None:
-        """Save the wrapped optimizer's variables (the tap's own are never saved)."""
-        self.inner_optimizer.save_own_variables(store)
-
-    def load_own_variables(self, store: Any) -> None:
-        """Load the wrapped optimizer's variables, saved with or without a tap."""
-        self.inner_optimizer.load_own_variables(store)
-
-    def __dir__(self) -> list[str]:
-        # Keras's saving walks dir(): the wrapped optimizer, already saved in the
-        # tap's place above, would be saved a second time under "inner_optimizer".
-        return [name for name in super().__dir__() if name != "inner_optimizer"]
-
-    def get_config(self) -> dict[str, Any]:
-        # The tap is bound to a live tracker and never serialised on its own;
-        # a model's compile config holds the optimizer it was compiled with.
-        return self.inner_optimizer.get_config()
 
     # ------------------------------------------------------------------ step
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
