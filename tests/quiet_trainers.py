@@ -10,21 +10,26 @@ on ``sys.path``; import the framework with ``pytest.importorskip`` first.
 import logging
 
 
-def quiet_trainer(root, epochs, callbacks):
-    """A CPU Lightning ``Trainer`` with no logger, progress bar, summary or checkpoints."""
+def quiet_trainer(root, epochs, callbacks, **options):
+    """A CPU Lightning ``Trainer`` with no logger, progress bar, summary or checkpoints.
+
+    `options` override or add ``Trainer`` arguments (a strategy and its devices,
+    ``enable_checkpointing=True`` beside a ``ModelCheckpoint``).
+    """
     from lightning.pytorch import Trainer
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    return Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-        enable_checkpointing=False,
-    )
+    settings = {
+        "max_epochs": epochs,
+        "callbacks": callbacks,
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": root,
+        "enable_checkpointing": False,
+    }
+    return Trainer(**{**settings, **options})
 
 
 def quiet_training_arguments(output_dir, **options):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import Trainer
 from lightning_helpers import Regressor
+from quiet_trainers import quiet_trainer
 
 from neural_feature_importance import VarianceImportanceLightning
 
@@ -93,24 +93,20 @@ def fit(
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     tracked = callbacks()
     module = ShardedRegressor() if strategy == "model_parallel" else Regressor()
     if strategy == "model_parallel":
         from lightning.pytorch.strategies import ModelParallelStrategy
 
         strategy = ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1)
-    trainer = Trainer(
-        max_epochs=epochs,
-        callbacks=[*tracked, ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
-        accelerator="cpu",
+    trainer = quiet_trainer(
+        root,
+        epochs,
+        [*tracked, ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
         devices=devices,
         strategy=strategy,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         use_distributed_sampler=False,
-        default_root_dir=root,
+        enable_checkpointing=True,
     )
     trainer.fit(module, loader(batch_size), ckpt_path=ckpt_path)
     return tracked
