@@ -224,11 +224,13 @@ class GradientTapOptimizer(WrappedOptimizer):
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
         """Apply the update with the wrapped optimizer, then add the step's terms if read.
 
-        The terms are computed only on read steps: behind a `keras.ops.cond`
-        in a compiled step, and by a host decision on the eager PyTorch
-        backend, where a tensor's `cond` would read it on the host at every
-        step. Under `tf.distribute` each replica calls this with its own
-        gradient, and the tracked gradients are first summed over the replicas.
+        Only read steps add terms. In a compiled step a small layer's terms
+        are computed at every step and masked out of the steps not read, a
+        large layer's computed behind a `keras.ops.cond` (`_apply_compiled`);
+        on the eager PyTorch backend a host counter decides, where a tensor's
+        `cond` would read it on the host at every step. Under `tf.distribute`
+        each replica calls this with its own gradient, and the tracked
+        gradients are first summed over the replicas.
         """
         if trainable_variables is not None:
             variables = list(trainable_variables)
