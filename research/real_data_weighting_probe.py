@@ -11,6 +11,10 @@ records at every 4th optimizer step (the trackers' ``gradient_every``):
 - ``O``: the batch's *output* attribution, mean ``|x * d(output)/dx|`` (the
   predicted class's logit, or the regression output), from one more backward
   pass: what Integrated Gradients and SHAP measure, read during training;
+- ``R`` and ``R2``: the sum over the batch's rows of the per-row loss terms
+  ``x_bi * dL/dx_bi`` (whose sum is ``taylor``'s term, with the weights before
+  the step) and of their squares, from the input's gradient in the same
+  backward pass: how consistent a feature's effect is across the batch's rows;
 
 and at every epoch's end ``V``: the same term on the validation loss
 (``sum_j g_val_ij * w_ij``, half ``a`` of the held-out rows), the signed
@@ -69,15 +73,22 @@ def record(name: str, seed: int, epochs: int, init: str) -> dict[str, np.ndarray
     w0 = first.weight.detach().clone()
     X_val = torch.as_tensor(split.X_a, dtype=torch.float32)
     y_val = torch_target(data.task, split.y_a)
-    rows: dict[str, list[np.ndarray]] = {"T": [], "T0": [], "L": [], "O": [], "V": []}
+    keys = ("T", "T0", "L", "O", "V", "R", "R2")
+    rows: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     step = 0
     for _ in range(epochs):
         order = torch.randperm(len(X), generator=gen)
         for i in range(0, len(X), 32):
             idx = order[i : i + 32]
             opt.zero_grad()
-            loss = loss_fn(model(X[idx]), y[idx])
+            # The input's gradient on read steps only; the weights' gradient is unchanged.
+            xb = X[idx].clone().requires_grad_(step % 4 == 0)
+            loss = loss_fn(model(xb), y[idx])
             loss.backward()
+            if xb.grad is not None:
+                row_terms = (xb.grad * xb.detach()).double()
+                rows["R"].append(row_terms.sum(0).numpy())
+                rows["R2"].append((row_terms * row_terms).sum(0).numpy())
             opt.step()
             if step % 4 == 0:
                 g, w = first.weight.grad, first.weight.detach()
@@ -92,6 +103,9 @@ def record(name: str, seed: int, epochs: int, init: str) -> dict[str, np.ndarray
         loss_fn(model(X_val), y_val).backward()
         rows["V"].append((first.weight.grad * first.weight.detach()).sum(0).double().numpy())
     out = {key: np.array(value) for key, value in rows.items()}
+    # Each feature's first-layer weight norm, at the end and at initialisation.
+    out["norm"] = first.weight.detach().double().norm(dim=0).numpy()
+    out["norm0"] = w0.double().norm(dim=0).numpy()
     from captum.attr import IntegratedGradients
 
     X_test = torch.as_tensor(split.X_test, dtype=torch.float32)
@@ -107,6 +121,10 @@ def candidates(r: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     T, T0, L, V = r["T"], r["T0"], r["L"], r["V"]
     weights = np.abs(T).sum(1)  # a read's total |term|: a loss proxy the tracker could form
     half = T - 0.5 * T0
+    # |sum of the batch's row terms| / their root sum of squares: about 1 for terms of
+    # random sign (a column the network uses differently on every row), sqrt(rows) for
+    # terms of one sign.
+    consistency = (np.abs(r["R"]) / np.sqrt(np.maximum(r["R2"], 1e-300))).mean(0)
     return {
         "taylor": np.abs(T).mean(0),
         "half_disp": np.abs(half).mean(0),
@@ -121,6 +139,11 @@ def candidates(r: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "validation_signed": -V.mean(0),
         "validation_last": -V[-1],
         "taylor_validation_penalty": np.abs(T).mean(0) - np.maximum(V.mean(0), 0.0),
+        "one_sided": np.maximum(-T, 0.0).mean(0),
+        "signed_growth_pressure": -T.mean(0),
+        "row_consistency": np.sqrt(consistency * np.abs(T).mean(0)),
+        "taylor_x_norm_growth": np.abs(T).mean(0) * r["norm"] / r["norm0"],
+        "weight_growth": r["norm"] ** 2 - r["norm0"] ** 2,
         "ig": r["ig"],
     }
 
