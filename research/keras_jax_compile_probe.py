@@ -62,6 +62,7 @@ def compile_seconds(rounds: int) -> dict[str, list[dict[str, float]]]:
     import jax
     import keras
 
+    from benchmarks.cost.keras_short_fits import short_fit_mlp
     from neural_feature_importance import VarianceImportanceKeras
     from neural_feature_importance.datasets import make_synthetic
     from neural_feature_importance.keras.gradients import GradientTapOptimizer
@@ -82,20 +83,10 @@ def compile_seconds(rounds: int) -> dict[str, list[dict[str, float]]]:
     X, y = np.asarray(bunch.X, "float32"), np.asarray(bunch.y, "float32")
     tapped = GradientTapOptimizer._apply_compiled
 
-    def mlp() -> Any:
-        model = keras.Sequential(
-            [
-                keras.Input((X.shape[1],)),
-                keras.layers.Dense(64, activation="relu"),
-                keras.layers.Dense(64, activation="relu"),
-                keras.layers.Dense(1),
-            ]
-        )
-        model.compile(keras.optimizers.Adam(1e-3), "mse")
-        return model
-
     # One fit first: the library's and Keras's own small jitted functions compile once.
-    mlp().fit(X, y, epochs=1, batch_size=32, verbose=0, callbacks=[VarianceImportanceKeras()])
+    short_fit_mlp(X.shape[1]).fit(
+        X, y, epochs=1, batch_size=32, verbose=0, callbacks=[VarianceImportanceKeras()]
+    )
     out: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
     try:
         for round_ in range(rounds):
@@ -107,7 +98,7 @@ def compile_seconds(rounds: int) -> dict[str, list[dict[str, float]]]:
                     _reduced_apply if name == "reduced" else tapped
                 )
                 callbacks = [] if name == "plain" else [VarianceImportanceKeras()]
-                model = mlp()
+                model = short_fit_mlp(X.shape[1])
                 events.clear()
                 model.fit(X, y, epochs=1, batch_size=32, verbose=0, callbacks=callbacks)
                 out[name].append(dict(events))

@@ -19,12 +19,29 @@ import argparse
 import gc
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from benchmarks.training import limit_threads
 
 PROBLEMS = ("classification", "friedman1", "xor")
+
+
+def short_fit_mlp(n_features: int) -> Any:
+    """The short fits' model: an MLP 64-64 (ReLU), compiled with Adam 1e-3 and the squared error."""
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((n_features,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    return model
 
 
 def short_fit_ratios(rounds: int = 3, epochs: int = 60, rows: int = 600) -> list[float]:
@@ -44,15 +61,7 @@ def short_fit_ratios(rounds: int = 3, epochs: int = 60, rows: int = 600) -> list
         gc.collect()
         keras.utils.set_random_seed(seed)
         X, y = data[name]
-        model = keras.Sequential(
-            [
-                keras.Input((X.shape[1],)),
-                keras.layers.Dense(64, activation="relu"),
-                keras.layers.Dense(64, activation="relu"),
-                keras.layers.Dense(1),
-            ]
-        )
-        model.compile(keras.optimizers.Adam(1e-3), "mse")
+        model = short_fit_mlp(X.shape[1])
         callbacks = [VarianceImportanceKeras()] if tracked else []
         start = time.perf_counter()
         model.fit(X, y, epochs=epochs, batch_size=32, verbose=0, callbacks=callbacks)
