@@ -80,24 +80,24 @@ def record(name: str, seed: int, epochs: int, init: str) -> dict[str, np.ndarray
         order = torch.randperm(len(X), generator=gen)
         for i in range(0, len(X), 32):
             idx = order[i : i + 32]
+            read = step % 4 == 0
             opt.zero_grad()
             # The input's gradient on read steps only; the weights' gradient is unchanged.
-            xb = X[idx].clone().requires_grad_(step % 4 == 0)
+            xb = X[idx].clone().requires_grad_(read)
             loss = loss_fn(model(xb), y[idx])
             loss.backward()
-            if xb.grad is not None:
+            opt.step()
+            if read:
                 row_terms = (xb.grad * xb.detach()).double()
                 rows["R"].append(row_terms.sum(0).numpy())
                 rows["R2"].append((row_terms * row_terms).sum(0).numpy())
-            opt.step()
-            if step % 4 == 0:
                 g, w = first.weight.grad, first.weight.detach()
                 rows["T"].append((g * w).sum(0).double().numpy())
                 rows["T0"].append((g * w0).sum(0).double().numpy())
                 rows["L"].append(np.array(loss.item()))
-                xb = X[idx].clone().requires_grad_(True)
-                (gx,) = torch.autograd.grad(_selected_output(model(xb), data.task), xb)
-                rows["O"].append((gx * xb.detach()).abs().mean(0).double().numpy())
+                xo = X[idx].clone().requires_grad_(True)
+                (gx,) = torch.autograd.grad(_selected_output(model(xo), data.task), xo)
+                rows["O"].append((gx * xo.detach()).abs().mean(0).double().numpy())
             step += 1
         opt.zero_grad()
         loss_fn(model(X_val), y_val).backward()
