@@ -215,7 +215,8 @@ class SynapticMode(ScoringMode):
         assert before is not None
         return {"omega": -(gradient * (weights - before))}
 
-    def gradient(self, gradient: Array, weights: Array) -> None:
+    def gradient(self, gradient: Array, weights: Array, before: Array | None = None) -> None:
+        # Keeps its own copy of the previous step's weights: every step is read.
         previous = self.arrays["previous"]
         if previous is None:
             self.arrays["previous"] = self.ops.copy_as(weights, self.dtype)

@@ -55,6 +55,15 @@ class StepOps(Protocol):
     def dot(self, a: Array, b: Array, axis: int) -> Array:
         """Return `(a * b)` summed over `axis` (a library may avoid the product's temporary)."""
 
+    def dot_difference(self, a: Array, b: Array, c: Array, axis: int) -> Array:
+        """Return `(a * (b - c))` summed over `axis`, the difference formed first.
+
+        `b - c` is a step's change of a weight: small against the weight, so
+        `dot(a, b) - dot(a, c)` would lose it to rounding (in float32 at a small
+        learning rate, in half precision always). A sparse `a` needs only its
+        rows of `b` and `c`.
+        """
+
 
 @runtime_checkable
 class ArrayOps(StepOps, Protocol):
@@ -132,6 +141,9 @@ class NumpyArrayOps:
 
     def dot(self, a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
         return self.sum(a * b, axis)
+
+    def dot_difference(self, a: np.ndarray, b: np.ndarray, c: np.ndarray, axis: int) -> np.ndarray:
+        return self.sum(a * (b - c), axis)
 
     def all_finite(self, array: np.ndarray) -> bool:
         # One reduction, no boolean temporary: a float64 sum is NaN/Inf exactly when

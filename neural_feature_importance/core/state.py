@@ -196,7 +196,7 @@ def read_layer_state(
     mode.load_state_dict(mode_state)
     if mode.keeps_last and state["last"] is not None:
         mode.last = stats.ops.copy_as(state["last"], stats.dtype)
-    arrays = {"last": mode.last}
+    arrays = {"last": mode.last, "weights_before": mode.before}
     if scoring == "viann":
         arrays["moments"] = mode.moments.state_dict()["shift"]  # type: ignore[attr-defined]
     for name, array in arrays.items():

@@ -178,7 +178,13 @@ class LayerStatistics:
         if self.record_history and self.ready():
             self.history.append(self._compute_raw())
 
-    def update_gradients(self, gradient: Array, weights: Array) -> None:
+    def hold_weights_before(self, weights: Array) -> None:
+        """Keep `weights` as the weight before the next read step (modes that need it)."""
+        self._started_mode().hold_weights_before(weights)
+
+    def update_gradients(
+        self, gradient: Array, weights: Array, before: Array | None = None
+    ) -> None:
         """Add one optimizer step's gradient (gradient modes; a no-op for the others)."""
         mode = self._started_mode()
         if not mode.needs_gradients:
@@ -189,7 +195,7 @@ class LayerStatistics:
                 f"gradient of shape {tuple(gradient.shape)} does not match the tracked "
                 f"weight {self.view.weight_shape} (layer {self.name!r})."
             )
-        mode.gradient(gradient, weights)
+        mode.gradient(gradient, weights, before)
         self._cached_raw = None
 
     def update_gradient_sums(

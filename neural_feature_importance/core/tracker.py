@@ -397,12 +397,33 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
             "gradient. Pass scoring= explicitly to take snapshots before the first gradient."
         )
 
-    def update_gradients(self, gradient: Array, weights: Array) -> None:
+    @property
+    def needs_weights_before(self) -> bool:
+        """Whether the scoring mode reads the weight before each read step (`descent_taylor`)."""
+        return get_mode(self.scoring).needs_weights_before
+
+    def hold_weights_before(self, weights: Array) -> None:
+        """Keep `weights` as the weight before the next read step (`descent_taylor`).
+
+        Call it after the optimizer step that precedes a read step (the
+        PyTorch trackers do), or pass `before=` to
+        [`update_gradients()`][update_gradients]; [`start()`][start] holds the
+        initial weights for the first read. A no-op for the other modes.
+        """
+        if not self.statistics.started:
+            self.start(weights, self.layer_name)
+        self.statistics.hold_weights_before(weights)
+
+    def update_gradients(
+        self, gradient: Array, weights: Array, before: Array | None = None
+    ) -> None:
         """Add one optimizer step's gradient of the tracked weight (gradient modes).
 
         Call it after `optimizer.step()` and before the gradient is cleared,
         with the weight after the step; the PyTorch trackers do this in
         `on_step_end`. A no-op for snapshot modes (`viann`, `growth`).
+        `before` is the weight before the step (`descent_taylor`; by default
+        the copy held by [`hold_weights_before()`][hold_weights_before]).
 
         A gradient holding NaN or Inf is skipped and counted in
         [`skipped_gradient_steps_`][neural_feature_importance.core.VarianceImportanceBase.skipped_gradient_steps_]:
@@ -413,7 +434,7 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
         if not self.statistics.started:
             self.start(weights, self.layer_name)
         self._gradients_fed = True
-        self.statistics.update_gradients(gradient, weights)
+        self.statistics.update_gradients(gradient, weights, before)
 
     def update_gradient_sums(
         self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int = 0

@@ -19,7 +19,9 @@ value of a sum is not the sum of absolute values.
 
 Whether a mode's terms have that form is checked once per tracked weight
 on the host ([`rows_are_features()`][rows_are_features]); a mode that does not
-(or reads the weight before the step) gets the dense gradient, as before.
+gets the dense gradient, as before. A mode that reads the weight before the
+step (`descent_taylor`) gets the batch's rows of it, gathered before the
+update ([`rows_before()`][rows_before]), not a copy of the whole table.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "row_gradient",
     "row_terms",
     "rows_are_features",
+    "rows_before",
 ]
 
 
@@ -48,19 +51,26 @@ class SparseGradient:
     """A `tf.IndexedSlices` gradient of a table of `n_rows` rows, to be read by rows.
 
     Only marks the gradient: the rows are summed in the read step's branch.
+    `before` holds the table's looked-up rows before the update, one per slice
+    (modes that read the weight before the step; see [`rows_before()`][rows_before]).
     """
 
     slices: Any
     n_rows: int
+    before: Any = None
 
 
 @dataclass(frozen=True)
 class RowGradient:
-    """The gradient of the batch's rows: `rows` unique, `values` summed per row, float32."""
+    """The gradient of the batch's rows: `rows` unique, `values` summed per row, float32.
+
+    `before`: those rows of the table before the update, float32 (or `None`).
+    """
 
     rows: Any
     values: Any
     n_rows: int
+    before: Any = None
 
 
 def is_indexed_slices(gradient: Any) -> bool:
@@ -78,17 +88,22 @@ def rows_are_features(mode: ScoringMode, shape: tuple[int, ...]) -> bool:
     True when every term of the mode's `step_terms()` has one value per row
     of the 2-D weight, a row's value depends on that row alone, and a row
     whose gradient is zero has a zero term; checked on three rows of a host
-    probe (no weight before the step may be needed).
+    probe (with a weight before the step where the mode reads one).
     """
-    if mode.needs_weights_before or len(shape) != 2:
+    if len(shape) != 2:
         return False
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(3, shape[1])).astype(np.float32)
     gradient = np.zeros_like(weights)
     gradient[1] = rng.normal(size=shape[1])
+    before = None
+    if mode.needs_weights_before:
+        before = weights - rng.normal(scale=0.1, size=weights.shape).astype(np.float32)
     try:
-        terms = mode.step_terms(gradient, weights, None, NUMPY_OPS)
-        alone = mode.step_terms(gradient[1:2], weights[1:2], None, NUMPY_OPS)
+        terms = mode.step_terms(gradient, weights, before, NUMPY_OPS)
+        alone = mode.step_terms(
+            gradient[1:2], weights[1:2], None if before is None else before[1:2], NUMPY_OPS
+        )
     except Exception:  # a mode written for other shapes: read it densely
         return False
     for key, term in terms.items():
@@ -100,18 +115,38 @@ def rows_are_features(mode: ScoringMode, shape: tuple[int, ...]) -> bool:
     return True
 
 
+def rows_before(variable: Any, slices: Any) -> Any:
+    """The table's rows looked up in `slices`, read before the update (one per slice), float32.
+
+    A dense read, then the gather (see [`row_terms()`][row_terms]): the batch's
+    rows only, where a copy of the whole table would cost a pass over it at
+    every step.
+    """
+    import tensorflow as tf
+
+    return keras.ops.cast(
+        tf.gather(tf.convert_to_tensor(variable.value), slices.indices), "float32"
+    )
+
+
 def row_gradient(gradient: SparseGradient, scale: Any = None) -> RowGradient:
     """Sum the slices of each row looked up (a row twice in the batch: two slices)."""
     import tensorflow as tf
 
     slices = gradient.slices
     rows, position = tf.unique(slices.indices)
+    n_unique = tf.shape(rows)[0]
     values = tf.math.unsorted_segment_sum(
-        keras.ops.cast(slices.values, "float32"), position, tf.shape(rows)[0]
+        keras.ops.cast(slices.values, "float32"), position, n_unique
     )
     if scale is not None:
         values = values / scale
-    return RowGradient(rows, values, gradient.n_rows)
+    before = None
+    if gradient.before is not None:
+        # Every slice of a row holds the same row before the update: take the first.
+        first = tf.math.unsorted_segment_min(tf.range(tf.shape(position)[0]), position, n_unique)
+        before = tf.gather(gradient.before, first)
+    return RowGradient(rows, values, gradient.n_rows, before)
 
 
 def row_terms(
@@ -126,6 +161,6 @@ def row_terms(
     # all of it (TensorFlow's `resource_var.h`). On a 20,000 x 32 table that
     # cost about 0.35 ms at every step of training, read or not.
     rows_weights = tf.gather(tf.convert_to_tensor(weights), gradient.rows)
-    terms = mode.step_terms(gradient.values, rows_weights, None, ops)
+    terms = mode.step_terms(gradient.values, rows_weights, gradient.before, ops)
     shape = tf.constant([gradient.n_rows], dtype=gradient.rows.dtype)
     return {key: tf.scatter_nd(gradient.rows[:, None], term, shape) for key, term in terms.items()}

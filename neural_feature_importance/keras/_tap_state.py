@@ -42,7 +42,11 @@ import keras
 import numpy as np
 
 from neural_feature_importance.core.arrays import Array, StepOps
-from neural_feature_importance.keras._sparse import SparseGradient, row_gradient
+from neural_feature_importance.keras._sparse import (
+    SparseGradient,
+    is_indexed_slices,
+    row_gradient,
+)
 from neural_feature_importance.keras._tap_weights import _Weight
 
 __all__ = [
@@ -82,6 +86,9 @@ class KerasStepOps:
     def dot(self, a: Array, b: Array, axis: int) -> Array:
         # The compilers (XLA, Grappler) fuse the product into the reduction.
         return keras.ops.sum(a * b, axis=axis)
+
+    def dot_difference(self, a: Array, b: Array, c: Array, axis: int) -> Array:
+        return keras.ops.sum(a * (b - c), axis=axis)
 
 
 KERAS_STEP_OPS = KerasStepOps()
@@ -124,7 +131,11 @@ def applied_gradient(inner: Any, gradient: Any, accumulated: Any, eager: bool) -
     if eager:
         gradient = gradient.float()  # a torch tensor; itself when already float32
     else:
-        gradient = keras.ops.convert_to_tensor(gradient)  # densifies TF IndexedSlices
+        if is_indexed_slices(gradient):
+            import tensorflow as tf  # only on the TensorFlow backend, where Keras has imported it
+
+            # keras.ops.convert_to_tensor keeps IndexedSlices as they are.
+            gradient = tf.convert_to_tensor(gradient)
         gradient = keras.ops.cast(gradient, "float32")
     if inner.loss_scale_factor is not None:
         gradient = gradient / inner.loss_scale_factor

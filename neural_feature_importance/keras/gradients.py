@@ -58,6 +58,7 @@ from neural_feature_importance.keras._sparse import (
     is_indexed_slices,
     row_terms,
     rows_are_features,
+    rows_before,
 )
 from neural_feature_importance.keras._tap_state import (
     EAGER_SUM_DTYPE,
@@ -267,11 +268,17 @@ class GradientTapOptimizer(WrappedOptimizer):
         inputs = []
         for slot, gradient in zip(self._slots, gradients, strict=True):
             accumulated = accumulated_copy(self.inner_optimizer, slot.variable)
+            before = None
             if accumulated is None and self._reads_rows(slot, gradient):
-                # An Embedding's tf.IndexedSlices: read by the batch's rows (keras/_sparse.py).
-                gradient = SparseGradient(gradient, int(slot.variable.shape[0]))
-            # A copy: on TensorFlow and torch .value reads the live variable.
-            before = keras.ops.copy(slot.variable.value) if slot.mode.needs_weights_before else None
+                # An Embedding's tf.IndexedSlices: read by the batch's rows (keras/_sparse.py),
+                # and so is the weight before the update, where the mode reads it.
+                rows = (
+                    rows_before(slot.variable, gradient) if slot.mode.needs_weights_before else None
+                )
+                gradient = SparseGradient(gradient, int(slot.variable.shape[0]), rows)
+            elif slot.mode.needs_weights_before:
+                # A copy: on TensorFlow and torch .value reads the live variable.
+                before = keras.ops.copy(slot.variable.value)
             inputs.append((slot, gradient, accumulated, before))
         return inputs
 

@@ -59,6 +59,8 @@ class TorchArrayOps:
 
     def dot(self, a: torch.Tensor, b: torch.Tensor, axis: int) -> torch.Tensor:
         if a.is_sparse:
+            if b.is_sparse:  # the gradient's own squares (`descent_taylor`)
+                return self._reduced(_sparse_row_squares(a, axis), axis)
             return self._reduced(_sparse_row_dot(a, b, axis), axis)
         if axis != 0 and a.ndim == 2 and a.numel() >= FUSED_DOT_MIN:
             # einsum forms no product array: on a 50,000 x 256 float32 table 14
@@ -67,6 +69,15 @@ class TorchArrayOps:
             return self._reduced(torch.einsum("ij,ij->i", a, b), axis)
         # One call for the product and its sum (a read step's main operation).
         return self._reduced(torch.linalg.vecdot(a, b, dim=axis), axis)
+
+    def dot_difference(
+        self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, axis: int
+    ) -> torch.Tensor:
+        if a.is_sparse:
+            return self._reduced(_sparse_row_dot(a, b, axis, minus=c), axis)
+        # In the wider of the two dtypes (a bfloat16 weight less its float32 copy: float32).
+        difference = b - c
+        return self.dot(a.to(difference.dtype), difference, axis)
 
     def _reduced(self, result: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
         """`result` of a reduction over `axis` (sharded ops reduce it over the processes)."""
@@ -115,8 +126,13 @@ class TorchArrayOps:
         return tensor.to(device=like.device, dtype=like.dtype, copy=True)
 
 
-def _sparse_row_dot(sparse: torch.Tensor, dense: torch.Tensor, axis: int) -> torch.Tensor:
+def _sparse_row_dot(
+    sparse: torch.Tensor, dense: torch.Tensor, axis: int, minus: torch.Tensor | None = None
+) -> torch.Tensor:
     """`sum(sparse * dense, axis)` of a sparse 2-D gradient, touching only its rows.
+
+    With `minus`: `sum(sparse * (dense - minus), axis)`, the difference formed for
+    those rows only.
 
     `nn.Embedding(sparse=True)` gives a sparse COO gradient with one entry per
     looked-up row (a row looked up twice appears twice until coalesced). The
@@ -139,6 +155,35 @@ def _sparse_row_dot(sparse: torch.Tensor, dense: torch.Tensor, axis: int) -> tor
     # A row present twice adds its two products, as coalescing would its two values.
     rows = sparse._indices()[0]
     values = sparse._values()
-    per_row = (values * dense.index_select(0, rows).to(values.dtype)).sum(1)
+    selected = dense.index_select(0, rows)
+    if minus is not None:
+        selected = selected - minus.index_select(0, rows)
+    per_row = (values * selected.to(values.dtype)).sum(1)
     result = torch.zeros(sparse.shape[0], dtype=per_row.dtype, device=per_row.device)
     return result.index_add_(0, rows, per_row)
+
+
+def _sparse_row_squares(sparse: torch.Tensor, axis: int) -> torch.Tensor:
+    """`sum(sparse * sparse, axis)` of a sparse 2-D gradient, touching only its rows.
+
+    The squares of each row's *summed* gradient: a row looked up twice appears
+    twice until coalesced, and the square of a sum is not the sum of squares, so
+    the gradient is coalesced first (on a GPU, that waits for the device to count
+    the rows; it is done on read steps only).
+
+    Raises
+    ------
+    ValueError
+        As [`_sparse_row_dot()`][_sparse_row_dot], for a gradient not in an
+        embedding table's layout.
+    """
+    if sparse.ndim != 2 or axis not in (1, -1) or sparse.sparse_dim() != 1:
+        raise ValueError(
+            "a sparse gradient is read as an embedding table's: 2-D, sparse along its rows, "
+            f"summed over its last axis; got {sparse.ndim}-D, summed over axis {axis}."
+        )
+    summed = sparse.coalesce()
+    values = summed._values()
+    per_row = (values * values).sum(1)
+    result = torch.zeros(sparse.shape[0], dtype=per_row.dtype, device=per_row.device)
+    return result.index_add_(0, summed._indices()[0], per_row)

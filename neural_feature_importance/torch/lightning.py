@@ -75,7 +75,8 @@ class VarianceImportanceLightning(WrappedTracker, Callback):
     **tracker_options
         `dtype`, `include_initial`, `record_history`, `finite_check`,
         `scoring` (default: the recommended mode,
-        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE], `"taylor"`;
+        [`RECOMMENDED_MODE`][neural_feature_importance.core.modes.RECOMMENDED_MODE],
+        `"descent_taylor"`;
         `"viann"` is the paper's method; see [`neural_feature_importance.core.modes`][]),
         `gradient_every`, `feature_names`, `groups` and `log_importances`: passed
         to the tracker, and checked here. With `log_importances=True` (or an int `k`:

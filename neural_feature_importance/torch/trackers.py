@@ -331,7 +331,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
             self._start_tracking()
             if self.layer is None:
                 self._watch_inputs()
-        self._arm_capture()
+        self._prepare_next_step()
 
     def _start_tracking(self) -> None:
         reader = self._layer_reader()
@@ -348,17 +348,29 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
                 check_columns=self.layer is not None,
                 shard=reader.shard,
             )
-        self._arm_capture()
+        self._prepare_next_step()
 
-    def _arm_capture(self) -> None:
-        every = self._read_every
-        if every is not None and self._reader is not None and self._reader.parametrized:
-            self._reader.arm(read_next=self._steps % every == 0)
+    def _prepare_next_step(self) -> None:
+        """Prepare the next optimizer step if it is read.
+
+        Arm a parametrized weight's gradient capture, and hold the weight before
+        the step for the modes that read it (`descent_taylor`).
+        """
+        every, reader = self._read_every, self._reader
+        if every is None or reader is None:
+            return
+        read_next = self._steps % every == 0
+        if reader.parametrized:
+            reader.arm(read_next=read_next)
+        # core.start() held the initial weights for the first read.
+        if read_next and self._steps and self.core.needs_weights_before:
+            self.core.hold_weights_before(reader.weight())
 
     def on_step_end(self) -> None:
         """Call after each `optimizer.step()`; snapshots every `update_every` steps.
 
-        With a gradient scoring mode (the default, `"taylor"`, or `"steady_taylor"`) it also
+        With a gradient scoring mode (the default, `"descent_taylor"`, `"taylor"` or
+        `"steady_taylor"`) it also
         reads the tracked weight's gradient, so call it before
         `optimizer.zero_grad()`.
 
@@ -391,7 +403,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         # Steps 1, 1 + k, 1 + 2k...: even a run shorter than k steps has one read.
         if every is not None and (self._steps - 1) % every == 0:
             self._gradient_step()
-        self._arm_capture()
+        self._prepare_next_step()
         if self.update_every and self._steps % self.update_every == 0:
             self._snapshot()
 

@@ -145,14 +145,14 @@ def test_embedding_step_pairs_every_variant_with_plain_blocks():
     blocks = run_embedding_step(
         vocab=300, dim=8, batch_size=8, seq_len=5, steps=4, repeats=3, optimizers=("sgd",)
     )
-    # 3 recorded rounds (the warm-up round is not) x 6 variants.
-    assert len(EMBEDDING_STEP_VARIANTS) == 6
-    assert len(blocks) == 3 * 6
+    # 3 recorded rounds (the warm-up round is not) x 7 variants.
+    assert len(EMBEDDING_STEP_VARIANTS) == 7
+    assert len(blocks) == 3 * 7
     assert set(blocks["round"]) == {1, 2, 3}
     # Each round runs the variants in an order rotated by one.
     first = blocks[blocks["position"] == 0].set_index("round")["variant"]
-    assert list(first) == ["viann_epoch", "viann_step", "taylor"]
-    last = blocks[blocks["position"] == 5].set_index("round")["variant"]
+    assert list(first) == ["viann_epoch", "viann_step", "descent_taylor"]
+    last = blocks[blocks["position"] == 6].set_index("round")["variant"]
     assert list(last) == ["plain", "viann_epoch", "viann_step"]
     plain = blocks[blocks["variant"] == "plain"]
     assert (plain["tracker_ms_per_step"] == 0).all()
@@ -163,6 +163,7 @@ def test_embedding_step_pairs_every_variant_with_plain_blocks():
         "plain",
         "viann_epoch",
         "viann_step",
+        "descent_taylor",
         "taylor",
         "taylor_every_step",
         "steady_taylor",
@@ -174,14 +175,14 @@ def test_embedding_step_pairs_every_variant_with_plain_blocks():
     assert summary.loc["viann_step", "extra_ms"] == pytest.approx(expected)
     text = embedding_step_markdown(summarise_embedding_step(blocks), blocks)
     assert "`nn.Embedding(300, 8)`" in text
-    assert text.count("| sgd: ") == 6
+    assert text.count("| sgd: ") == 7
 
 
 def test_cli_quick_embedding_step_part(tmp_path):
     results = main(["--quick", "--parts", "embedding_step", "--out", str(tmp_path)])
     assert set(results) == {"embedding_step", "embedding_step_summary"}
     summary = pd.read_csv(tmp_path / "cost_embedding_step_summary.csv")
-    assert len(summary) == 2 * 6  # adam and sgd x 6 variants
+    assert len(summary) == 2 * 7  # adam and sgd x 7 variants
     assert (
         "Per-step cost on a large embedding table"
         in (tmp_path / "cost_embedding_step.md").read_text()
@@ -194,9 +195,9 @@ def test_mlp_step_pairs_every_variant_with_plain_blocks():
         n_features=20, hidden=(8,), batch_size=8, steps=4, repeats=3, optimizers=("sgd",)
     )
     variants = list(MLP_STEP_VARIANTS)
-    # 3 recorded rounds (the warm-up round is not) x 6 variants.
-    assert len(variants) == 6
-    assert len(blocks) == 3 * 6
+    # 3 recorded rounds (the warm-up round is not) x 7 variants.
+    assert len(variants) == 7
+    assert len(blocks) == 3 * 7
     assert set(blocks["round"]) == {1, 2, 3}
     assert (blocks["n_features"] == 20).all() and (blocks["hidden"] == "8").all()
     assert (blocks["batch_size"] == 8).all() and (blocks["steps"] == 4).all()
@@ -222,7 +223,7 @@ def test_mlp_step_pairs_every_variant_with_plain_blocks():
     assert "Per-step cost on the planted-truth MLP" in text
     assert "`Linear(20, 8) -> ReLU -> Linear(8, 1)`" in text
     assert "20 x 8 weights" in text and "A block = 4 optimizer steps" in text
-    assert text.count("| sgd: ") == 6
+    assert text.count("| sgd: ") == 7
     assert "| sgd: steady_taylor, gradient_every=1 " in text
 
 
@@ -243,12 +244,12 @@ def test_cli_quick_mlp_step_part(tmp_path):
     results = main(["--quick", "--parts", "mlp_step", "--out", str(tmp_path)])
     assert set(results) == {"mlp_step", "mlp_step_summary"}
     blocks = pd.read_csv(tmp_path / "cost_mlp_step.csv")
-    # --quick: 2 recorded rounds x 6 variants x adam and sgd, 50 inputs, 8 steps.
-    assert len(blocks) == 2 * 6 * 2
+    # --quick: 2 recorded rounds x 7 variants x adam and sgd, 50 inputs, 8 steps.
+    assert len(blocks) == 2 * 7 * 2
     assert (blocks["n_features"] == 50).all() and (blocks["steps"] == 8).all()
     summary = pd.read_csv(tmp_path / "cost_mlp_step_summary.csv")
-    assert len(summary) == 2 * 6
-    assert list(summary["variant"][:6]) == list(MLP_STEP_VARIANTS)
+    assert len(summary) == 2 * 7
+    assert list(summary["variant"][:7]) == list(MLP_STEP_VARIANTS)
     text = (tmp_path / "cost_mlp_step.md").read_text()
     assert "Per-step cost on the planted-truth MLP" in text
     assert "`Linear(50, 64) -> ReLU -> Linear(64, 64) -> ReLU -> Linear(64, 1)`" in text
@@ -262,8 +263,8 @@ def test_cli_rejects_unknown_part(tmp_path):
 
 def test_torch_step_times_each_network_against_its_own_untracked_copy():
     blocks = run_torch_step(models=("mlp", "conv2d"), quick=True, steps=4, conv_steps=4, repeats=2)
-    # 2 networks x 2 recorded rounds x 3 variants (no tracker, taylor, steady_taylor).
-    assert len(blocks) == 2 * 2 * 3
+    # 2 networks x 2 recorded rounds x 4 variants (no tracker and the three gradient modes).
+    assert len(blocks) == 2 * 2 * 4
     assert list(dict.fromkeys(blocks["model"])) == ["mlp", "conv2d"]
     plain = blocks[blocks["variant"] == "plain"]
     assert (plain["tracker_ms_per_step"] == 0).all()

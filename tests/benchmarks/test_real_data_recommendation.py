@@ -39,7 +39,8 @@ def test_default_tracker_tells_real_from_appended_on_a_regression_data_set():
     """A tracker built without ``scoring=`` is above chance where the paper's VIANN is below it.
 
     Measured (diabetes: 10 real, 20 appended columns, 309 training rows), mean AUC over
-    seeds 0-2: the default 0.84 (per seed 0.83-0.85), ``scoring="viann"`` 0.53 on the
+    seeds 0-2: the default 0.89 (per seed 0.87-0.93; ``scoring="taylor"`` 0.84),
+    ``scoring="viann"`` 0.53 on the
     same networks (0.46-0.61; at 100 epochs it falls to 0.18 in the benchmark: the
     appended columns' weights keep moving while the network memorises the 309 rows).
     """
@@ -48,7 +49,7 @@ def test_default_tracker_tells_real_from_appended_on_a_regression_data_set():
         data, _, _, built = _train("diabetes", seed, default={}, viann={"scoring": "viann"})
         default.append(appended_metrics(built["default"].feature_importances_, data)["auc"])
         viann.append(appended_metrics(built["viann"].feature_importances_, data)["auc"])
-    assert np.mean(default) >= 0.75, default
+    assert np.mean(default) >= 0.8, default
     assert np.mean(viann) < 0.65, viann  # the measure tells a failing scorer apart
 
 
@@ -56,7 +57,7 @@ def test_recommended_mode_ranks_at_least_as_well_as_integrated_gradients_on_brea
     """The recommended mode against Integrated Gradients explaining the same trained network.
 
     Breast cancer: 30 real, 60 appended columns. Measured, mean AUC over seeds 0-2: the
-    recommended mode 0.91 (per seed 0.86-0.95), Integrated Gradients on the held-out rows
+    recommended mode 0.95 (per seed 0.92-0.98), Integrated Gradients on the held-out rows
     0.86 (0.81-0.91). Integrated Gradients costs a pass of 50 interpolated batches; the
     tracker's statistics come from gradients training computed anyway.
     """
@@ -79,5 +80,5 @@ def test_recommended_mode_ranks_at_least_as_well_as_integrated_gradients_on_brea
         )
         ig = attributions.abs().mean(dim=0).detach().double().numpy()
         ig_auc.append(appended_metrics(ig, data)["auc"])
-    assert np.mean(tracker_auc) >= 0.8, tracker_auc
+    assert np.mean(tracker_auc) >= 0.9, tracker_auc
     assert np.mean(tracker_auc) >= np.mean(ig_auc), (tracker_auc, ig_auc)

@@ -53,7 +53,15 @@ def _fit(scoring):
     return tracker
 
 
-@pytest.mark.parametrize("scoring", ["taylor", "steady_taylor"])
+SUMS = {
+    "taylor": ("features",),
+    "steady_taylor": ("features", "feature_squares"),
+    # With the table's rows before the update, gathered before it.
+    "descent_taylor": ("features", "descents", "gradient_norms"),
+}
+
+
+@pytest.mark.parametrize("scoring", list(SUMS))
 def test_rows_read_sparsely_equal_the_dense_gradient_read(monkeypatch, scoring):
     calls = []
 
@@ -71,7 +79,7 @@ def test_rows_read_sparsely_equal_the_dense_gradient_read(monkeypatch, scoring):
         dense = _fit(scoring)
     mode = sparse.core.statistics.mode
     assert mode.n_steps == dense.core.statistics.mode.n_steps == 18
-    for key in ("features", "feature_squares") if scoring == "steady_taylor" else ("features",):
+    for key in SUMS[scoring]:
         np.testing.assert_allclose(
             np.asarray(mode.arrays[key]),
             np.asarray(dense.core.statistics.mode.arrays[key]),
@@ -153,7 +161,7 @@ def test_modes_whose_terms_are_not_per_row_are_read_densely():
     from neural_feature_importance.core.views import WeightView
 
     view = WeightView("embedding", "keras", (VOCABULARY, DIM))
-    for scoring in ("taylor", "steady_taylor"):
+    for scoring in ("taylor", "steady_taylor", "descent_taylor"):
         mode = get_mode(scoring)(view, None, "float64")
         assert _sparse.rows_are_features(mode, view.weight_shape)
 
@@ -163,10 +171,15 @@ def test_modes_whose_terms_are_not_per_row_are_read_densely():
         def step_terms(self, gradient, weights, before, ops):
             return {"features": abs(ops.dot(gradient, weights, 0))}
 
-    class ReadsBefore(TaylorMode):
+    class WholeBefore(TaylorMode):
+        """Reads the whole weight before the step (its sum), not each row's."""
+
         needs_weights_before = True
 
-    for mode_class in (PerUnit, ReadsBefore):
+        def step_terms(self, gradient, weights, before, ops):
+            return {"features": abs(ops.dot(gradient, weights, 1)) * ops.sum(before, (0, 1))}
+
+    for mode_class in (PerUnit, WholeBefore):
         assert not _sparse.rows_are_features(mode_class(view, None, "float64"), (VOCABULARY, DIM))
     conv = WeightView("conv", "keras", (3, VOCABULARY, DIM))
     assert not _sparse.rows_are_features(get_mode("taylor")(conv, None, "float64"), (3, 40, 4))

@@ -16,7 +16,7 @@ import pytest
 
 from neural_feature_importance import VarianceImportanceKeras
 from neural_feature_importance.core.arrays import NUMPY_OPS
-from neural_feature_importance.core.modes import SteadyTaylorMode, TaylorMode
+from neural_feature_importance.core.modes import DescentTaylorMode, SteadyTaylorMode, TaylorMode
 from neural_feature_importance.core.views import WeightView
 from neural_feature_importance.keras.gradients import GradientTapOptimizer, find_taps
 
@@ -24,12 +24,12 @@ BACKEND = keras.backend.backend()
 SHAPE = (6, 4)
 
 
-def _tap(mode_class, every, learning_rate=0.1):
-    """A tap of `mode_class` on a (6, 4) kernel updated by plain SGD."""
+def _tap(mode_class, every, learning_rate=0.1, optimizer=None):
+    """A tap of `mode_class` on a (6, 4) kernel updated by `optimizer` (plain SGD)."""
     rng = np.random.default_rng(1)
     kernel = keras.Variable(rng.normal(size=SHAPE).astype("float32"))
     mode = mode_class(WeightView("dense", "keras", SHAPE), NUMPY_OPS, "float64")
-    optimizer = keras.optimizers.SGD(learning_rate)
+    optimizer = optimizer or keras.optimizers.SGD(learning_rate)
     tap = GradientTapOptimizer(optimizer, [("kernel", kernel, mode)], gradient_every=every)
     tap.build([kernel])
     return kernel, tap
@@ -84,6 +84,31 @@ def test_steady_taylor_sums_equal_numpy_sums_of_the_recorded_terms(every, read_b
     assert (read, skipped) == (int(read_now), 0)
     expected_now = _numpy_terms(np.ones(SHAPE), after)["features"] if read_now else 0.0
     np.testing.assert_allclose(sums["features"], expected_now, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_descent_taylor_sums_equal_numpy_sums_of_the_recorded_steps(every, read_by):
+    # Adam: its steps are not the gradient's direction, so the descent is not |g|^2 * lr.
+    kernel, tap = _tap(DescentTaylorMode, every, optimizer=keras.optimizers.Adam(0.05))
+    rng = np.random.default_rng(6)
+    expected = {key: np.zeros(SHAPE[0]) for key in ("features", "descents", "gradient_norms")}
+    before = np.asarray(keras.ops.convert_to_numpy(kernel), dtype=np.float64)
+    n_steps = 30
+    for step in range(n_steps):
+        gradient = rng.normal(scale=0.5, size=SHAPE).astype("float32")
+        after = _step(tap, kernel, gradient)
+        if step % every == 0:
+            g = gradient.astype(np.float64)
+            expected["features"] += np.abs((g * after).sum(axis=1))
+            expected["descents"] += np.abs((g * (after - before)).sum(axis=1))
+            expected["gradient_norms"] += np.sqrt((g * g).sum(axis=1))
+        before = after
+    sums, read, skipped = tap.drain()["kernel"]
+    assert (read, skipped) == (len(range(0, n_steps, every)), 0)
+    for key in expected:
+        # The descent is the difference of two float32 dot products (of g . w, which
+        # the step changes by a few percent): its rounding sets the tolerance.
+        np.testing.assert_allclose(sums[key], expected[key], rtol=2e-5, atol=1e-6)
 
 
 def test_a_nan_gradient_read_is_skipped_and_counted_exactly(read_by):
@@ -202,15 +227,19 @@ def test_the_sparse_embedding_gradient_is_not_densified_on_the_read_path(monkeyp
     from neural_feature_importance.keras import gradients
 
     densified = []
-    convert = keras.ops.convert_to_tensor
 
-    def spy(x, *args, **kwargs):
-        caller = sys._getframe(1).f_code.co_filename
-        if isinstance(x, tf.IndexedSlices) and "neural_feature_importance" in caller:
-            densified.append(tuple(x.dense_shape.numpy()))
-        return convert(x, *args, **kwargs)
+    def spy(convert):
+        def converted(x, *args, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if isinstance(x, tf.IndexedSlices) and "neural_feature_importance" in caller:
+                densified.append(tuple(x.dense_shape.numpy()))
+            return convert(x, *args, **kwargs)
 
-    monkeypatch.setattr(keras.ops, "convert_to_tensor", spy)
+        return converted
+
+    # The library densifies with tf.convert_to_tensor (keras.ops' keeps the slices).
+    monkeypatch.setattr(keras.ops, "convert_to_tensor", spy(keras.ops.convert_to_tensor))
+    monkeypatch.setattr(tf, "convert_to_tensor", spy(tf.convert_to_tensor))
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, 50, size=(16, 6)).astype("int32")
     y = rng.normal(size=(16, 1)).astype("float32")

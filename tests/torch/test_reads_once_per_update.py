@@ -137,7 +137,7 @@ def test_a_hand_written_update_without_an_optimizer_counts():
     assert tracker.n_gradient_steps_ == 4
 
 
-@pytest.mark.parametrize("scoring", ["taylor", "steady_taylor", "viann"])
+@pytest.mark.parametrize("scoring", ["descent_taylor", "taylor", "steady_taylor", "viann"])
 def test_sparse_embedding_gradients_equal_the_dense_run(scoring):
     vocab, dim = 50, 8
     generator = torch.Generator().manual_seed(0)
@@ -167,8 +167,9 @@ def test_sparse_embedding_gradients_equal_the_dense_run(scoring):
     dense, sparse_scores = results
     assert np.count_nonzero(dense) > vocab // 2
     # VIANN reads weight snapshots, whose variance over 3 epochs is small against the
-    # weights: it shows the float32 rounding of sparse against dense SGD (4e-4 relative).
-    rtol = 1e-3 if scoring == "viann" else 1e-5
+    # weights: it shows the float32 rounding of sparse against dense SGD (4e-4 relative);
+    # so does descent_taylor's step, the difference of two weights (3e-4).
+    rtol = 1e-3 if scoring in ("viann", "descent_taylor") else 1e-5
     np.testing.assert_allclose(sparse_scores, dense, rtol=rtol, atol=1e-12)
 
 

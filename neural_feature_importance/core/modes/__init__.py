@@ -37,14 +37,22 @@ tracked layer's `(features, units)` view ([`views`][]):
 | `growth` | snapshots | `max(0, sum_j w_ij(T)^2 - w_ij(0)^2)` | movement pruning, weight saliency |
 | `taylor` | gradients | `mean_steps |sum_j g_ij * w_ij|` | Molchanov 2017/2019 |
 | `steady_taylor` | gradients | `taylor * taylor / sd_steps(|sum_j g * w|)` | this study; SNR weighting |
+| `descent_taylor` | gradients | `taylor * sum_steps |sum_j g_ij * dw_ij| / sum_steps ||g_i||` | this study; loss change allocation (Lan 2019) |
 
-`taylor` is the recommended mode where gradients are available, and so the
-default of every tracker: for a dense layer `sum_j g_ij * w_ij` equals the
-batch's summed *gradient x input* of feature `i` (the first-order change of
-the loss if the feature were zeroed), so it measures what the network does
-with the feature rather than how much its weights wander, and late in
-training, when the loss gradients shrink, it stops growing, whatever the
-number of epochs. `steady_taylor` weighs it by how steadily the feature
+`descent_taylor` is the recommended mode where gradients are available, and
+so the default of every tracker. Its first factor is `taylor`'s: for a dense
+layer `sum_j g_ij * w_ij` equals the batch's summed *gradient x input* of
+feature `i` (the first-order change of the loss if the feature were zeroed),
+so it measures what the network does with the feature rather than how much
+its weights wander, and late in training, when the loss gradients shrink, it
+stops growing, whatever the number of epochs. Its second factor is how far the
+optimizer's steps `dw` moved the feature's weights along the feature's
+gradient: far for a column the network learns from, whose gradient keeps its
+direction, little for an irrelevant column that the network carries from its
+initialisation or uses to memorise a few rows, whose gradient turns from batch
+to batch. It ranks appended irrelevant columns of real data sets far lower
+than `taylor` (most under Keras's Glorot initialisation), and level with it on
+planted truth. `steady_taylor` weighs `taylor` by how steadily the feature
 contributes over the steps (`taylor / sd_steps`, its signal-to-noise ratio),
 which ranks informative features above decoys better on wide, noisy
 planted problems, for two more numbers per feature, but ranks appended
@@ -60,25 +68,28 @@ tensors on the parameter's device) and in the tracker's `state_dict`.
 from __future__ import annotations
 
 from neural_feature_importance.core.modes._base import ScoringMode
+from neural_feature_importance.core.modes._descent import DescentTaylorMode
 from neural_feature_importance.core.modes._gradient import SteadyTaylorMode, TaylorMode
 from neural_feature_importance.core.modes._held_reads import FOLD_EVERY, HeldReads
 from neural_feature_importance.core.modes._snapshot import GrowthMode, ViannMode
 
 SCORING_MODES: dict[str, type[ScoringMode]] = {
-    mode.name: mode for mode in (ViannMode, GrowthMode, TaylorMode, SteadyTaylorMode)
+    mode.name: mode
+    for mode in (ViannMode, GrowthMode, TaylorMode, SteadyTaylorMode, DescentTaylorMode)
 }
 """Every scoring mode by name (`scoring=` of the trackers)."""
 
-RECOMMENDED_MODE = "taylor"
+RECOMMENDED_MODE = "descent_taylor"
 """The mode to use where gradients are available: every tracker's default `scoring`.
 
-Chosen on both benchmarks: it ranks level with `steady_taylor` and Integrated
-Gradients on the nine planted-truth data sets (`benchmarks/RESULTS.md`,
-`research/scoring_modes/RESULTS.md`) and above both on real data with appended
-irrelevant columns, under PyTorch's and Keras's initialisation
-(`research/real_data_modes/RESULTS.md`), for one accumulator per feature.
-`"steady_taylor"` weighs it by its signal-to-noise ratio over the steps: better
-on wide, noisy planted problems trained long, worse on small real data sets.
+Chosen on both benchmarks (`benchmarks/RESULTS.md`,
+`research/real_data_modes/RESULTS.md`): it ranks level with `taylor`,
+`steady_taylor` and Integrated Gradients on the nine planted-truth data sets,
+and above all of them on real data with appended irrelevant columns, under
+PyTorch's and Keras's initialisation and under Adam, SGD with momentum and plain
+SGD, for three accumulators per feature and a copy of the tracked weight.
+`"taylor"` is its first factor alone (one accumulator, one reduction per read);
+`"steady_taylor"` weighs `taylor` by its signal-to-noise ratio over the steps.
 """
 RECOMMENDED_SNAPSHOT_MODE = "growth"
 """The best mode that needs weight snapshots only (no per-step work at all)."""
@@ -122,6 +133,7 @@ __all__ = [
     "RECOMMENDED_MODE",
     "RECOMMENDED_SNAPSHOT_MODE",
     "SCORING_MODES",
+    "DescentTaylorMode",
     "GrowthMode",
     "HeldReads",
     "ScoringMode",

@@ -105,6 +105,16 @@ class ScoringMode:
         self.arrays: dict[str, Array | None] = dict.fromkeys(self.merge_rules)
         self.last: Array | None = None
         """Copy of the last snapshot, kept by the modes whose scores read it."""
+        self.before: Array | None = None
+        """Modes with [`needs_weights_before`][]: the weight before the next read step.
+
+        Held by [`hold_weights_before()`][hold_weights_before] (the PyTorch trackers call it
+        after the step before each read, and [`start()`][start] with the initial weights)
+        and used by one read only; the Keras tap passes the weight before the step to
+        [`step_terms()`][step_terms] instead. Part of the state while held, so that a run
+        resumed just before a read step reads it as the uninterrupted run does.
+        """
+        self._before_held = False
         self.held = HeldReads(ops, self.check_key, self.terms_from_raw, self._add)
         """Gradient reads not yet in `arrays` (see [`HeldReads`][])."""
 
@@ -137,7 +147,23 @@ class ScoringMode:
 
     # ------------------------------------------------------------------ hooks
     def start(self, weights: Array) -> None:
-        """Record the weights before training (nothing by default)."""
+        """Record the weights before training (the first read's weight before its step)."""
+        if self.needs_weights_before:
+            self.hold_weights_before(weights)
+
+    def hold_weights_before(self, weights: Array) -> None:
+        """Keep a float32 copy of `weights` as the weight before the next read step.
+
+        Only modes with [`needs_weights_before`][] keep one (a no-op elsewhere). The
+        copy is refreshed in place: one pass over the weight per read step.
+        """
+        if not self.needs_weights_before:
+            return
+        if self.before is None or tuple(self.before.shape) != tuple(weights.shape):
+            self.before = self.ops.copy_as(weights, "float32")
+        else:
+            self.ops.copy_into(self.before, weights)
+        self._before_held = True
 
     def snapshot(self, weights: Array) -> None:
         """Absorb one weight snapshot: counted, and copied if [`keeps_last`][].
@@ -159,7 +185,9 @@ class ScoringMode:
     needs_weights_before: ClassVar[bool] = False
     """Gradient modes: whether [`step_terms()`][step_terms] reads the weight before the step."""
 
-    def raw_terms(self, gradient: Array, weights: Array, ops: StepOps) -> dict[str, Array]:
+    def raw_terms(
+        self, gradient: Array, weights: Array, ops: StepOps, before: Array | None = None
+    ) -> dict[str, Array]:
         """The linear part of one step's terms, computed at every read step.
 
         The built-in gradient modes return reductions of `gradient * weights`
@@ -168,8 +196,10 @@ class ScoringMode:
         [`terms_from_raw()`][terms_from_raw] turns a block of them into terms.
         By default the whole of [`step_terms()`][step_terms]. The arrays must be
         new ones, never views of the live gradient or weights (they are held).
+        `before` is the weight before the step, for modes with
+        [`needs_weights_before`][].
         """
-        return self.step_terms(gradient, weights, None, ops)
+        return self.step_terms(gradient, weights, before, ops)
 
     def terms_from_raw(self, raw: dict[str, Array]) -> dict[str, Array]:
         """The non-linear part: terms from [`raw_terms()`][raw_terms], elementwise.
@@ -197,14 +227,18 @@ class ScoringMode:
             The weight after the optimizer step.
         before : array or None
             The weight before the step, for modes with [`needs_weights_before`][]
-            (`synaptic`); `None` elsewhere.
+            (`descent_taylor`); `None` elsewhere.
         ops : StepOps
             The array library's reductions.
         """
         raise NotImplementedError(f"scoring={self.name!r} does not use gradients")
 
-    def gradient(self, gradient: Array, weights: Array) -> None:
+    def gradient(self, gradient: Array, weights: Array, before: Array | None = None) -> None:
         """Absorb one optimizer step's gradient (gradient modes only).
+
+        `before` is the weight before the step; modes with
+        [`needs_weights_before`][] take the copy held by
+        [`hold_weights_before()`][hold_weights_before] when it is not given.
 
         Only the linear part of the terms is computed here, on the gradient's
         device, and held ([`HeldReads`][]); the rest is computed for blocks of
@@ -213,7 +247,19 @@ class ScoringMode:
         settled (when the counts or the sums are read). Nothing here waits for
         the device.
         """
-        self.held.hold(self.raw_terms(gradient, weights, self.ops))
+        if self.needs_weights_before and before is None:
+            # A held copy serves one read: a stale one would measure the distance
+            # from an older weight, not this step's.
+            if not self._before_held:
+                raise ValueError(
+                    f"scoring={self.name!r} reads the weight before each read step, and none "
+                    "is held for this one: call hold_weights_before(weights) before each "
+                    "optimizer step that is read (the PyTorch trackers do, after the step "
+                    "before it), or pass update_gradients(grad, weights, before=...)."
+                )
+            before = self.before
+            self._before_held = False
+        self.held.hold(self.raw_terms(gradient, weights, self.ops, before))
 
     def add_sums(self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int) -> None:
         """Absorb the sums of [`step_terms()`][step_terms] over steps read elsewhere.
@@ -316,12 +362,15 @@ class ScoringMode:
     def state_dict(self) -> dict[str, Any]:
         """Counts and arrays (the accumulators themselves, not copies)."""
         self.settle()
-        return {
+        state = {
             "n_snapshots": self.n_snapshots,
             "n_steps": self.n_steps,
             "n_skipped": self.n_skipped,
             **self.arrays,
         }
+        if self.needs_weights_before:
+            state["weights_before"] = self.before if self._before_held else None
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore [`state_dict()`][state_dict] (arrays are copied into `ops`)."""
@@ -339,6 +388,10 @@ class ScoringMode:
         for key in self.arrays:
             value = state[key]
             self.arrays[key] = None if value is None else self.ops.copy_as(value, self.dtype)
+        if self.needs_weights_before:
+            before = state.get("weights_before")
+            self.before = None if before is None else self.ops.copy_as(before, "float32")
+            self._before_held = before is not None
 
     def merge(self, other: ScoringMode) -> None:
         """Absorb `other`'s statistics (`other` is the later stream)."""
@@ -354,6 +407,9 @@ class ScoringMode:
                 self.arrays[key] = mine + theirs
         if other.last is not None:
             self.last = self.ops.copy_as(other.last, self.dtype)
+        if other._before_held and other.before is not None:
+            self.before = self.ops.copy_as(other.before, "float32")
+            self._before_held = True
         self.n_snapshots += other.n_snapshots
         self.n_steps += other.n_steps
         self.n_skipped += other.n_skipped

@@ -1,8 +1,9 @@
 """The gradient modes: scores from the tracked layer's gradient at optimizer steps.
 
-`taylor`, the recommended mode and every tracker's default, is the mean
-|gradient x input| per feature (Molchanov et al.); `steady_taylor` weighs it
-by its signal-to-noise ratio over the steps. Both keep one or two vectors per feature, whatever the
+`taylor` is the mean |gradient x input| per feature (Molchanov et al.);
+`steady_taylor` weighs it by its signal-to-noise ratio over the steps, and
+`descent_taylor` (`_descent.py`, the recommended mode) by the optimizer's
+descent along each feature's gradient. Both keep one or two vectors per feature, whatever the
 size of the layer. A read step only reduces `gradient * weights` over each
 feature's units, on the gradient's device; the absolute values, squares and
 the NaN/Inf mask are formed for blocks of reads
@@ -41,12 +42,14 @@ class TaylorMode(ScoringMode):
     mean-zero product. It runs in every adapter (PyTorch, Lightning, and Keras through its optimizer
     tap) and keeps one vector per feature.
 
-    It is the recommended mode (`RECOMMENDED_MODE`) and the default of every tracker: on the
-    planted-truth suite it ranks level with Integrated Gradients and with
+    On the planted-truth suite it ranks level with Integrated Gradients and with
     [`SteadyTaylorMode`][] (mean ROC-AUC 0.986 against 0.987 and 0.989, nine data sets, 5
     seeds, `benchmarks/RESULTS.md`); on real data with appended irrelevant columns it ranks
-    above both, and above `steady_taylor` under either initialisation
-    (`research/real_data_modes/RESULTS.md`). For convolutions,
+    above both, and above `steady_taylor` under either initialisation, but below the
+    recommended mode, [`DescentTaylorMode`][], which multiplies it by the optimizer's
+    descent along each feature's gradient (`research/real_data_modes/RESULTS.md`). It is
+    the cheapest gradient mode: one reduction per read step and one vector per feature.
+    For convolutions,
     [`filter_importances_`][neural_feature_importance.core.ConvVarianceImportanceBase.filter_importances_]
     is Molchanov's filter criterion `mean_steps |sum_(k, c) g * w|`.
 
@@ -79,7 +82,9 @@ class TaylorMode(ScoringMode):
         self._other_axes = tuple(a for a in range(ndim) if a != self._unit_axis)
         self._track_units = view.kind == "conv"
 
-    def raw_terms(self, gradient: Array, weights: Array, ops: StepOps) -> dict[str, Array]:
+    def raw_terms(
+        self, gradient: Array, weights: Array, ops: StepOps, before: Array | None = None
+    ) -> dict[str, Array]:
         # The signed sums over each feature's units (and each filter's weights);
         # the absolute value is taken per step, in terms_from_raw().
         if not self._track_units:
@@ -98,7 +103,7 @@ class TaylorMode(ScoringMode):
     def step_terms(
         self, gradient: Array, weights: Array, before: Array | None, ops: StepOps
     ) -> dict[str, Array]:
-        return self.terms_from_raw(self.raw_terms(gradient, weights, ops))
+        return self.terms_from_raw(self.raw_terms(gradient, weights, ops, before))
 
     def feature_sums(self) -> np.ndarray:
         self.held.fold()
@@ -141,11 +146,11 @@ class SteadyTaylorMode(TaylorMode):
     0.89 under PyTorch's initialisation, 0.80 against 0.84 under Glorot's;
     `research/real_data_modes/RESULTS.md`): their runs have few steps, and
     the spread of a real column's terms over them is large against its mean.
-    So `taylor` is the recommended mode, and this one the choice for wide,
-    noisy inputs trained long. Multiplying in the distance the weights moved
-    from their initialisation ranked better still under PyTorch's
-    initialisation but worse under Keras's (Glorot): a weight-based factor
-    that depends on the initialisation was not shipped.
+    So it is the choice for wide, noisy inputs trained long only.
+    Multiplying in the distance the weights moved from their initialisation
+    ranked better still under PyTorch's initialisation but worse under
+    Keras's (Glorot): a weight-based factor that depends on the
+    initialisation was not shipped.
 
     Cost: `taylor`'s per read step (the squares are formed with the
     absolute values, once per 128 reads); the state is two accumulators per
