@@ -394,11 +394,20 @@ def _register(method: Method) -> None:
 for _framework in ("torch", "keras"):
     _register(
         Method(
+            f"descent_taylor_{_framework}",
+            "viann",
+            _framework,  # type: ignore[arg-type]
+            f"descent_taylor, the recommended mode and the default: taylor times the "
+            f"descent along each feature's gradient, every 4th step ({_framework})",
+            tracker_kwargs={"scoring": "descent_taylor"},
+        )
+    )
+    _register(
+        Method(
             f"taylor_{_framework}",
             "viann",
             _framework,  # type: ignore[arg-type]
-            f"taylor, the recommended mode and the default: gradient x input, every 4th "
-            f"step ({_framework})",
+            f"taylor: gradient x input, every 4th step ({_framework})",
             tracker_kwargs={"scoring": "taylor"},
         )
     )

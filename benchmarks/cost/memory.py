@@ -144,9 +144,12 @@ def _memory_numpy(
 
     def one_step(trace: bool) -> None:
         nonlocal step
+        read = every is not None and step % every == 0
+        if read and step:  # start() held the first read's weight before
+            core.hold_weights_before(weights)  # descent_taylor's (a no-op for the others)
         np.add(weights, move, out=weights)
         step += 1
-        if every is not None and (step - 1) % every == 0:
+        if read:
             traced(lambda: core.update_gradients(gradient, weights), trace)
 
     for epoch in range(epochs):

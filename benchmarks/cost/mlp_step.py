@@ -26,6 +26,7 @@ from benchmarks.training import torch_mlp
 MLP_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
     "plain": None,
     "viann_epoch": {"scoring": "viann"},
+    "descent_taylor": {"scoring": "descent_taylor"},
     "taylor": {"scoring": "taylor"},
     "steady_taylor": {"scoring": "steady_taylor"},
     "taylor_every_step": {"scoring": "taylor", "gradient_every": 1},
@@ -35,6 +36,7 @@ MLP_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
 MLP_STEP_LABELS = {
     "plain": "no tracker",
     "viann_epoch": "viann, per epoch",
+    "descent_taylor": "descent_taylor (gradient_every=4)",
     "taylor": "taylor (gradient_every=4)",
     "steady_taylor": "steady_taylor (gradient_every=4)",
     "taylor_every_step": "taylor, gradient_every=1",

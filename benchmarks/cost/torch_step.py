@@ -1,7 +1,8 @@
 """``torch_step``: what the gradient modes cost per training step, on four PyTorch networks.
 
-The gradient modes ``taylor`` (the recommended mode) and ``steady_taylor``
-against no tracker, in paired, interleaved blocks of steps (:mod:`benchmarks.cost.step_blocks`), on
+The gradient modes ``descent_taylor`` (the recommended mode), ``taylor`` and
+``steady_taylor`` against no tracker, in paired, interleaved blocks of steps
+(:mod:`benchmarks.cost.step_blocks`), on
 
 - ``mlp``: the planted-truth benchmark's MLP (500 inputs, 64-64);
 - ``mlp_1m``: an MLP of about a million weights (1,000 inputs, 768-256);
@@ -29,6 +30,7 @@ from neural_feature_importance.core.modes import RECOMMENDED_MODE
 
 TORCH_STEP_VARIANTS: dict[str, dict[str, Any] | None] = {
     "plain": None,
+    "descent_taylor": {"scoring": "descent_taylor"},
     "taylor": {"scoring": "taylor"},
     "steady_taylor": {"scoring": "steady_taylor"},
 }

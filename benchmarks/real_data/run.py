@@ -101,10 +101,17 @@ REAL_METHODS: dict[str, Method] = {}
 for _suffix, _framework in (("", "torch"), ("_keras", "keras")):
     for _method in (
         _tracker(
+            f"descent_taylor{_suffix}",
+            _framework,
+            "descent_taylor",
+            "scoring='descent_taylor', the recommended mode: what a tracker built without "
+            "scoring= uses",
+        ),
+        _tracker(
             f"taylor{_suffix}",
             _framework,
             "taylor",
-            "scoring='taylor', the recommended mode: what a tracker built without scoring= uses",
+            "scoring='taylor', gradient x input",
         ),
         _tracker(
             f"steady_taylor{_suffix}",
