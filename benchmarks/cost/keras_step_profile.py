@@ -97,15 +97,19 @@ STEP_VARIANTS = ("plain", "taylor", "steady_taylor")
 
 
 def keras_step_profile(
-    spec: dict[str, Any], blocks: int = 20, block_seconds: float = 0.25
+    spec: dict[str, Any],
+    blocks: int = 20,
+    block_seconds: float = 0.25,
+    variants: tuple[str, ...] = STEP_VARIANTS,
 ) -> list[dict[str, Any]]:
     """CPU time per compiled train step with and without the tap, in rotated blocks.
 
-    Blocks of steps (about ``block_seconds`` each) of plain, taylor and
-    steady_taylor, in an order rotated from one round to the next; one row
-    per block and variant, in microseconds per step.
+    Blocks of steps (about ``block_seconds`` each) of each of ``variants``
+    (``"plain"`` first, then scoring modes: plain, taylor and steady_taylor by
+    default), in an order rotated from one round to the next; one row per block
+    and variant, in microseconds per step.
     """
-    runs = {variant: _keras_step_runner(spec, variant) for variant in STEP_VARIANTS}
+    runs = {variant: _keras_step_runner(spec, variant) for variant in variants}
     if any(run is None for run in runs.values()):
         return []
     for run in runs.values():
@@ -119,8 +123,8 @@ def keras_step_profile(
     gc.disable()
     try:
         for index in range(blocks):
-            shift = index % len(STEP_VARIANTS)
-            order = STEP_VARIANTS[shift:] + STEP_VARIANTS[:shift]
+            shift = index % len(variants)
+            order = variants[shift:] + variants[:shift]
             for variant in order:
                 start = time.process_time()
                 runs[variant](block)

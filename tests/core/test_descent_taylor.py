@@ -65,13 +65,25 @@ def test_before_can_be_passed_with_each_gradient_instead_of_held():
     np.testing.assert_allclose(tracker.raw_importances_, _numpy_scores(steps), rtol=1e-6)
 
 
-def test_a_held_weight_serves_one_read_only():
-    start, steps = _steps(n=2)
+def test_fed_every_step_each_read_keeps_its_weight_for_the_next():
+    # The bare core's contract: update_gradients() after every optimizer step.
+    start, steps = _steps()
+    tracker = VarianceImportanceBase(normalize=None, scoring="descent_taylor")
+    tracker.start(start)
+    for grad, _, after in steps:
+        tracker.update_gradients(grad, after)
+    np.testing.assert_allclose(tracker.raw_importances_, _numpy_scores(steps), rtol=1e-6)
+
+
+def test_once_held_by_hand_a_held_weight_serves_one_read_only():
+    start, steps = _steps(n=3)
     tracker = VarianceImportanceBase(scoring="descent_taylor")
     tracker.start(start)
-    tracker.update_gradients(*steps[0][::2])  # start() held the weight before this step
+    tracker.update_gradients(steps[0][0], steps[0][2])  # start() held the weight before
+    tracker.hold_weights_before(steps[1][1])
+    tracker.update_gradients(steps[1][0], steps[1][2])
     with pytest.raises(ValueError, match=r"hold_weights_before\(weights\) before each"):
-        tracker.update_gradients(steps[1][0], steps[1][2])
+        tracker.update_gradients(steps[2][0], steps[2][2])
 
 
 def test_a_steady_descent_outranks_a_wandering_one_of_equal_taylor():
@@ -156,7 +168,7 @@ def test_conv_heatmap_by_position_and_filters_by_taylors_criterion():
     np.testing.assert_allclose(tracker.raw_filter_importances_, filters, rtol=1e-10)
 
 
-def test_the_mode_alone_refuses_a_read_without_the_weight_before():
+def test_the_mode_alone_refuses_a_read_before_any_weight_is_held():
     mode = DescentTaylorMode(WeightView("dense", "torch", (3, 4)), NUMPY_OPS, "float64")
     with pytest.raises(ValueError, match="reads the weight before each read step"):
         mode.gradient(np.ones((3, 4)), np.ones((3, 4)))

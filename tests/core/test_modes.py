@@ -52,6 +52,7 @@ def _feed(tracker, start, snapshots, steps, per_epoch=3):
     tracker.start(start, layer_name="dense")
     for epoch, snapshot in enumerate(snapshots):
         for grad, weights in steps[epoch * per_epoch : (epoch + 1) * per_epoch]:
+            # Every step fed: descent_taylor reads each step's weight before from the last.
             tracker.update_gradients(grad, weights)
         tracker.update(snapshot)
     return tracker

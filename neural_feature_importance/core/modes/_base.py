@@ -108,13 +108,17 @@ class ScoringMode:
         self.before: Array | None = None
         """Modes with [`needs_weights_before`][]: the weight before the next read step.
 
-        Held by [`hold_weights_before()`][hold_weights_before] (the PyTorch trackers call it
-        after the step before each read, and [`start()`][start] with the initial weights)
-        and used by one read only; the Keras tap passes the weight before the step to
-        [`step_terms()`][step_terms] instead. Part of the state while held, so that a run
-        resumed just before a read step reads it as the uninterrupted run does.
+        Held by [`start()`][start] (the initial weights), then by each read (its weight
+        after the step: the next step's weight before, for a caller that feeds every
+        step, as the bare core's contract is), or by
+        [`hold_weights_before()`][hold_weights_before] once a caller holds it by hand (the
+        PyTorch trackers, which read one step in `gradient_every`, call it after the step
+        before each read). A held copy serves one read. The Keras tap passes the weight
+        before the step to [`step_terms()`][step_terms] instead. Part of the state while
+        held, so that a resumed run reads it as the uninterrupted run does.
         """
         self._before_held = False
+        self._held_by_hand = False
         self.held = HeldReads(ops, self.check_key, self.terms_from_raw, self._add)
         """Gradient reads not yet in `arrays` (see [`HeldReads`][])."""
 
@@ -149,16 +153,21 @@ class ScoringMode:
     def start(self, weights: Array) -> None:
         """Record the weights before training (the first read's weight before its step)."""
         if self.needs_weights_before:
-            self.hold_weights_before(weights)
+            self._hold(weights)
 
     def hold_weights_before(self, weights: Array) -> None:
         """Keep a float32 copy of `weights` as the weight before the next read step.
 
-        Only modes with [`needs_weights_before`][] keep one (a no-op elsewhere). The
-        copy is refreshed in place: one pass over the weight per read step.
+        Only modes with [`needs_weights_before`][] keep one (a no-op elsewhere). From
+        the first call on, the caller holds it before every read: a read no longer
+        keeps its own weight for the next one. The copy is refreshed in place: one
+        pass over the weight per read step.
         """
-        if not self.needs_weights_before:
-            return
+        if self.needs_weights_before:
+            self._held_by_hand = True
+            self._hold(weights)
+
+    def _hold(self, weights: Array) -> None:
         if self.before is None or tuple(self.before.shape) != tuple(weights.shape):
             self.before = self.ops.copy_as(weights, "float32")
         else:
@@ -237,8 +246,8 @@ class ScoringMode:
         """Absorb one optimizer step's gradient (gradient modes only).
 
         `before` is the weight before the step; modes with
-        [`needs_weights_before`][] take the copy held by
-        [`hold_weights_before()`][hold_weights_before] when it is not given.
+        [`needs_weights_before`][] take the held copy (`before`) when it is not
+        given.
 
         Only the linear part of the terms is computed here, on the gradient's
         device, and held ([`HeldReads`][]); the rest is computed for blocks of
@@ -247,7 +256,8 @@ class ScoringMode:
         settled (when the counts or the sums are read). Nothing here waits for
         the device.
         """
-        if self.needs_weights_before and before is None:
+        held = self.needs_weights_before and before is None
+        if held:
             # A held copy serves one read: a stale one would measure the distance
             # from an older weight, not this step's.
             if not self._before_held:
@@ -260,6 +270,8 @@ class ScoringMode:
             before = self.before
             self._before_held = False
         self.held.hold(self.raw_terms(gradient, weights, self.ops, before))
+        if held and not self._held_by_hand:
+            self._hold(weights)  # the next step's weight before, if every step is fed
 
     def add_sums(self, sums: dict[str, np.ndarray], n_steps: int, n_skipped: int) -> None:
         """Absorb the sums of [`step_terms()`][step_terms] over steps read elsewhere.
