@@ -61,7 +61,9 @@ class StepOps(Protocol):
         `b - c` is a step's change of a weight: small against the weight, so
         `dot(a, b) - dot(a, c)` would lose it to rounding (in float32 at a small
         learning rate, in half precision always). A sparse `a` needs only its
-        rows of `b` and `c`.
+        rows of `b` and `c`. `c` is a scratch copy that the library may overwrite
+        (the PyTorch trackers form the difference in it, in place: no temporary
+        the size of the weight).
         """
 
 

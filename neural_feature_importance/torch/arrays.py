@@ -75,9 +75,10 @@ class TorchArrayOps:
     ) -> torch.Tensor:
         if a.is_sparse:
             return self._reduced(_sparse_row_dot(a, b, axis, minus=c), axis)
-        # In the wider of the two dtypes (a bfloat16 weight less its float32 copy: float32).
-        difference = b - c
-        return self.dot(a.to(difference.dtype), difference, axis)
+        # In place in the scratch copy (float32, or wider): c - b, the step's change
+        # negated; no temporary the size of the weight.
+        negated = c.sub_(b)
+        return -self.dot(a.to(negated.dtype), negated, axis)
 
     def _reduced(self, result: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
         """`result` of a reduction over `axis` (sharded ops reduce it over the processes)."""

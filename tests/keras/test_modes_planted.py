@@ -1,6 +1,6 @@
 """Scoring modes in Keras find planted features where VIANN drifts.
 
-``steady_taylor`` (the recommended mode), ``taylor`` (both read by the
+``descent_taylor`` (the recommended mode), ``taylor`` (both read by the
 optimizer tap) and ``growth`` (the best mode that needs weight snapshots only)
 score the same training run.
 """
@@ -43,7 +43,11 @@ def test_taylor_and_growth_find_the_planted_features_where_viann_drifts():
     # trained 60 epochs (long past the best validation epoch, about 15). The
     # thresholds leave room for the backends' different trajectories (AUC of
     # taylor / growth / VIANN: TensorFlow 1.00 / 1.00 / 0.81, torch 1.00 / 0.88 /
-    # 0.47, JAX 0.98 / 0.95 / 0.67).
+    # 0.47, JAX 0.98 / 0.95 / 0.67). descent_taylor, the recommended mode, ranks a
+    # decoy or two higher than taylor in this one long run (TensorFlow 0.95, torch
+    # 1.00, JAX 0.94): the decoys' gradients are as steady as the informative
+    # features' while they still explain the target. (The planted-truth benchmark,
+    # 5 seeds at 30 epochs: 1.00 for both modes on this data set.)
     data = make_synthetic("correlated_decoys", n_samples=600, random_state=0)
     keras.utils.set_random_seed(0)
     model = _mlp(data.X.shape[1])
@@ -63,10 +67,10 @@ def test_taylor_and_growth_find_the_planted_features_where_viann_drifts():
     auc_viann = roc_auc_score(data.informative, viann)
     assert auc_growth >= 0.85
     assert auc_growth >= auc_viann + 0.15
-    for scoring in ("taylor", RECOMMENDED_MODE):
+    for scoring, least, margin in (("taylor", 0.95, 0.15), (RECOMMENDED_MODE, 0.9, 0.1)):
         auc = roc_auc_score(data.informative, trackers[scoring].feature_importances_)
-        assert auc >= 0.95, scoring
-        assert auc >= auc_viann + 0.15, scoring
+        assert auc >= least, scoring
+        assert auc >= auc_viann + margin, scoring
     # Growth is computed from the first and last kernels alone: check it by hand.
     assert trackers["growth"].n_updates_ == 60
     kernel = np.asarray(keras.ops.convert_to_numpy(model.layers[0].kernel), dtype=np.float64)
@@ -78,8 +82,8 @@ def test_taylor_and_growth_find_the_planted_features_where_viann_drifts():
 def test_recommended_mode_finds_redundant_linear_combinations():
     # Madelon's design: 5 informative features and 10 exact linear combinations
     # of them (all 15 relevant) among 285 noise features, 15 epochs. Measured
-    # AUC of steady_taylor / taylor: TensorFlow 0.996 / 0.990, JAX 0.989 / 0.990,
-    # torch 0.929 / 0.961 (one seed; over seeds the two are level in Keras).
+    # AUC of descent_taylor / taylor: TensorFlow 0.998 / 0.990, JAX 0.998 / 0.990,
+    # torch 0.994 / 0.961.
     data = make_synthetic("redundant_clusters", random_state=0)
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -104,5 +108,5 @@ def test_recommended_mode_finds_redundant_linear_combinations():
         callbacks=list(trackers.values()),
     )
     auc = {s: roc_auc_score(data.informative, t.feature_importances_) for s, t in trackers.items()}
-    assert auc[RECOMMENDED_MODE] >= 0.9, auc
+    assert auc[RECOMMENDED_MODE] >= 0.95, auc
     assert auc["taylor"] >= 0.9, auc

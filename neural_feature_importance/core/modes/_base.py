@@ -257,6 +257,9 @@ class ScoringMode:
         the device.
         """
         held = self.needs_weights_before and before is None
+        if self.needs_weights_before and not held:
+            # A scratch copy: the step operations may form the difference in it.
+            before = self.ops.copy_as(before, "float32")
         if held:
             # A held copy serves one read: a stale one would measure the distance
             # from an older weight, not this step's.
