@@ -59,7 +59,7 @@ class DescentTaylorMode(TaylorMode):
     the update, and for a TensorFlow table's sparse gradient only the batch's rows).
     The state is three accumulators per feature and one float32 copy of the
     tracked weight. For convolutions the filter scores
-    ([`unit_sums()`][unit_sums]) are `taylor`'s (Molchanov's filter criterion).
+    (`unit_sums()`) are `taylor`'s (Molchanov's filter criterion).
     """
 
     name = "descent_taylor"
