@@ -147,11 +147,7 @@ def _sparse_row_dot(
         Unless the gradient is 2-D with its rows sparse and `axis` its last axis
         (an embedding table's layout).
     """
-    if sparse.ndim != 2 or axis not in (1, -1) or sparse.sparse_dim() != 1:
-        raise ValueError(
-            "a sparse gradient is read as an embedding table's: 2-D, sparse along its rows, "
-            f"summed over its last axis; got {sparse.ndim}-D, summed over axis {axis}."
-        )
+    _check_table_layout(sparse, axis)
     # Not coalesced: on a GPU, coalescing waits for the device to count the rows.
     # A row present twice adds its two products, as coalescing would its two values.
     rows = sparse._indices()[0]
@@ -159,9 +155,7 @@ def _sparse_row_dot(
     selected = dense.index_select(0, rows)
     if minus is not None:
         selected = selected - minus.index_select(0, rows)
-    per_row = (values * selected.to(values.dtype)).sum(1)
-    result = torch.zeros(sparse.shape[0], dtype=per_row.dtype, device=per_row.device)
-    return result.index_add_(0, rows, per_row)
+    return _per_row_sums(sparse, rows, (values * selected.to(values.dtype)).sum(1))
 
 
 def _sparse_row_squares(sparse: torch.Tensor, axis: int) -> torch.Tensor:
@@ -178,13 +172,22 @@ def _sparse_row_squares(sparse: torch.Tensor, axis: int) -> torch.Tensor:
         As [`_sparse_row_dot()`][_sparse_row_dot], for a gradient not in an
         embedding table's layout.
     """
+    _check_table_layout(sparse, axis)
+    summed = sparse.coalesce()
+    values = summed._values()
+    return _per_row_sums(sparse, summed._indices()[0], (values * values).sum(1))
+
+
+def _check_table_layout(sparse: torch.Tensor, axis: int) -> None:
+    """Raise unless `sparse` is 2-D, sparse along its rows, and summed over its last axis."""
     if sparse.ndim != 2 or axis not in (1, -1) or sparse.sparse_dim() != 1:
         raise ValueError(
             "a sparse gradient is read as an embedding table's: 2-D, sparse along its rows, "
             f"summed over its last axis; got {sparse.ndim}-D, summed over axis {axis}."
         )
-    summed = sparse.coalesce()
-    values = summed._values()
-    per_row = (values * values).sum(1)
+
+
+def _per_row_sums(sparse: torch.Tensor, rows: torch.Tensor, per_row: torch.Tensor) -> torch.Tensor:
+    """One value per row of the table: `per_row` added at `rows`, 0 at the rows absent."""
     result = torch.zeros(sparse.shape[0], dtype=per_row.dtype, device=per_row.device)
-    return result.index_add_(0, summed._indices()[0], per_row)
+    return result.index_add_(0, rows, per_row)
