@@ -397,11 +397,6 @@ class VarianceImportanceBase(TrackerState, TrackerResults):
             "gradient. Pass scoring= explicitly to take snapshots before the first gradient."
         )
 
-    @property
-    def needs_weights_before(self) -> bool:
-        """Whether the scoring mode reads the weight before each read step (`descent_taylor`)."""
-        return get_mode(self.scoring).needs_weights_before
-
     def hold_weights_before(self, weights: Array) -> None:
         """Keep `weights` as the weight before the next read step (`descent_taylor`).
 

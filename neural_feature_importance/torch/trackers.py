@@ -236,6 +236,8 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         mode = get_mode(scoring)
         self._read_every = (gradient_every or mode.gradient_every) if mode.needs_gradients else None
         """Steps between gradient reads (`None` for snapshot modes), fixed with the options."""
+        self._holds_before = mode.needs_weights_before
+        """Whether the weight before each read step is held (`descent_taylor`)."""
         self.tracked_layer_name_: str | None = None
         self._reader: LayerReader | None = None
         # With several input layers: a tracker of each (each reads its own layer).
@@ -363,7 +365,7 @@ class VarianceImportanceTorch(LayerChoice, HeldCore):
         if reader.parametrized:
             reader.arm(read_next=read_next)
         # core.start() held the initial weights for the first read.
-        if read_next and self._steps and self.core.needs_weights_before:
+        if read_next and self._steps and self._holds_before:
             self.core.hold_weights_before(reader.weight())
 
     def on_step_end(self) -> None:
