@@ -268,15 +268,13 @@ class GradientTapOptimizer(WrappedOptimizer):
         inputs = []
         for slot, gradient in zip(self._slots, gradients, strict=True):
             accumulated = accumulated_copy(self.inner_optimizer, slot.variable)
-            before = None
+            reads_before, before = slot.mode.needs_weights_before, None
             if accumulated is None and self._reads_rows(slot, gradient):
                 # An Embedding's tf.IndexedSlices: read by the batch's rows (keras/_sparse.py),
                 # and so is the weight before the update, where the mode reads it.
-                rows = (
-                    rows_before(slot.variable, gradient) if slot.mode.needs_weights_before else None
-                )
+                rows = rows_before(slot.variable, gradient) if reads_before else None
                 gradient = SparseGradient(gradient, int(slot.variable.shape[0]), rows)
-            elif slot.mode.needs_weights_before:
+            elif reads_before:
                 # A copy: on TensorFlow and torch .value reads the live variable.
                 before = keras.ops.copy(slot.variable.value)
             inputs.append((slot, gradient, accumulated, before))
