@@ -189,3 +189,39 @@ def test_reuse_resets_between_runs():
     _record(tracker, model[0].weight, steps=4)
     _record(tracker, model[0].weight, steps=3)
     assert tracker.n_updates_ == 3
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_descent_taylor_equals_numpy_of_the_read_steps_weights_before_and_after(every):
+    # Adam's steps do not follow the gradient: the descent is not lr * |g|^2. The
+    # tracker holds the weight after the step before each read and forms the
+    # step's difference in that copy; numpy sees the weights before and after.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    tracker = VarianceImportanceTorch(model, normalize=None, gradient_every=every)
+    assert tracker.scoring == "descent_taylor"
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(160, 6, generator=generator)
+    y = (x[:, 0] - x[:, 1] > 0).long()
+    tracker.on_train_begin()
+    taylor, descents, norms = [], [], []
+    for epoch in range(3):
+        for step, rows in enumerate(torch.arange(160).split(16)):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x[rows]), y[rows]).backward()
+            before = model[0].weight.detach().double().clone()
+            optimizer.step()
+            tracker.on_step_end()
+            if (10 * epoch + step) % every == 0:  # steps 1, 1 + every, ... are read
+                g = model[0].weight.grad.double()
+                after = model[0].weight.detach().double()
+                taylor.append((g * after).sum(0).abs().numpy())
+                descents.append((g * (after - before)).sum(0).abs().numpy())
+                norms.append((g * g).sum(0).sqrt().numpy())
+        tracker.on_epoch_end()
+    tracker.on_train_end()
+    expected = np.mean(taylor, 0) * np.sum(descents, 0) / np.sum(norms, 0)
+    assert tracker.n_gradient_steps_ == len(taylor) == -(-30 // every)
+    # The step is a difference of two float32 weights: its rounding sets the tolerance.
+    np.testing.assert_allclose(tracker.raw_importances_, expected, rtol=1e-4)
